@@ -1,0 +1,40 @@
+# ecrd — build and test entry points. `make test` is the project's one test command:
+# it works on a bare Debian machine (it installs what cgo for gousb needs) and is what CI runs.
+GO      ?= go
+PKGS    := ./...
+BIN     := bin/ecrd
+
+.PHONY: all build deps test vet fmt-check bench fuzz demo clean
+
+all: build
+
+# gousb links libusb through cgo; a fresh till image or CI machine has neither the headers nor pkg-config.
+deps:
+	@scripts/install-deps
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/ecrd
+
+vet: deps
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+test: deps fmt-check vet
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Short fuzz runs of every fuzz target; CI runs the seed corpora through `make test` already.
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime 30s ./receipt
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./receipt
+
+demo: build
+	$(BIN) demo
+
+clean:
+	rm -rf bin
