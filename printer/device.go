@@ -1,0 +1,260 @@
+package printer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// conn is the seam under every real transport: an open byte pipe to one ESC/POS device with
+// deadlines, so that a stalled line or a silent printer ends a call instead of hanging it.
+// *os.File (nonblocking tty, FIFO, usblp), net.Conn and usbConn all satisfy it.
+type conn interface {
+	io.ReadWriteCloser
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// dialFunc opens the transport. It is called lazily, on the first call after Open or after an
+// error closed the previous conn, which is how an unplugged printer comes back.
+type dialFunc func(ctx context.Context) (conn, error)
+
+// errNoReadBack is returned by a conn's Read when the device cannot send anything back (a
+// unidirectional usblp printer, a FIFO, a regular file, a USB interface without bulk IN).
+var errNoReadBack = errors.New("device cannot send status back")
+
+// outputDrainer is implemented by conns that buffer output in the kernel (a tty): Print waits
+// for the buffer to empty so that "printed" means the bytes left the machine.
+type outputDrainer interface {
+	drainOutput(deadline time.Time) error
+}
+
+// device is the ESC/POS engine shared by lp, serial, tcp and usb.
+type device struct {
+	uri  string
+	cfg  deviceConfig
+	dial dialFunc
+	// drainWindow is how long Status listens for stale input before asking: long enough to
+	// catch bytes already in flight, short enough not to slow every status call.
+	drainWindow time.Duration
+
+	// sem is a one-slot mutex that a context can give up waiting on: a Status call must be
+	// able to time out while a long Print holds the device.
+	sem    chan struct{}
+	c      conn
+	closed bool
+}
+
+func newDevice(uri string, cfg deviceConfig, dial dialFunc) *device {
+	return &device{uri: uri, cfg: cfg, dial: dial, drainWindow: 20 * time.Millisecond, sem: make(chan struct{}, 1)}
+}
+
+func (d *device) String() string { return d.uri }
+
+func (d *device) lock(ctx context.Context) error {
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("printer %s: waiting for the device: %w", d.uri, ctx.Err())
+	}
+	if d.closed {
+		<-d.sem
+		return ErrClosed
+	}
+	return nil
+}
+
+func (d *device) unlock() { <-d.sem }
+
+// connect returns the open conn, dialling if there is none.
+func (d *device) connect(ctx context.Context) (conn, error) {
+	if d.c != nil {
+		return d.c, nil
+	}
+	c, err := d.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("printer: open %s: %w", d.uri, err)
+	}
+	d.c = c
+	return c, nil
+}
+
+// drop closes the conn after an error: its state is unknown (half a command sent, a dead
+// socket, a vanished USB device), and the next call starts clean by dialling again.
+func (d *device) drop() {
+	if d.c != nil {
+		d.c.Close()
+		d.c = nil
+	}
+}
+
+// deadline is now+d, or the context's deadline when that is sooner.
+func deadline(ctx context.Context, d time.Duration) time.Time {
+	t := time.Now().Add(d)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(t) {
+		return cd
+	}
+	return t
+}
+
+// setDeadline ignores os.ErrNoDeadline: a regular file (lp: in tests) never blocks anyway.
+func setDeadline(set func(time.Time) error, t time.Time) error {
+	if err := set(t); err != nil && !errors.Is(err, os.ErrNoDeadline) {
+		return err
+	}
+	return nil
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// Print writes job in chunks, each with its own deadline, so a stalled line fails within
+// write_timeout and the WriteError says how many bytes went out.
+func (d *device) Print(ctx context.Context, job []byte) error {
+	if err := d.lock(ctx); err != nil {
+		return err
+	}
+	defer d.unlock()
+	c, err := d.connect(ctx)
+	if err != nil {
+		return err
+	}
+	// Cancelling ctx (not only its deadline) must end a blocked write too.
+	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
+	defer stop()
+
+	fail := func(written int, err error) error {
+		if ctxErr := ctx.Err(); ctxErr != nil && isTimeout(err) {
+			err = fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		d.drop()
+		return &WriteError{URI: d.uri, Written: written, Total: len(job), Err: err}
+	}
+	written := 0
+	for written < len(job) {
+		if err := ctx.Err(); err != nil {
+			return fail(written, err)
+		}
+		end := min(written+d.cfg.chunk, len(job))
+		if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
+			return fail(written, err)
+		}
+		n, err := c.Write(job[written:end])
+		written += n
+		if err == nil && n < end-(written-n) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return fail(written, err)
+		}
+	}
+	if dr, ok := c.(outputDrainer); ok {
+		if err := dr.drainOutput(deadline(ctx, d.cfg.writeTimeout)); err != nil {
+			return fail(written, err)
+		}
+	}
+	return nil
+}
+
+// Status drains stale input, then asks DLE EOT 1, 2 and 4 and decodes the three answers.
+func (d *device) Status(ctx context.Context) (Status, error) {
+	if err := d.lock(ctx); err != nil {
+		return Status{}, err
+	}
+	defer d.unlock()
+	c, err := d.connect(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
+	defer stop()
+
+	fail := func(what string, err error) (Status, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// The caller gave up; the device is not known to be broken, but half a query may be
+			// in flight, so start clean next time anyway.
+			err = ctxErr
+		}
+		d.drop()
+		return Status{}, fmt.Errorf("printer: status of %s: %s: %w", d.uri, what, err)
+	}
+	unknown := func(detail string) (Status, error) { return Status{State: StateUnknown, Detail: detail}, nil }
+
+	// An answer left over from an earlier query that timed out, or bytes the printer pushed on
+	// its own, would otherwise be read as the answer to this one.
+	if err := d.drainInput(ctx, c); err != nil {
+		if errors.Is(err, errNoReadBack) {
+			return unknown(err.Error())
+		}
+		return fail("draining input", err)
+	}
+	var answers [3]byte
+	buf := make([]byte, 1)
+	for i, n := range statusQueries {
+		if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
+			return fail("set deadline", err)
+		}
+		if _, err := c.Write([]byte{0x10, 0x04, n}); err != nil {
+			return fail(fmt.Sprintf("sending DLE EOT %d", n), err)
+		}
+		if err := setDeadline(c.SetReadDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
+			return fail("set deadline", err)
+		}
+		got, err := c.Read(buf)
+		switch {
+		case errors.Is(err, errNoReadBack):
+			return unknown(err.Error())
+		case isTimeout(err) && ctx.Err() == nil, got == 0 && err == nil:
+			return unknown(fmt.Sprintf("no answer to DLE EOT %d within %v", n, d.cfg.statusTimeout))
+		case err != nil:
+			return fail(fmt.Sprintf("reading answer to DLE EOT %d", n), err)
+		}
+		answers[i] = buf[0]
+	}
+	st, err := decodeStatus(answers)
+	if err != nil {
+		// A device that answers garbage is reachable but not understood: try it, do not block the spool.
+		return unknown(err.Error())
+	}
+	return st, nil
+}
+
+// drainInput reads and discards whatever arrives within drainWindow of the last byte, up to a
+// cap, so a printer that chatters without end cannot keep Status here forever.
+func (d *device) drainInput(ctx context.Context, c conn) error {
+	buf := make([]byte, 256)
+	for total := 0; total < 64<<10; {
+		if err := setDeadline(c.SetReadDeadline, deadline(ctx, d.drainWindow)); err != nil {
+			return err
+		}
+		n, err := c.Read(buf)
+		total += n
+		if isTimeout(err) && ctx.Err() == nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (d *device) Close() error {
+	d.sem <- struct{}{}
+	defer d.unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if d.c == nil {
+		return nil
+	}
+	err := d.c.Close()
+	d.c = nil
+	return err
+}

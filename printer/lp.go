@@ -1,0 +1,69 @@
+package printer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// lpDialer opens a usblp character device (/dev/usb/lp0). usblp allows reads only from
+// bidirectional printers, so the device is opened read-write and a read that the kernel refuses
+// (EINVAL) becomes errNoReadBack, which Status reports as unknown. FIFOs and regular files are
+// opened write-only: reading a FIFO we also write would return our own job bytes as "status".
+//
+// The fd is nonblocking and handed to Go's poller, which gives usblp and FIFOs real deadlines
+// (usblp's own write never times out).
+func lpDialer(path string) dialFunc {
+	return func(ctx context.Context) (conn, error) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err // ENOENT: unplugged, or the udev symlink is gone
+		}
+		flags := unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+		readable := false
+		switch mode := fi.Mode(); {
+		case mode&os.ModeCharDevice != 0:
+			flags |= unix.O_RDWR
+			readable = true
+		case mode&os.ModeNamedPipe != 0:
+			flags |= unix.O_WRONLY
+		case mode.IsRegular():
+			flags |= unix.O_WRONLY | unix.O_APPEND
+		default:
+			return nil, fmt.Errorf("%s is a %v, not a printer device", path, mode.Type())
+		}
+		fd, err := unix.Open(path, flags, 0)
+		if err == unix.EACCES && readable {
+			// Write permission is all printing needs; status then reads as unknown.
+			flags, readable = flags&^unix.O_RDWR|unix.O_WRONLY, false
+			fd, err = unix.Open(path, flags, 0)
+		}
+		if err == unix.ENXIO && fi.Mode()&os.ModeNamedPipe != 0 {
+			return nil, fmt.Errorf("open %s: no reader on the FIFO: %w", path, err)
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return &lpConn{File: os.NewFile(uintptr(fd), path), readable: readable}, nil
+	}
+}
+
+type lpConn struct {
+	*os.File
+	readable bool
+}
+
+func (c *lpConn) Read(b []byte) (int, error) {
+	if !c.readable {
+		return 0, fmt.Errorf("%s: %w (write-only)", c.Name(), errNoReadBack)
+	}
+	n, err := c.File.Read(b)
+	if errors.Is(err, syscall.EINVAL) {
+		return n, fmt.Errorf("%s: %w (usblp: printer is unidirectional)", c.Name(), errNoReadBack)
+	}
+	return n, err
+}

@@ -1,0 +1,341 @@
+package printer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/gousb"
+)
+
+// USB printers are reached through libusb (gousb), which claims the interface itself and
+// detaches usblp if it is bound. Which interface is used:
+//
+//  1. the first interface (by config, interface, alternate setting number) of class 7
+//     (printer) that has a bulk OUT endpoint;
+//  2. otherwise the first of class 0xFF (vendor-specific, as Epson's "vendor-defined class"
+//     mode and many cheap printers present themselves) that has a bulk OUT endpoint;
+//  3. for usb:VID:PID only, where the user named the device: any interface with bulk OUT.
+//
+// usb: (no VID:PID) takes the first device for which rule 1 or 2 finds an interface. Bulk OUT
+// and IN endpoints come from the descriptors, never from defaults like 0x01/0x82, which are
+// wrong for many printers. Without a bulk IN endpoint Status reports unknown.
+
+const (
+	usbClassPrinter = 0x07
+	usbClassVendor  = 0xff
+)
+
+// usbEndpoint and usbAltSetting describe descriptors in plain values, so the choice of
+// interface can be tested without libusb or hardware.
+type usbEndpoint struct {
+	Address   uint8 // bit 7 set: IN
+	Bulk      bool
+	MaxPacket int
+}
+
+func (e usbEndpoint) in() bool { return e.Address&0x80 != 0 }
+
+type usbAltSetting struct {
+	Config, Interface, Alt int
+	Class                  uint8
+	Endpoints              []usbEndpoint
+}
+
+type usbChoice struct {
+	Config, Interface, Alt int
+	Out                    usbEndpoint
+	In                     *usbEndpoint // nil: the printer cannot answer status
+}
+
+// chooseUSBInterface applies the rule above to alts (any order).
+func chooseUSBInterface(alts []usbAltSetting, anyClass bool) (usbChoice, bool) {
+	alts = append([]usbAltSetting(nil), alts...)
+	sort.SliceStable(alts, func(i, j int) bool {
+		a, b := alts[i], alts[j]
+		if a.Config != b.Config {
+			return a.Config < b.Config
+		}
+		if a.Interface != b.Interface {
+			return a.Interface < b.Interface
+		}
+		return a.Alt < b.Alt
+	})
+	pick := func(accept func(uint8) bool) (usbChoice, bool) {
+		for _, a := range alts {
+			if !accept(a.Class) {
+				continue
+			}
+			c := usbChoice{Config: a.Config, Interface: a.Interface, Alt: a.Alt}
+			var haveOut bool
+			for _, e := range a.Endpoints {
+				if !e.Bulk {
+					continue
+				}
+				if e.in() && c.In == nil {
+					e := e
+					c.In = &e
+				}
+				if !e.in() && !haveOut {
+					c.Out, haveOut = e, true
+				}
+			}
+			if haveOut {
+				return c, true
+			}
+		}
+		return usbChoice{}, false
+	}
+	if c, ok := pick(func(cl uint8) bool { return cl == usbClassPrinter }); ok {
+		return c, true
+	}
+	if c, ok := pick(func(cl uint8) bool { return cl == usbClassVendor }); ok {
+		return c, true
+	}
+	if anyClass {
+		return pick(func(uint8) bool { return true })
+	}
+	return usbChoice{}, false
+}
+
+// usbAltSettings flattens gousb's descriptor maps.
+func usbAltSettings(desc *gousb.DeviceDesc) []usbAltSetting {
+	var alts []usbAltSetting
+	for _, cfg := range desc.Configs {
+		for _, intf := range cfg.Interfaces {
+			for _, s := range intf.AltSettings {
+				a := usbAltSetting{Config: cfg.Number, Interface: s.Number, Alt: s.Alternate, Class: uint8(s.Class)}
+				for _, e := range s.Endpoints {
+					a.Endpoints = append(a.Endpoints, usbEndpoint{
+						Address:   uint8(e.Address),
+						Bulk:      e.TransferType == gousb.TransferTypeBulk,
+						MaxPacket: e.MaxPacketSize,
+					})
+				}
+				sort.Slice(a.Endpoints, func(i, j int) bool { return a.Endpoints[i].Address < a.Endpoints[j].Address })
+				alts = append(alts, a)
+			}
+		}
+	}
+	return alts
+}
+
+// usbPipes is the seam between the ESC/POS engine and libusb: the claimed endpoints of one
+// opened device. Tests supply a fake; usbDevice is the real one.
+type usbPipes interface {
+	write(ctx context.Context, b []byte) (int, error)
+	read(ctx context.Context, b []byte) (int, error) // errNoReadBack without a bulk IN endpoint
+	maxPacket() int                                  // IN reads must be whole packets, or libusb reports overflow
+	close() error
+}
+
+// usbConn gives usbPipes the deadline-based conn interface the engine speaks.
+type usbConn struct {
+	p             usbPipes
+	mu            sync.Mutex
+	rdl, wdl      time.Time
+	pending, rbuf []byte
+}
+
+func newUSBConn(p usbPipes) *usbConn { return &usbConn{p: p} }
+
+func (c *usbConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.rdl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *usbConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.wdl = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *usbConn) ctx(dl time.Time) (context.Context, context.CancelFunc) {
+	if dl.IsZero() {
+		return context.WithCancel(context.Background())
+	}
+	return context.WithDeadline(context.Background(), dl)
+}
+
+// transferErr turns a transfer cancelled by its deadline into os.ErrDeadlineExceeded, which is
+// what the engine (like net and os) treats as "no answer in time".
+func transferErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("usb transfer: %w", os.ErrDeadlineExceeded)
+	}
+	return err
+}
+
+func (c *usbConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	dl := c.wdl
+	c.mu.Unlock()
+	ctx, cancel := c.ctx(dl)
+	defer cancel()
+	n, err := c.p.write(ctx, b)
+	return n, transferErr(ctx, err)
+}
+
+func (c *usbConn) Read(b []byte) (int, error) {
+	if len(c.pending) == 0 {
+		c.mu.Lock()
+		dl := c.rdl
+		c.mu.Unlock()
+		ctx, cancel := c.ctx(dl)
+		defer cancel()
+		if c.rbuf == nil {
+			c.rbuf = make([]byte, max(c.p.maxPacket(), 64))
+		}
+		n, err := c.p.read(ctx, c.rbuf)
+		c.pending = c.rbuf[:n]
+		if err != nil && n == 0 {
+			return 0, transferErr(ctx, err)
+		}
+	}
+	n := copy(b, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
+}
+
+func (c *usbConn) Close() error { return c.p.close() }
+
+// usbDevice is an opened, claimed libusb device; close releases everything in reverse order.
+type usbDevice struct {
+	uctx *gousb.Context
+	dev  *gousb.Device
+	cfg  *gousb.Config
+	intf *gousb.Interface
+	out  *gousb.OutEndpoint
+	in   *gousb.InEndpoint
+	mps  int
+}
+
+func (d *usbDevice) write(ctx context.Context, b []byte) (int, error) {
+	return d.out.WriteContext(ctx, b)
+}
+
+func (d *usbDevice) read(ctx context.Context, b []byte) (int, error) {
+	if d.in == nil {
+		return 0, fmt.Errorf("usb interface has no bulk IN endpoint: %w", errNoReadBack)
+	}
+	return d.in.ReadContext(ctx, b)
+}
+
+func (d *usbDevice) maxPacket() int { return d.mps }
+
+func (d *usbDevice) close() error {
+	var errs []error
+	if d.intf != nil {
+		d.intf.Close()
+	}
+	if d.cfg != nil {
+		errs = append(errs, d.cfg.Close())
+	}
+	if d.dev != nil {
+		errs = append(errs, d.dev.Close())
+	}
+	if d.uctx != nil {
+		errs = append(errs, d.uctx.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// newUSBContext turns gousb's panic on a failed libusb_init (no /dev/bus/usb in a container,
+// no permissions) into an error.
+func newUSBContext() (c *gousb.Context, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("libusb init: %v", r)
+		}
+	}()
+	return gousb.NewContext(), nil
+}
+
+func usbDialer(m usbMatch) dialFunc {
+	return func(ctx context.Context) (conn, error) {
+		d, err := openUSB(m)
+		if err != nil {
+			return nil, err
+		}
+		return newUSBConn(d), nil
+	}
+}
+
+func openUSB(m usbMatch) (_ *usbDevice, err error) {
+	uctx, err := newUSBContext()
+	if err != nil {
+		return nil, fmt.Errorf("%w (usb %s): %v", ErrNotFound, m, err)
+	}
+	d := &usbDevice{uctx: uctx}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+
+	var choice usbChoice
+	var chosen *gousb.DeviceDesc
+	var noInterface error
+	devs, enumErr := uctx.OpenDevices(func(desc *gousb.DeviceDesc) bool {
+		if chosen != nil {
+			return false
+		}
+		if m.byID && (uint16(desc.Vendor) != m.vid || uint16(desc.Product) != m.pid) {
+			return false
+		}
+		c, ok := chooseUSBInterface(usbAltSettings(desc), m.byID)
+		if !ok {
+			if m.byID {
+				noInterface = fmt.Errorf("usb %s has no interface with a bulk OUT endpoint", m)
+			}
+			return false
+		}
+		choice, chosen = c, desc
+		return true
+	})
+	for _, extra := range devs[min(1, len(devs)):] {
+		extra.Close()
+	}
+	switch {
+	case len(devs) > 0:
+		d.dev = devs[0]
+	case chosen != nil:
+		// Found but not opened: usually permissions (a missing udev rule), not absence.
+		return nil, fmt.Errorf("usb %s: found %04x:%04x at bus %d address %d but cannot open it: %v",
+			m, uint16(chosen.Vendor), uint16(chosen.Product), chosen.Bus, chosen.Address, enumErr)
+	case noInterface != nil:
+		return nil, fmt.Errorf("%w: %v", ErrNotFound, noInterface)
+	case enumErr != nil:
+		return nil, fmt.Errorf("%w (usb %s): listing devices: %v", ErrNotFound, m, enumErr)
+	default:
+		return nil, fmt.Errorf("%w (usb %s): no matching device on the bus", ErrNotFound, m)
+	}
+
+	// usblp may hold a class-7 interface; libusb must detach it to claim the interface.
+	if err := d.dev.SetAutoDetach(true); err != nil {
+		return nil, fmt.Errorf("usb %s: auto-detach kernel driver: %w", m, err)
+	}
+	if d.cfg, err = d.dev.Config(choice.Config); err != nil {
+		return nil, fmt.Errorf("usb %s: %w", m, err)
+	}
+	if d.intf, err = d.cfg.Interface(choice.Interface, choice.Alt); err != nil {
+		return nil, fmt.Errorf("usb %s: %w", m, err)
+	}
+	if d.out, err = d.intf.OutEndpoint(int(choice.Out.Address & 0x0f)); err != nil {
+		return nil, fmt.Errorf("usb %s: %w", m, err)
+	}
+	if choice.In != nil {
+		if d.in, err = d.intf.InEndpoint(int(choice.In.Address & 0x0f)); err != nil {
+			return nil, fmt.Errorf("usb %s: %w", m, err)
+		}
+		d.mps = choice.In.MaxPacket
+	}
+	return d, nil
+}
