@@ -1,0 +1,17 @@
+// Package receipt owns secupay's receipt model (the line types separator,
+// textline, name-value and space, and their decorations) and its layout on
+// thermal paper of a given column count. It renders a receipt two ways from
+// one layout: an ESC/POS print job (Render) and a plain-text preview
+// (Preview) that shows the same characters in the same columns.
+//
+// Receipt text comes from the network, so the package treats it as hostile:
+// control characters are removed before encoding, text is NFC-normalised and
+// encoded into the job's code page (cp858 by default), and what the page
+// lacks is transliterated ("€" -> "EUR") or printed as '?'.
+//
+// It must never do device I/O (printer does, with real errors), and it must
+// never send UTF-8 or any byte of receipt text below 0x20 to a printer: the
+// only control bytes in a job are the commands this package writes.
+// github.com/kenshaw/escpos is used only into an in-memory buffer and only
+// for the calls that emit correct bytes (see research/escpos.md).
+package receipt
