@@ -1,0 +1,272 @@
+package printer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestParseURI(t *testing.T) {
+	good := []struct {
+		uri   string
+		check func(target) bool
+	}{
+		{"file:/tmp/p.bin", func(g target) bool { return g.path == "/tmp/p.bin" }},
+		{"lp:/dev/usb/lp0", func(g target) bool { return g.path == "/dev/usb/lp0" && g.dev == defaultDeviceConfig }},
+		{"serial:/dev/ttyUSB0", func(g target) bool {
+			return g.serial == serialConfig{baud: 9600, databits: 8, parity: 'N', stopbits: 1, flow: "none"}
+		}},
+		{"serial:/dev/ttyS0?baud=19200&flow=rtscts&parity=even&databits=7&stopbits=2", func(g target) bool {
+			return g.serial == serialConfig{baud: 19200, databits: 7, parity: 'E', stopbits: 2, flow: "rtscts"}
+		}},
+		{"serial:/dev/ttyS0?flow=xonxoff&status_timeout=250ms&write_timeout=3s&chunk=64", func(g target) bool {
+			return g.serial.flow == "xonxoff" && g.dev == deviceConfig{statusTimeout: 250 * time.Millisecond, writeTimeout: 3 * time.Second, chunk: 64}
+		}},
+		{"tcp:192.168.1.50", func(g target) bool { return g.addr == "192.168.1.50:9100" && g.dialTimeout == 5*time.Second }},
+		{"tcp:printer.local:9101?timeout=2s", func(g target) bool { return g.addr == "printer.local:9101" && g.dialTimeout == 2*time.Second }},
+		{"tcp:[::1]:9100", func(g target) bool { return g.addr == "[::1]:9100" }},
+		{"tcp:[fe80::1]", func(g target) bool { return g.addr == "[fe80::1]:9100" }},
+		{"usb:", func(g target) bool { return !g.usb.byID }},
+		{"usb:04b8:0e15", func(g target) bool { return g.usb == usbMatch{byID: true, vid: 0x04b8, pid: 0x0e15} }},
+		{"usb:04B8:202?status_timeout=1s", func(g target) bool { return g.usb.pid == 0x0202 && g.dev.statusTimeout == time.Second }},
+	}
+	for _, tc := range good {
+		got, err := parseURI(tc.uri)
+		if err != nil {
+			t.Errorf("parseURI(%q): %v", tc.uri, err)
+			continue
+		}
+		if !tc.check(got) {
+			t.Errorf("parseURI(%q) = %+v", tc.uri, got)
+		}
+	}
+	bad := []struct{ uri, want string }{
+		{"", "want scheme:"},
+		{"/dev/usb/lp0", "want scheme:"},
+		{"http://printer", `unknown scheme "http"`},
+		{"file:", "missing device path"},
+		{"lp:", "missing device path"},
+		{"serial:?baud=9600", "missing device path"},
+		{"serial:/dev/ttyS0?baud=12345", "baud=12345: not a standard rate"},
+		{"serial:/dev/ttyS0?baud=fast", `baud="fast": want a number`},
+		{"serial:/dev/ttyS0?flow=dtrdsr", `flow="dtrdsr": want none, rtscts or xonxoff`},
+		{"serial:/dev/ttyS0?parity=mark", `parity="mark"`},
+		{"serial:/dev/ttyS0?databits=9", `databits="9"`},
+		{"serial:/dev/ttyS0?bud=9600", `unknown option "bud" for serial:`},
+		{"tcp:", "want tcp:host"},
+		{"tcp:host:99999", `port "99999": want 1-65535`},
+		{"tcp:host:http", `port "http"`},
+		{"tcp:host?timeout=soon", `timeout="soon": want a positive duration`},
+		{"usb:xyz", "want usb:VID:PID in hex"},
+		{"usb:04b8", "want usb:VID:PID in hex"},
+		{"usb:04b8:0e15:1", "want usb:VID:PID in hex"},
+		{"usb:12345:1", "want usb:VID:PID in hex"},
+		{"lp:/dev/usb/lp0?status_timeout=0s", "status_timeout"},
+		{"file:/tmp/p.bin?status_timeout=1s", `unknown option "status_timeout" for file:`},
+		{"lp:/dev/usb/lp0?a=%zz", "query"},
+	}
+	for _, tc := range bad {
+		_, err := Open(tc.uri)
+		if err == nil {
+			t.Errorf("Open(%q) accepted a bad URI", tc.uri)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"`+tc.uri+`"`) {
+			t.Errorf("Open(%q) error = %q, want it to name the URI and contain %q", tc.uri, err, tc.want)
+		}
+	}
+}
+
+func TestDecodeStatus(t *testing.T) {
+	const ok = 0x12 // 0001 0010: the fixed bits only, nothing wrong
+	tests := []struct {
+		name    string
+		answers [3]byte
+		want    State
+		detail  string
+	}{
+		{"all clear", [3]byte{ok, ok, ok}, StateOnline, ""},
+		{"drawer pin and feed button bits are not states", [3]byte{ok | 0x04, ok | 0x08, ok}, StateOnline, ""},
+		{"offline (n=1 bit 3)", [3]byte{ok | 0x08, ok, ok}, StateOffline, "offline"},
+		{"cover open (n=2 bit 2)", [3]byte{ok | 0x08, ok | 0x04, ok}, StateCoverOpen, "cover open, offline"},
+		{"paper end stop (n=2 bit 5)", [3]byte{ok, ok | 0x20, ok}, StatePaperOut, "stopped by paper end"},
+		{"error (n=2 bit 6)", [3]byte{ok, ok | 0x40, ok}, StateOffline, "error"},
+		{"near end bit 2 (n=4)", [3]byte{ok, ok, ok | 0x04}, StatePaperNearEnd, "paper near end"},
+		{"near end bit 3 (n=4)", [3]byte{ok, ok, ok | 0x08}, StatePaperNearEnd, "paper near end"},
+		{"paper end bit 5 (n=4)", [3]byte{ok, ok, ok | 0x20}, StatePaperOut, "paper end"},
+		{"paper end bit 6 (n=4)", [3]byte{ok, ok, ok | 0x40}, StatePaperOut, "paper end"},
+		{"paper out wins over everything", [3]byte{ok | 0x08, ok | 0x24, ok | 0x6c}, StatePaperOut, "paper end, stopped by paper end, cover open, offline, paper near end"},
+		{"cover open wins over near end", [3]byte{ok, ok | 0x04, ok | 0x0c}, StateCoverOpen, "cover open, paper near end"},
+		{"offline wins over near end", [3]byte{ok | 0x08, ok, ok | 0x0c}, StateOffline, "offline, paper near end"},
+		{"typical TM-T20 answers", [3]byte{0x16, 0x12, 0x12}, StateOnline, ""},
+	}
+	for _, tc := range tests {
+		got, err := decodeStatus(tc.answers)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got.State != tc.want || got.Detail != tc.detail {
+			t.Errorf("%s: decodeStatus(% x) = %+v, want %s %q", tc.name, tc.answers, got, tc.want, tc.detail)
+		}
+	}
+	for _, b := range []byte{0x00, 0xff, 0x10, 0x02, 0x13, 0x11, 0x92, 0x1a & 0xfd, 0x93, 0x32 | 0x80} {
+		for i := range 3 {
+			answers := [3]byte{ok, ok, ok}
+			answers[i] = b
+			if st, err := decodeStatus(answers); err == nil {
+				t.Errorf("decodeStatus(% x) = %+v, want garbage rejected", answers, st)
+			}
+		}
+	}
+	// Every byte with the fixed pattern is accepted; every other byte is rejected.
+	for b := 0; b < 256; b++ {
+		want := b&0x80 == 0 && b&0x10 != 0 && b&0x02 != 0 && b&0x01 == 0
+		if validStatusByte(byte(b)) != want {
+			t.Errorf("validStatusByte(0x%02x) = %v, want %v", b, !want, want)
+		}
+	}
+}
+
+func TestReady(t *testing.T) {
+	for st, want := range map[State]bool{
+		StateOnline: true, StatePaperNearEnd: true, StateUnknown: true,
+		StateOffline: false, StatePaperOut: false, StateCoverOpen: false,
+	} {
+		if got := (Status{State: st}).Ready(); got != want {
+			t.Errorf("Status{%s}.Ready() = %v, want %v", st, got, want)
+		}
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	err := error(&WriteError{URI: "serial:/dev/ttyUSB0", Written: 512, Total: 1830, Err: context.DeadlineExceeded})
+	if got, want := err.Error(), "printer: wrote 512 of 1830 bytes to serial:/dev/ttyUSB0: context deadline exceeded"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Error("WriteError does not unwrap to its cause")
+	}
+}
+
+// simPrinter plays an ESC/POS printer on the far end of a real line (pty master, TCP
+// connection): it answers DLE EOT n with the configured byte and keeps everything else as the
+// printed job. It also records, for each query, how many job bytes had arrived before it, so a
+// test can see whether a query ever landed inside a job.
+type simPrinter struct {
+	rw io.ReadWriter
+
+	mu       sync.Mutex
+	answers  map[byte][]byte // nil entry: stay silent
+	job      bytes.Buffer
+	queryAt  []int
+	readErr  error
+	finished bool
+}
+
+func newSimPrinter(rw io.ReadWriter, a1, a2, a4 byte) *simPrinter {
+	s := &simPrinter{rw: rw}
+	s.setAnswers(a1, a2, a4)
+	return s
+}
+
+func (s *simPrinter) setAnswers(a1, a2, a4 byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers = map[byte][]byte{1: {a1}, 2: {a2}, 4: {a4}}
+}
+
+func (s *simPrinter) silence() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers = map[byte][]byte{}
+}
+
+func (s *simPrinter) run() {
+	buf := make([]byte, 4096)
+	var pending []byte
+	for {
+		n, err := s.rw.Read(buf)
+		s.mu.Lock()
+		pending = append(pending, buf[:n]...)
+		for len(pending) > 0 {
+			if pending[0] != 0x10 {
+				s.job.WriteByte(pending[0])
+				pending = pending[1:]
+				continue
+			}
+			if len(pending) < 3 {
+				break
+			}
+			if pending[1] != 0x04 { // DLE not followed by EOT: job data
+				s.job.WriteByte(pending[0])
+				pending = pending[1:]
+				continue
+			}
+			s.queryAt = append(s.queryAt, s.job.Len())
+			answer := s.answers[pending[2]]
+			pending = pending[3:]
+			if answer != nil {
+				s.rw.Write(answer)
+			}
+		}
+		if err != nil {
+			s.readErr, s.finished = err, true
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *simPrinter) received() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.job.Bytes())
+}
+
+func (s *simPrinter) queries() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.queryAt...)
+}
+
+// waitFor polls cond until it holds or the deadline passes: tests synchronise on observable
+// state, never on sleeps.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func testJob(n int) []byte {
+	job := make([]byte, n)
+	for i := range job {
+		job[i] = byte(0x20 + i%90) // printable, never DLE
+	}
+	return job
+}
+
+func mustStatus(t *testing.T, p Printer, want State) Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := p.Status(ctx)
+	if err != nil {
+		t.Fatalf("%s: Status: %v", p, err)
+	}
+	if st.State != want {
+		t.Fatalf("%s: Status = %+v, want %s", p, st, want)
+	}
+	return st
+}
