@@ -1,0 +1,13 @@
+//go:build !crashpoints
+
+// Package crashpoint marks the steps of a capture where the crash tests kill the daemon.
+// In release builds Hit does nothing and compiles away; only a binary built with
+// `-tags crashpoints` can stop itself (see crashpoint_on.go), so the hook cannot change
+// what a till's daemon does.
+package crashpoint
+
+// Hit marks the named step. It does nothing in this build.
+func Hit(name string) {}
+
+// Enabled reports whether this binary was built with crash points.
+const Enabled = false

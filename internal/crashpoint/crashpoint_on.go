@@ -1,0 +1,24 @@
+//go:build crashpoints
+
+package crashpoint
+
+import (
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Enabled reports whether this binary was built with crash points.
+const Enabled = true
+
+// target is read once: the crash tests start the daemon with ECRD_CRASHPOINT=name.
+var target = strings.TrimSpace(os.Getenv("ECRD_CRASHPOINT"))
+
+// Hit kills the process with SIGKILL — no deferred calls, no flushing, exactly like a
+// power cut as far as the process is concerned — when name is the configured point.
+func Hit(name string) {
+	if target != "" && name == target {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // SIGKILL is delivered asynchronously; never run past the point
+	}
+}

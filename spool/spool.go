@@ -1,0 +1,610 @@
+// Package spool keeps print jobs durable until the printer has taken their last byte.
+//
+// A job is one file in DIR/queue, written with fsync and an atomic rename before Add returns;
+// one worker goroutine owns the printer and drains the queue oldest first, so jobs never
+// interleave on the paper. A job moves to DIR/done only after Print returned without error:
+// a crash in the middle of a job prints the whole job again on restart (a receipt may come
+// out twice in that rare case, never zero times). While the printer reports a state that is
+// not ready (paper out, cover open, offline, unplugged) the job waits and is retried.
+//
+// The spool must never render, talk to secupay, or drop a job because a printer failed.
+package spool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/printer"
+)
+
+// State is where a job is.
+type State string
+
+const (
+	StateQueued  State = "queued"  // durable, waiting for or being written to the printer
+	StatePrinted State = "printed" // the printer took its last byte
+)
+
+// Job is a print job as the caller hands it in.
+type Job struct {
+	// ID names the job. Callers derive it from what the job is for (a transaction's receipt),
+	// so that adding the same job twice — after a crash between spooling and recording that
+	// it was spooled — is a no-op instead of a second receipt.
+	ID            string `json:"id"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	Kind          string `json:"kind"` // receipt, merchant, reprint, lines
+	Data          []byte `json:"data"` // ESC/POS bytes, written to the printer as they are
+}
+
+// Info is what the spool knows about a job.
+type Info struct {
+	ID            string    `json:"id"`
+	TransactionID string    `json:"transaction_id,omitempty"`
+	Kind          string    `json:"kind"`
+	State         State     `json:"state"`
+	Reason        string    `json:"reason,omitempty"` // why a queued job is not printed yet
+	Attempts      int       `json:"attempts"`
+	Bytes         int       `json:"bytes"`
+	Created       time.Time `json:"created"`
+	Printed       time.Time `json:"printed,omitzero"`
+	// Held is true once the worker has looked at the job and found it cannot print now:
+	// the answer to the POS can then say "queued" and why, without waiting longer.
+	Held bool `json:"-"`
+}
+
+// ErrNotFound is returned for a job id the spool does not know.
+var ErrNotFound = errors.New("spool: no such job")
+
+// Options tune the worker. Zero values take the defaults.
+type Options struct {
+	// Poll is how often a held job's printer is asked again (default 2 s).
+	Poll time.Duration
+	// RetryMax caps the back-off after failed writes (default 30 s).
+	RetryMax time.Duration
+	// PrintTimeout bounds one Print call (default 2 min: a long receipt on a 9600 baud line).
+	PrintTimeout time.Duration
+	// StatusTimeout bounds one Status call (default 5 s).
+	StatusTimeout time.Duration
+	// KeepDone is how many printed jobs' records are kept for GET /v1/jobs (default 10000).
+	KeepDone int
+	Logger   *zap.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 30 * time.Second
+	}
+	if o.PrintTimeout <= 0 {
+		o.PrintTimeout = 2 * time.Minute
+	}
+	if o.StatusTimeout <= 0 {
+		o.StatusTimeout = 5 * time.Second
+	}
+	if o.KeepDone <= 0 {
+		o.KeepDone = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// record is a job's file: the job plus the spool's bookkeeping.
+type record struct {
+	Job
+	Seq     uint64    `json:"seq"` // FIFO order; survives restarts
+	Created time.Time `json:"created"`
+	Printed time.Time `json:"printed,omitzero"`
+}
+
+// Spool is a durable queue in front of one printer.
+type Spool struct {
+	queueDir, doneDir string
+	p                 printer.Printer
+	opt               Options
+	log               *zap.Logger
+
+	mu      sync.Mutex
+	seq     uint64
+	queued  map[string]*Info // by id; data stays on disk
+	order   []queuedRef      // queued jobs, oldest first
+	done    map[string]*Info
+	doneIDs []string // printed jobs oldest first, for pruning
+	status  printer.Status
+	statErr error
+	statAt  time.Time
+	changed chan struct{} // closed and replaced on every change, to wake waiters
+
+	wake chan struct{} // a new job arrived
+}
+
+type queuedRef struct {
+	id  string
+	seq uint64
+}
+
+// Open opens (creating if needed) the spool in dir for printer p. It loads queued jobs
+// so that Run resumes them, and removes temporary files a crash left behind.
+func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
+	opt.defaults()
+	s := &Spool{
+		queueDir: filepath.Join(dir, "queue"),
+		doneDir:  filepath.Join(dir, "done"),
+		p:        p,
+		opt:      opt,
+		log:      opt.Logger.With(zap.String("printer", p.String())),
+		queued:   map[string]*Info{},
+		done:     map[string]*Info{},
+		changed:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		status:   printer.Status{State: printer.StateUnknown, Detail: "not asked yet"},
+	}
+	for _, d := range []string{s.queueDir, s.doneDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	done, err := s.load(s.doneDir)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(done, func(i, j int) bool { return done[i].Seq < done[j].Seq })
+	for _, r := range done {
+		s.done[r.ID] = r.info(StatePrinted)
+		s.doneIDs = append(s.doneIDs, r.ID)
+		s.seq = max(s.seq, r.Seq)
+	}
+	queued, err := s.load(s.queueDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range queued {
+		s.seq = max(s.seq, r.Seq)
+		if _, ok := s.done[r.ID]; ok {
+			// The crash came between writing the done record and removing the queue file:
+			// the job was printed; finish the move instead of printing it again.
+			if err := s.remove(filepath.Join(s.queueDir, r.ID+".json")); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		s.queued[r.ID] = r.info(StateQueued)
+		s.order = append(s.order, queuedRef{r.ID, r.Seq})
+	}
+	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
+	if err := s.prune(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (r *record) info(st State) *Info {
+	return &Info{ID: r.ID, TransactionID: r.TransactionID, Kind: r.Kind, State: st,
+		Bytes: len(r.Data), Created: r.Created, Printed: r.Printed}
+}
+
+// load reads every job file in dir. A file that cannot be parsed is moved aside with a
+// ".bad" suffix and logged rather than stopping the daemon or being silently deleted.
+func (s *Spool) load(dir string) ([]*record, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var out []*record
+	for _, e := range ents {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		if atomicfile.IsTemp(name) {
+			os.Remove(path) // never renamed into place: its job was never acknowledged
+			continue
+		}
+		if !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		r, err := readRecord(path)
+		if err != nil {
+			s.log.Error("spool: unreadable job file set aside", zap.String("file", path), zap.Error(err))
+			if err := os.Rename(path, path+".bad"); err != nil {
+				return nil, fmt.Errorf("spool: set aside %s: %w", path, err)
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func readRecord(path string) (*record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || r.ID+".json" != filepath.Base(path) {
+		return nil, fmt.Errorf("job id %q does not match its file name", r.ID)
+	}
+	return &r, nil
+}
+
+// ValidJobID reports whether id can name a job file: letters, digits, '_', '-', '.', not
+// starting with '.', at most 128 bytes.
+func ValidJobID(id string) bool {
+	if id == "" || len(id) > 128 || id[0] == '.' {
+		return false
+	}
+	for _, c := range []byte(id) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Add makes job durable and hands it to the worker. It returns only after the job is on
+// disk. Adding a job whose id the spool already holds (queued or printed) changes nothing
+// and returns that job's info.
+func (s *Spool) Add(job Job) (Info, error) {
+	if !ValidJobID(job.ID) {
+		return Info{}, fmt.Errorf("spool: invalid job id %q", job.ID)
+	}
+	if len(job.Data) == 0 {
+		return Info{}, fmt.Errorf("spool: job %s is empty", job.ID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.queued[job.ID]; ok {
+		return *in, nil
+	}
+	if in, ok := s.done[job.ID]; ok {
+		return *in, nil
+	}
+	s.seq++
+	r := &record{Job: job, Seq: s.seq, Created: time.Now().UTC()}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return Info{}, fmt.Errorf("spool: %w", err)
+	}
+	// Written under the lock so that two Adds cannot reorder their sequence numbers;
+	// an fsync per job is the price of "durable before the POS hears captured".
+	if err := atomicfile.WriteFile(filepath.Join(s.queueDir, job.ID+".json"), b, 0o640); err != nil {
+		s.seq--
+		return Info{}, fmt.Errorf("spool: add %s: %w", job.ID, err)
+	}
+	in := r.info(StateQueued)
+	s.queued[job.ID] = in
+	s.order = append(s.order, queuedRef{job.ID, r.Seq})
+	s.notifyLocked()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.log.Info("job spooled", zap.String("job", job.ID), zap.String("transaction_id", job.TransactionID),
+		zap.String("kind", job.Kind), zap.Int("bytes", len(job.Data)))
+	return *in, nil
+}
+
+// Job returns what the spool knows about job id.
+func (s *Spool) Job(id string) (Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if in, ok := s.queued[id]; ok {
+		return *in, nil
+	}
+	if in, ok := s.done[id]; ok {
+		return *in, nil
+	}
+	return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+}
+
+// Settle waits until job id is printed, or the worker found that it cannot print it now
+// (Held), or ctx ends; it returns the job's info at that moment.
+func (s *Spool) Settle(ctx context.Context, id string) (Info, error) {
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		in, ok := s.queued[id]
+		if !ok {
+			in, ok = s.done[id]
+		}
+		var cur Info
+		if ok {
+			cur = *in
+		}
+		s.mu.Unlock()
+		if !ok {
+			return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		}
+		if cur.State == StatePrinted || cur.Held {
+			return cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return cur, nil
+		}
+	}
+}
+
+// Pending returns the queued jobs, oldest first.
+func (s *Spool) Pending() []Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Info, 0, len(s.order))
+	for _, r := range s.order {
+		out = append(out, *s.queued[r.id])
+	}
+	return out
+}
+
+// PrinterStatus is the printer's state as the worker last saw it.
+type PrinterStatus struct {
+	URI     string         `json:"uri"`
+	Status  printer.Status `json:"status"`
+	Error   string         `json:"error,omitempty"`
+	Checked time.Time      `json:"checked,omitzero"`
+	Queued  int            `json:"queued"`
+}
+
+// Status asks the printer now (the printer serialises this with a job in progress) and
+// returns its state together with the queue length.
+func (s *Spool) Status(ctx context.Context) PrinterStatus {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.StatusTimeout)
+	defer cancel()
+	st, err := s.p.Status(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setStatusLocked(st, err)
+	return s.printerStatusLocked()
+}
+
+func (s *Spool) printerStatusLocked() PrinterStatus {
+	ps := PrinterStatus{URI: s.p.String(), Status: s.status, Checked: s.statAt, Queued: len(s.order)}
+	if s.statErr != nil {
+		ps.Error = s.statErr.Error()
+	}
+	return ps
+}
+
+func (s *Spool) setStatusLocked(st printer.Status, err error) {
+	if err != nil {
+		st = printer.Status{State: printer.StateOffline, Detail: err.Error()}
+	}
+	s.status, s.statErr, s.statAt = st, err, time.Now().UTC()
+}
+
+// notifyLocked wakes everyone in Settle.
+func (s *Spool) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Run is the printer's one worker: it drains the queue until ctx ends. A job already being
+// written when ctx ends is finished (within PrintTimeout) so that SIGTERM never leaves half
+// a receipt on the paper.
+func (s *Spool) Run(ctx context.Context) error {
+	backoff := s.opt.Poll
+	for {
+		id, ok := s.next()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.wake:
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := s.attempt(ctx, id)
+		if err == nil {
+			backoff = s.opt.Poll
+			continue
+		}
+		wait := s.opt.Poll
+		if errors.Is(err, errWriteFailed) {
+			// Failed writes back off (a printer that takes bytes and errors could otherwise
+			// be hammered with the same job); a printer that is merely not ready is polled.
+			wait = backoff
+			backoff = min(backoff*2, s.opt.RetryMax)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Spool) next() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.order) == 0 {
+		return "", false
+	}
+	return s.order[0].id, true
+}
+
+var (
+	errNotReady    = errors.New("printer not ready")
+	errWriteFailed = errors.New("write failed")
+)
+
+// attempt asks the printer whether it is ready, and if so writes job id and marks it done.
+func (s *Spool) attempt(ctx context.Context, id string) error {
+	sctx, cancel := context.WithTimeout(ctx, s.opt.StatusTimeout)
+	st, err := s.p.Status(sctx)
+	cancel()
+	s.mu.Lock()
+	s.setStatusLocked(st, err)
+	if err != nil || !st.Ready() {
+		reason := string(s.status.State)
+		if s.status.Detail != "" {
+			reason += ": " + s.status.Detail
+		}
+		changed := s.holdLocked(reason)
+		s.mu.Unlock()
+		if changed {
+			s.log.Warn("job held: printer not ready", zap.String("job", id), zap.String("reason", reason))
+		}
+		return errNotReady
+	}
+	s.releaseLocked()
+	s.mu.Unlock()
+
+	path := filepath.Join(s.queueDir, id+".json")
+	r, err := readRecord(path)
+	if err != nil {
+		// The file was checked at load or written by Add; losing it now means the state
+		// directory was tampered with. Drop the in-memory entry so the queue moves on.
+		s.log.Error("spool: queued job unreadable, dropped", zap.String("job", id), zap.Error(err))
+		s.mu.Lock()
+		s.dropLocked(id)
+		s.mu.Unlock()
+		return nil
+	}
+	// The write finishes even when ctx ends (shutdown): half a receipt helps nobody.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PrintTimeout)
+	err = s.p.Print(pctx, r.Data)
+	cancel()
+	if err != nil {
+		s.mu.Lock()
+		s.queued[id].Attempts++
+		s.holdLocked("print failed: " + err.Error())
+		s.mu.Unlock()
+		s.log.Warn("job print failed, will retry", zap.String("job", id),
+			zap.String("transaction_id", r.TransactionID), zap.Error(err))
+		return errWriteFailed
+	}
+	return s.markPrinted(r)
+}
+
+// holdLocked records why the queue waits. Every queued job is held with the same reason
+// (jobs behind the first cannot print either), so the POS hears "queued, paper out" for a
+// new receipt without waiting for its turn. It reports whether anything changed.
+func (s *Spool) holdLocked(reason string) bool {
+	changed := false
+	for _, in := range s.queued {
+		if in.Reason != reason || !in.Held {
+			in.Reason, in.Held = reason, true
+			changed = true
+		}
+	}
+	if changed {
+		s.notifyLocked()
+	}
+	return changed
+}
+
+// releaseLocked clears the holds once the printer is ready again.
+func (s *Spool) releaseLocked() {
+	changed := false
+	for _, in := range s.queued {
+		if in.Held {
+			in.Reason, in.Held = "", false
+			changed = true
+		}
+	}
+	if changed {
+		s.notifyLocked()
+	}
+}
+
+func (s *Spool) dropLocked(id string) {
+	delete(s.queued, id)
+	for i, r := range s.order {
+		if r.id == id {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	s.notifyLocked()
+}
+
+// markPrinted moves the job to done: first the done record (without the bytes, which are
+// no longer needed), then the queue file is removed. A crash between the two is healed by
+// Open, which sees the job in both places.
+func (s *Spool) markPrinted(r *record) error {
+	r.Printed = time.Now().UTC()
+	data := r.Data
+	r.Data = nil
+	b, err := json.Marshal(r)
+	r.Data = data
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(s.doneDir, r.ID+".json"), b, 0o640)
+	}
+	if err == nil {
+		err = s.remove(filepath.Join(s.queueDir, r.ID+".json"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		// The receipt is on paper but the spool could not record it (disk full, read-only).
+		// Count it printed in memory so it does not print again and again now; its queue
+		// file remains, so a restart prints it once more — a duplicate, never a loss.
+		s.log.Error("spool: printed job could not be marked done; it will print again after a restart",
+			zap.String("job", r.ID), zap.Error(err))
+	}
+	in := s.queued[r.ID]
+	s.dropLocked(r.ID)
+	in.State, in.Printed, in.Reason, in.Held = StatePrinted, r.Printed, "", false
+	s.done[r.ID] = in
+	s.doneIDs = append(s.doneIDs, r.ID)
+	s.log.Info("job printed", zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID),
+		zap.Int("bytes", len(data)), zap.Int("attempts", in.Attempts+1))
+	if len(s.doneIDs) > s.opt.KeepDone+s.opt.KeepDone/10 {
+		if perr := s.pruneLocked(); perr != nil {
+			s.log.Warn("spool: prune", zap.Error(perr))
+		}
+	}
+	return nil
+}
+
+func (s *Spool) remove(path string) error {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return atomicfile.SyncDir(filepath.Dir(path))
+}
+
+func (s *Spool) prune() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pruneLocked()
+}
+
+// pruneLocked forgets the oldest printed jobs beyond KeepDone. Pruning happens in batches
+// (10 % over the limit) so that a busy till does not unlink a file on every receipt.
+func (s *Spool) pruneLocked() error {
+	n := len(s.doneIDs) - s.opt.KeepDone
+	if n <= 0 {
+		return nil
+	}
+	for _, id := range s.doneIDs[:n] {
+		if err := os.Remove(filepath.Join(s.doneDir, id+".json")); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("spool: prune %s: %w", id, err)
+		}
+		delete(s.done, id)
+	}
+	s.doneIDs = append([]string(nil), s.doneIDs[n:]...)
+	return nil
+}

@@ -1,0 +1,401 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/printer"
+)
+
+// fakePrinter records jobs and can be told to be not ready or to fail writes.
+type fakePrinter struct {
+	mu       sync.Mutex
+	state    printer.State
+	statErr  error
+	failNext int // fail this many Print calls
+	inPrint  int
+	maxPar   int
+	jobs     [][]byte
+	block    chan struct{} // when set, Print waits for it
+	printing chan struct{} // when set, Print signals entry
+}
+
+func newFake() *fakePrinter { return &fakePrinter{state: printer.StateOnline} }
+
+func (f *fakePrinter) String() string { return "fake:" }
+func (f *fakePrinter) Close() error   { return nil }
+
+func (f *fakePrinter) Status(ctx context.Context) (printer.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return printer.Status{State: f.state}, f.statErr
+}
+
+func (f *fakePrinter) Print(ctx context.Context, job []byte) error {
+	f.mu.Lock()
+	f.inPrint++
+	f.maxPar = max(f.maxPar, f.inPrint)
+	block, printing := f.block, f.printing
+	f.mu.Unlock()
+	defer func() { f.mu.Lock(); f.inPrint--; f.mu.Unlock() }()
+	if printing != nil {
+		printing <- struct{}{}
+	}
+	if block != nil {
+		<-block
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failNext > 0 {
+		f.failNext--
+		return errors.New("printer: wrote 3 of 10 bytes: unplugged")
+	}
+	f.jobs = append(f.jobs, append([]byte(nil), job...))
+	return nil
+}
+
+func (f *fakePrinter) set(st printer.State) { f.mu.Lock(); f.state = st; f.mu.Unlock() }
+func (f *fakePrinter) printed() [][]byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([][]byte(nil), f.jobs...)
+}
+
+func fastOpts() Options {
+	return Options{Poll: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}
+}
+
+func run(t *testing.T, s *Spool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitPrinted(t *testing.T, s *Spool, id string) Info {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		in, err := s.Settle(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State == StatePrinted {
+			return in
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("job %s not printed: %+v", id, in)
+		}
+		// Held: wait for the next change.
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func TestJobsPrintInOrderOneAtATime(t *testing.T) {
+	p := newFake()
+	s, err := Open(t.TempDir(), p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("job-%02d", i)
+		ids = append(ids, id)
+		if _, err := s.Add(Job{ID: id, Kind: "receipt", Data: []byte(id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, s)
+	waitPrinted(t, s, ids[len(ids)-1])
+	got := p.printed()
+	if len(got) != len(ids) {
+		t.Fatalf("printed %d jobs, want %d", len(got), len(ids))
+	}
+	for i, j := range got {
+		if string(j) != ids[i] {
+			t.Fatalf("job %d printed %q, want %q (FIFO)", i, j, ids[i])
+		}
+	}
+	if p.maxPar != 1 {
+		t.Fatalf("up to %d Print calls ran at once; jobs must never interleave", p.maxPar)
+	}
+}
+
+func TestAddIsDurableAndIdempotent(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, newFake(), fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Add(Job{ID: "STX_A.receipt", TransactionID: "STX_A", Kind: "receipt", Data: []byte("abc")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.State != StateQueued {
+		t.Fatalf("state %s", in.State)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "STX_A.receipt.json")); err != nil {
+		t.Fatalf("job not on disk after Add returned: %v", err)
+	}
+	again, err := s.Add(Job{ID: "STX_A.receipt", Kind: "receipt", Data: []byte("other")})
+	if err != nil || again.Bytes != 3 {
+		t.Fatalf("second Add = %+v, %v; want the first job unchanged", again, err)
+	}
+	if n := len(s.Pending()); n != 1 {
+		t.Fatalf("%d pending, want 1", n)
+	}
+}
+
+func TestAddRejectsBadJobs(t *testing.T) {
+	s, err := Open(t.TempDir(), newFake(), fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []Job{
+		{ID: "", Data: []byte("x")},
+		{ID: "../escape", Data: []byte("x")},
+		{ID: ".hidden", Data: []byte("x")},
+		{ID: "a/b", Data: []byte("x")},
+		{ID: "empty"},
+	} {
+		if _, err := s.Add(j); err == nil {
+			t.Errorf("Add(%q, %d bytes) accepted", j.ID, len(j.Data))
+		}
+	}
+}
+
+func TestHeldWhileNotReadyPrintsOnRecovery(t *testing.T) {
+	p := newFake()
+	p.set(printer.StatePaperOut)
+	s, err := Open(t.TempDir(), p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	if _, err := s.Add(Job{ID: "j1", Kind: "receipt", Data: []byte("receipt")}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in, err := s.Settle(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.State != StateQueued || !in.Held || in.Reason == "" {
+		t.Fatalf("settled as %+v; want queued and held with a reason", in)
+	}
+	if want := "paper_out"; !bytes.Contains([]byte(in.Reason), []byte(want)) {
+		t.Fatalf("reason %q does not say %s", in.Reason, want)
+	}
+	if n := len(p.printed()); n != 0 {
+		t.Fatalf("printed %d jobs while paper out", n)
+	}
+	p.set(printer.StateOnline)
+	waitPrinted(t, s, "j1")
+	if got := p.printed(); len(got) != 1 || string(got[0]) != "receipt" {
+		t.Fatalf("printed %q", got)
+	}
+}
+
+func TestUnreachablePrinterHoldsJob(t *testing.T) {
+	p := newFake()
+	p.statErr = errors.New("open /dev/usb/lp0: no such device")
+	s, err := Open(t.TempDir(), p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	s.Add(Job{ID: "j1", Data: []byte("x")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	in, _ := s.Settle(ctx, "j1")
+	if !in.Held || !bytes.Contains([]byte(in.Reason), []byte("no such device")) {
+		t.Fatalf("got %+v; want held with the device error as reason", in)
+	}
+	ps := s.Status(ctx)
+	if ps.Status.State != printer.StateOffline || ps.Error == "" || ps.Queued != 1 {
+		t.Fatalf("status %+v", ps)
+	}
+}
+
+func TestFailedWriteIsRetriedWhole(t *testing.T) {
+	p := newFake()
+	p.failNext = 2
+	s, err := Open(t.TempDir(), p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	s.Add(Job{ID: "j1", Data: []byte("whole job")})
+	in := waitPrinted(t, s, "j1")
+	if in.Attempts != 2 {
+		t.Errorf("attempts = %d, want 2 failed before success", in.Attempts)
+	}
+	if got := p.printed(); len(got) != 1 || string(got[0]) != "whole job" {
+		t.Fatalf("printed %q", got)
+	}
+}
+
+func TestQueuedJobsResumeAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := newFake()
+	p.set(printer.StateCoverOpen)
+	s, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s)
+	s.Add(Job{ID: "a", Data: []byte("A")})
+	s.Add(Job{ID: "b", Data: []byte("B")})
+	stop()
+	// A leftover temporary file from a crash inside atomicfile.WriteFile must be ignored.
+	os.WriteFile(filepath.Join(dir, "queue", ".c.json.123.tmp"), []byte("{"), 0o600)
+
+	p2 := newFake()
+	s2, err := Open(dir, p2, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s2.Pending()); n != 2 {
+		t.Fatalf("%d jobs pending after restart, want 2", n)
+	}
+	run(t, s2)
+	waitPrinted(t, s2, "b")
+	if got := p2.printed(); len(got) != 2 || string(got[0]) != "A" || string(got[1]) != "B" {
+		t.Fatalf("printed %q after restart, want A then B", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", ".c.json.123.tmp")); !os.IsNotExist(err) {
+		t.Errorf("temporary file not cleaned: %v", err)
+	}
+	// A third life: printed jobs stay printed.
+	p3 := newFake()
+	s3, err := Open(dir, p3, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s3.Pending()); n != 0 {
+		t.Fatalf("%d jobs pending after they printed", n)
+	}
+	if in, err := s3.Job("a"); err != nil || in.State != StatePrinted {
+		t.Fatalf("job a = %+v, %v", in, err)
+	}
+}
+
+func TestCrashBetweenDoneAndRemoveDoesNotReprint(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, newFake(), fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s)
+	s.Add(Job{ID: "a", Data: []byte("A")})
+	waitPrinted(t, s, "a")
+	stop()
+	// Put the queue file back as if the crash came right after the done record was written.
+	b, _ := os.ReadFile(filepath.Join(dir, "done", "a.json"))
+	os.WriteFile(filepath.Join(dir, "queue", "a.json"), b, 0o600)
+	p := newFake()
+	s2, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s2.Pending()); n != 0 {
+		t.Fatalf("%d pending: a printed job would print again", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "a.json")); !os.IsNotExist(err) {
+		t.Errorf("queue file not removed: %v", err)
+	}
+}
+
+func TestCorruptJobFileIsSetAsideNotFatal(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+	os.WriteFile(filepath.Join(dir, "queue", "x.json"), []byte("{not json"), 0o600)
+	s, err := Open(dir, newFake(), fastOpts())
+	if err != nil {
+		t.Fatalf("Open failed on a corrupt file: %v", err)
+	}
+	if n := len(s.Pending()); n != 0 {
+		t.Fatalf("%d pending", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "x.json.bad")); err != nil {
+		t.Fatalf("corrupt file not set aside: %v", err)
+	}
+}
+
+func TestShutdownFinishesTheJobOnThePaper(t *testing.T) {
+	p := newFake()
+	p.block = make(chan struct{})
+	p.printing = make(chan struct{}, 1)
+	s, err := Open(t.TempDir(), p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	s.Add(Job{ID: "a", Data: []byte("A")})
+	s.Add(Job{ID: "b", Data: []byte("B")})
+	<-p.printing // job a is on its way to the paper
+	cancel()
+	close(p.block)
+	<-done
+	if got := p.printed(); len(got) != 1 || string(got[0]) != "A" {
+		t.Fatalf("printed %q; want job a finished and b left queued", got)
+	}
+	if in, _ := s.Job("a"); in.State != StatePrinted {
+		t.Fatalf("a is %s", in.State)
+	}
+	if in, _ := s.Job("b"); in.State != StateQueued {
+		t.Fatalf("b is %s", in.State)
+	}
+}
+
+func TestPruneKeepsNewestDone(t *testing.T) {
+	dir := t.TempDir()
+	opt := fastOpts()
+	opt.KeepDone = 10
+	s, err := Open(dir, newFake(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, s)
+	for i := 0; i < 30; i++ {
+		s.Add(Job{ID: fmt.Sprintf("j%02d", i), Data: []byte("x")})
+	}
+	waitPrinted(t, s, "j29")
+	ents, _ := os.ReadDir(filepath.Join(dir, "done"))
+	if len(ents) > 11 || len(ents) < 10 {
+		t.Fatalf("%d done records kept, want about 10", len(ents))
+	}
+	if _, err := s.Job("j29"); err != nil {
+		t.Fatalf("newest job forgotten: %v", err)
+	}
+	if _, err := s.Job("j00"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("oldest job kept: %v", err)
+	}
+}
