@@ -1,0 +1,734 @@
+// Package secupaytest is a loopback fake of the secupay Smart Transactions API and its OAuth
+// token endpoint, for ecrd's tests and for `ecrd demo`. It answers as secupay's documentation
+// and SDKs say secupay answers (paths, status codes, error bodies, token invalidation) and can
+// be told to misbehave the ways a real network does: slow, cut, lying, malformed (see Fault).
+//
+// It owns only its own in-memory state. It must never listen on anything but loopback, import
+// package testing (the demo binary links it), or borrow package secupay's logic: a fake that
+// shares the client's assumptions cannot catch them. Where secupay's behaviour is not
+// documented the fake makes a choice and says so in a comment starting "Fake's choice".
+package secupaytest
+
+import (
+	"bytes"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SeedID is the Smart Transaction of secupay's "Step 4: Capture the Payment" example.
+const SeedID = "STX_KJXJDUN542NR3WMRHRVU5WWM6ZQEA2"
+
+// Credentials the fake's /oauth/token accepts.
+const (
+	ClientID     = "ecrd-test-client"
+	ClientSecret = "ecrd-test-secret"
+	// DefaultToken is the bearer token accepted when the server starts.
+	DefaultToken = "test-token"
+	// VerificationURL is what the device grant tells the technician to open (as in the docs).
+	VerificationURL = "http://www.secuoffice.com"
+)
+
+// seedJSON is the documented capture answer made valid JSON: the "// ..." elisions dropped,
+// a missing comma added, and the receipt completed with the lines of secupay's
+// "Pay the Full Amount at the Cash Register" example.
+//
+//go:embed seed.json
+var seedJSON []byte
+
+// Server is the fake. All methods are safe for concurrent use.
+type Server struct {
+	// URL is the base URL (http://127.0.0.1:port), without /api/v2.
+	URL string
+
+	srv  *httptest.Server
+	done chan struct{}
+
+	mu          sync.Mutex
+	autoCreate  bool
+	token       string
+	issued      []string
+	txs         map[string]map[string]any
+	refresh     map[string]bool
+	devices     map[string]*device // by device_code
+	interval    int
+	faults      []*Fault
+	startCalls  map[string]int
+	getCalls    map[string]int
+	captures    map[string]int
+	totalStart  int
+	requests    int
+	tokenCalls  int
+	grants      []string
+	inFlightTok int
+	maxFlight   int
+	nextTransID int
+}
+
+type device struct {
+	uuid, userCode string
+	confirmed      bool
+	expires        time.Time
+}
+
+// NewServer starts the fake on 127.0.0.1 with no transactions, accepting DefaultToken.
+func NewServer() *Server {
+	s := &Server{
+		done:        make(chan struct{}),
+		token:       DefaultToken,
+		txs:         map[string]map[string]any{},
+		refresh:     map[string]bool{},
+		devices:     map[string]*device{},
+		interval:    5,
+		startCalls:  map[string]int{},
+		getCalls:    map[string]int{},
+		captures:    map[string]int{},
+		nextTransID: 29008412,
+	}
+	// httptest.NewServer listens on 127.0.0.1 (or [::1]) only: the fake never faces a network.
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server; answers held back by a Delay fault are abandoned.
+func (s *Server) Close() {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// Client returns an HTTP client for the server (plain http on loopback).
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// SetAutoCreate makes an unknown but valid id exist on demand, in status "created" with a
+// generated receipt, so load tests can use thousands of ids without adding each.
+func (s *Server) SetAutoCreate(on bool) {
+	s.mu.Lock()
+	s.autoCreate = on
+	s.mu.Unlock()
+}
+
+// Token is the bearer token currently accepted ("" after ExpireToken).
+func (s *Server) Token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token
+}
+
+// SetToken makes tok the one accepted token.
+func (s *Server) SetToken(tok string) {
+	s.mu.Lock()
+	s.token = tok
+	s.mu.Unlock()
+}
+
+// RotateToken issues a new token, invalidating the current one as secupay does, and returns
+// it (a test writes it into a token file, say).
+func (s *Server) RotateToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issueLocked()
+}
+
+// ExpireToken invalidates the current token; none is accepted until one is issued.
+func (s *Server) ExpireToken() {
+	s.mu.Lock()
+	s.token = ""
+	s.mu.Unlock()
+}
+
+// IssuedTokens returns every token the server issued (for checking logs never contain one).
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string{DefaultToken}, s.issued...)
+}
+
+func (s *Server) issueLocked() string {
+	s.token = "tok_" + randHex(13)
+	s.issued = append(s.issued, s.token)
+	return s.token
+}
+
+// AddSeed adds the seed's transaction in status "created", with the seed's receipt.
+func (s *Server) AddSeed() {
+	tx, err := decodeMap(seedJSON)
+	if err != nil {
+		panic("secupaytest: embedded seed.json: " + err.Error())
+	}
+	tx["status"] = "created"
+	tx["updated"] = tx["created"]
+	delete(tx, "payment_method")
+	delete(tx, "trans_id")
+	s.mu.Lock()
+	s.txs[SeedID] = tx
+	s.mu.Unlock()
+}
+
+// SeedAnswer returns the seed's documented capture answer (status "ok"), as embedded.
+func SeedAnswer() []byte { return bytes.Clone(seedJSON) }
+
+// Add adds a transaction: a JSON object (json.RawMessage, []byte, string) or any value that
+// marshals to one. It needs an "id"; "status" defaults to "created" and "object" to
+// "smart.transactions". A given status is kept, so tests can set up cancelled or captured ones.
+func (s *Server) Add(tx any) error {
+	var data []byte
+	switch v := tx.(type) {
+	case json.RawMessage:
+		data = v
+	case []byte:
+		data = v
+	case string:
+		data = []byte(v)
+	default:
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			return fmt.Errorf("secupaytest: add: %w", err)
+		}
+	}
+	m, err := decodeMap(data)
+	if err != nil {
+		return fmt.Errorf("secupaytest: add: %w", err)
+	}
+	id, _ := m["id"].(string)
+	if id == "" {
+		return fmt.Errorf("secupaytest: add: transaction has no id")
+	}
+	if _, ok := m["status"]; !ok {
+		m["status"] = "created"
+	}
+	if _, ok := m["object"]; !ok {
+		m["object"] = "smart.transactions"
+	}
+	s.mu.Lock()
+	s.txs[id] = m
+	s.mu.Unlock()
+	return nil
+}
+
+// SetStatus changes a transaction's status (e.g. to "pending" or "cancelled").
+func (s *Server) SetStatus(id, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tx, ok := s.txs[id]; ok {
+		tx["status"] = status
+	}
+}
+
+// Transaction returns the stored transaction as JSON, or nil if unknown.
+func (s *Server) Transaction(id string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, ok := s.txs[id]
+	if !ok {
+		return nil
+	}
+	data, _ := json.Marshal(tx)
+	return data
+}
+
+// SetDeviceInterval sets the polling interval (seconds) the device grant announces.
+func (s *Server) SetDeviceInterval(seconds int) {
+	s.mu.Lock()
+	s.interval = seconds
+	s.mu.Unlock()
+}
+
+// ConfirmDevice confirms every pending device registration, as a technician entering the user
+// code in SecuOffice would. It returns how many were confirmed.
+func (s *Server) ConfirmDevice() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, d := range s.devices {
+		if !d.confirmed {
+			d.confirmed = true
+			n++
+		}
+	}
+	return n
+}
+
+// PendingUserCodes returns the user codes waiting for confirmation.
+func (s *Server) PendingUserCodes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var codes []string
+	for _, d := range s.devices {
+		if !d.confirmed {
+			codes = append(codes, d.userCode)
+		}
+	}
+	return codes
+}
+
+// StartCashCalls counts start/cash requests for id that reached the server (refused ones too).
+func (s *Server) StartCashCalls(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startCalls[id]
+}
+
+// TotalStartCashCalls counts start/cash requests for any id.
+func (s *Server) TotalStartCashCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.totalStart
+}
+
+// Captures counts the start/cash requests that actually captured id (0 or 1 unless a test
+// resets the status).
+func (s *Server) Captures(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.captures[id]
+}
+
+// GetCalls counts GET requests for id.
+func (s *Server) GetCalls(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getCalls[id]
+}
+
+// Requests counts every request that reached the server, on any path.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// TokenCalls counts /oauth/token requests; Grants lists their grant_type in order.
+func (s *Server) TokenCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenCalls
+}
+
+// Grants lists the grant_type of every /oauth/token request, in order.
+func (s *Server) Grants() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.grants...)
+}
+
+// MaxConcurrentTokenRequests is the most /oauth/token requests ever in progress at once.
+// secupay invalidates a token when it issues the next, so a correct client keeps this at 1.
+func (s *Server) MaxConcurrentTokenRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxFlight
+}
+
+// --- HTTP ---
+
+const apiPrefix = "/api/v2/Smart/Transactions/"
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	op, id, method := route(r)
+	s.mu.Lock()
+	s.requests++
+	switch op {
+	case "start":
+		s.startCalls[id]++
+		s.totalStart++
+	case "get":
+		s.getCalls[id]++
+	case "token":
+		s.tokenCalls++
+		s.inFlightTok++
+		s.maxFlight = max(s.maxFlight, s.inFlightTok)
+	}
+	f := s.takeFaultLocked(op, id)
+	s.mu.Unlock()
+	if op == "token" {
+		defer func() {
+			s.mu.Lock()
+			s.inFlightTok--
+			s.mu.Unlock()
+		}()
+	}
+
+	var a answer
+	switch {
+	case f == nil:
+		a = s.handle(op, id, method, r)
+	case f.CaptureFirst:
+		// The server did the work; only the answer goes wrong.
+		a = s.handle(op, id, method, r)
+		if !s.delay(r, f.Delay) {
+			return
+		}
+		if f.Status != 0 || f.Body != "" {
+			a = f.answer()
+		}
+	default:
+		if !s.delay(r, f.Delay) {
+			return // the client gave up: a slow server that notices does nothing
+		}
+		if f.Status != 0 || f.Body != "" {
+			a = f.answer()
+		} else {
+			a = s.handle(op, id, method, r)
+		}
+	}
+	if f != nil && f.Cut {
+		cut(w, a)
+		return
+	}
+	a.write(w)
+}
+
+// route maps a request to an operation. Path segments are unescaped one by one, so an
+// escaped slash stays inside the id (and then fails the id check) instead of making a path.
+func route(r *http.Request) (op, id, method string) {
+	p := r.URL.EscapedPath()
+	if p == "/oauth/token" && r.Method == http.MethodPost {
+		return "token", "", ""
+	}
+	if !strings.HasPrefix(p, apiPrefix) {
+		return "other", "", ""
+	}
+	parts := strings.Split(strings.TrimPrefix(p, apiPrefix), "/")
+	for i, part := range parts {
+		u, err := url.PathUnescape(part)
+		if err != nil {
+			return "other", "", ""
+		}
+		parts[i] = u
+	}
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		return "get", parts[0], ""
+	case len(parts) == 3 && parts[1] == "start" && r.Method == http.MethodPost:
+		return "start", parts[0], parts[2]
+	}
+	return "other", parts[0], ""
+}
+
+type answer struct {
+	status int
+	body   []byte
+}
+
+func (a answer) write(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.WriteHeader(a.status)
+	w.Write(a.body)
+}
+
+func (s *Server) handle(op, id, method string, r *http.Request) answer {
+	switch op {
+	case "token":
+		return s.handleToken(r)
+	case "start", "get":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.authorizedLocked(r) {
+			return tokenRefused()
+		}
+		tx, a, ok := s.lookupLocked(id)
+		if !ok {
+			return a
+		}
+		if op == "get" {
+			return ok200(tx)
+		}
+		return s.startLocked(id, method, tx)
+	default:
+		return answer{http.StatusNotFound, errBody("ProductNotFoundException",
+			"Not found: "+r.Method+" "+r.URL.EscapedPath(), "Es ist ein unbekannter Fehler aufgetreten", 0, NewSupportID())}
+	}
+}
+
+// authorizedLocked accepts only "Authorization: Bearer <current token>". The seed's
+// "Authenticate:" header is a documentation typo (every SDK sends Authorization); a client
+// following the seed literally is refused here as it would be by secupay.
+func (s *Server) authorizedLocked(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	return ok && s.token != "" && tok == s.token
+}
+
+// tokenRefused is secupay's documented answer to a missing or expired token. (secupay also
+// sends the exception name as the reason phrase, "403 ProductNotAllowedException"; net/http
+// cannot, and clients must not depend on it.)
+func tokenRefused() answer {
+	return answer{http.StatusForbidden, errBody("ProductNotAllowedException",
+		"Valid auth token required", "Es ist ein unbekannter Fehler aufgetreten (Code 2003)", 2003, NewSupportID())}
+}
+
+func (s *Server) lookupLocked(id string) (map[string]any, answer, bool) {
+	if tx, ok := s.txs[id]; ok {
+		return tx, answer{}, true
+	}
+	if s.autoCreate && validID(id) {
+		tx := generated(id)
+		s.txs[id] = tx
+		return tx, answer{}, true
+	}
+	return nil, answer{http.StatusNotFound, errBody("ProductNotFoundException",
+		"Not found", "Es ist ein unbekannter Fehler aufgetreten", 0, NewSupportID())}, false
+}
+
+// startLocked captures. Fake's choice: only "cash" is implemented (ecrd needs nothing else);
+// another method answers 400 ProductFormatException. And a start on a transaction that is not
+// "created" or "processing" — undocumented by secupay — answers 400 ProductInternalException
+// "transaction already started" (or naming the status), and changes nothing.
+func (s *Server) startLocked(id, method string, tx map[string]any) answer {
+	if method != "cash" {
+		return answer{http.StatusBadRequest, errBody("ProductFormatException",
+			"payment method "+strconv.Quote(method)+" is not supported by the fake", "Es ist ein unbekannter Fehler aufgetreten", 1001, NewSupportID())}
+	}
+	switch st, _ := tx["status"].(string); st {
+	case "created", "processing":
+	case "ok":
+		return answer{http.StatusBadRequest, errBody("ProductInternalException",
+			"transaction already started", "Die Transaktion wurde bereits gestartet", 1001, NewSupportID())}
+	default:
+		return answer{http.StatusBadRequest, errBody("ProductInternalException",
+			"transaction in status "+strconv.Quote(st)+" cannot be started", "Es ist ein interner Fehler aufgetreten", 1001, NewSupportID())}
+	}
+	tx["status"] = "ok"
+	tx["payment_method"] = "cash"
+	tx["updated"] = time.Now().Format(time.RFC3339)
+	if id == SeedID {
+		tx["trans_id"] = "29008411" // as the seed's answer shows it: a string
+	} else {
+		tx["trans_id"] = s.nextTransID // as the SDK types it: a number
+		s.nextTransID++
+	}
+	if r, ok := tx["receipt"].([]any); !ok || len(r) == 0 {
+		tx["receipt"] = generatedReceipt(tx)
+	}
+	s.captures[id]++
+	return ok200(tx)
+}
+
+func ok200(tx map[string]any) answer {
+	data, err := json.Marshal(tx)
+	if err != nil {
+		panic("secupaytest: " + err.Error())
+	}
+	return answer{http.StatusOK, data}
+}
+
+// generated is an AutoCreate transaction: the smallest one secupay documents (a demo basket
+// info), plus a receipt so that printing can be load-tested too.
+func generated(id string) map[string]any {
+	now := time.Now().Format(time.RFC3339)
+	tx := map[string]any{
+		"object":        "smart.transactions",
+		"id":            id,
+		"merchant":      map[string]any{"object": "general.merchants", "id": "MRC_35SZ3R5GGQQP4T0U2T5GFAN9P6C4PG", "companyname": "John's Bakery"},
+		"device_source": map[string]any{"object": "smart.devices", "id": "SDV_2YJDXYESB2YBHECVB5GQGSYPNM8UA6"},
+		"created":       now,
+		"updated":       now,
+		"status":        "created",
+		"basket_info":   map[string]any{"sum": 796, "currency": "EUR"},
+		"is_demo":       true,
+	}
+	tx["receipt"] = generatedReceipt(tx)
+	return tx
+}
+
+func generatedReceipt(tx map[string]any) []any {
+	id, _ := tx["id"].(string)
+	line := func(typ string, v map[string]any) map[string]any {
+		if v == nil {
+			return map[string]any{"type": typ}
+		}
+		return map[string]any{"type": typ, "value": v}
+	}
+	return []any{
+		line("separator", map[string]any{"caption": "Barzahlung"}),
+		line("name-value", map[string]any{"name": "Vorgang:", "value": id, "decoration": []any{}}),
+		line("space", nil),
+		line("textline", map[string]any{"text": "Umsatz erfasst:", "decoration": []any{}}),
+		line("textline", map[string]any{"text": "7,96 EUR", "decoration": []any{"important"}}),
+	}
+}
+
+// --- /oauth/token ---
+
+func (s *Server) handleToken(r *http.Request) answer {
+	form, err := tokenForm(r)
+	if err != nil {
+		return oauthError(http.StatusBadRequest, "invalid_request", err.Error())
+	}
+	grant := form.Get("grant_type")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grants = append(s.grants, grant)
+	if form.Get("client_id") == "" || form.Get("client_secret") == "" {
+		return oauthError(http.StatusBadRequest, "invalid_client", "Client credentials were not found in the headers or body")
+	}
+	if form.Get("client_id") != ClientID || form.Get("client_secret") != ClientSecret {
+		return oauthError(http.StatusBadRequest, "invalid_client", "The client credentials are invalid")
+	}
+	switch grant {
+	case "":
+		return oauthError(http.StatusBadRequest, "invalid_request", "The grant type was not specified in the request")
+	case "client_credentials":
+		return tokenAnswer(s.issueLocked(), "", "https://scope.secucard.com/e/api")
+	case "refresh_token":
+		if !s.refresh[form.Get("refresh_token")] {
+			return oauthError(http.StatusBadRequest, "invalid_grant", "Invalid refresh token")
+		}
+		// As documented: no refresh_token in the answer, the session's one stays valid.
+		return tokenAnswer(s.issueLocked(), "", nil)
+	case "device":
+		return s.deviceLocked(form)
+	default:
+		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "Grant type "+strconv.Quote(grant)+" not supported")
+	}
+}
+
+func (s *Server) deviceLocked(form url.Values) answer {
+	if code := form.Get("code"); code != "" {
+		d, ok := s.devices[code]
+		switch {
+		case !ok:
+			return oauthError(http.StatusBadRequest, "invalid_grant", "Invalid device code")
+		case !d.confirmed && time.Now().After(d.expires):
+			delete(s.devices, code)
+			return oauthError(http.StatusBadRequest, "expired_token", "The device code has expired")
+		case !d.confirmed:
+			return oauthError(http.StatusUnauthorized, "authorization_pending", "The user has not yet confirmed the device")
+		}
+		rt := randHex(20)
+		s.refresh[rt] = true
+		return tokenAnswer(s.issueLocked(), rt, nil)
+	}
+	uuid := form.Get("uuid")
+	if uuid == "" {
+		return oauthError(http.StatusBadRequest, "invalid_request", `Missing parameters: "uuid" or "code" required`)
+	}
+	code := randHex(16)
+	d := &device{uuid: uuid, userCode: strings.ToLower(randHex(4)), expires: time.Now().Add(1200 * time.Second)}
+	s.devices[code] = d
+	data, _ := json.Marshal(map[string]any{
+		"device_code": code, "user_code": d.userCode, "verification_url": VerificationURL,
+		"expires_in": 1200, "interval": s.interval,
+	})
+	return answer{http.StatusOK, data}
+}
+
+// tokenForm reads the grant as a form (PHP SDK) or as JSON (the docs' examples, Java SDK).
+func tokenForm(r *http.Request) (url.Values, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/json" {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, fmt.Errorf("body is not JSON")
+		}
+		v := url.Values{}
+		for k, x := range m {
+			v.Set(k, fmt.Sprint(x))
+		}
+		return v, nil
+	}
+	return url.ParseQuery(string(body))
+}
+
+func tokenAnswer(access, refresh string, scope any) answer {
+	m := map[string]any{"access_token": access, "expires_in": 1200, "token_type": "bearer", "scope": scope}
+	if refresh != "" {
+		m["refresh_token"] = refresh
+	}
+	data, _ := json.Marshal(m)
+	return answer{http.StatusOK, data}
+}
+
+func oauthError(status int, code, desc string) answer {
+	data, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
+	return answer{status, data}
+}
+
+// --- helpers ---
+
+// ErrorBody is secupay's error payload (ProductExceptionPayload). code is written as given:
+// pass an int for the documented number, a string for the SDK's type, nil to leave it out;
+// supportID "" leaves supportId out (secupay's proxy does). httpStatus is unused in the body
+// but keeps call sites reading like the answer they build.
+func ErrorBody(httpStatus int, exception, details, user string, code any, supportID string) string {
+	return string(errBody(exception, details, user, code, supportID))
+}
+
+func errBody(exception, details, user string, code any, supportID string) []byte {
+	m := map[string]any{"status": "error", "error": exception, "error_details": details, "error_user": user}
+	if code != nil {
+		m["code"] = code
+	}
+	if supportID != "" {
+		m["supportId"] = supportID
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		panic("secupaytest: " + err.Error())
+	}
+	return data
+}
+
+// TokenRefusedBody is the documented 403 body for an expired or missing token.
+func TokenRefusedBody() string { return string(tokenRefused().body) }
+
+// NewSupportID returns a support id shaped like secupay's (32 hex digits).
+func NewSupportID() string { return randHex(16) }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// validID is the fake's own check of an id (not package secupay's, on purpose).
+func validID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "STX_")
+	if !ok || len(rest) == 0 || len(rest) > 64 {
+		return false
+	}
+	for _, c := range []byte(rest) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeMap(data []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber() // keep 29008411 a number and big numbers exact
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	return maps.Clone(m), nil
+}
