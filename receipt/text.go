@@ -144,14 +144,19 @@ func stripControls(s string) string {
 	}
 	var b strings.Builder
 	b.Grow(len(s))
+	spaced := false // a whitespace control just became a space: CR LF is one gap, not two
 	for _, r := range s {
 		switch {
 		case r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r' || r == 0x85:
-			b.WriteByte(' ')
+			if !spaced {
+				b.WriteByte(' ')
+			}
+			spaced = true
 		case isControl(r):
 			// dropped: never reaches the printer
 		default:
 			b.WriteRune(r)
+			spaced = false
 		}
 	}
 	return b.String()
