@@ -1,0 +1,240 @@
+package printer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// tcpPrinter is a loopback listener acting as a network printer; each accepted connection gets
+// a simPrinter, and the test can see and drop connections.
+type tcpPrinter struct {
+	ln       net.Listener
+	accepted atomic.Int32
+	mu       sync.Mutex
+	conns    []net.Conn
+	sims     []*simPrinter
+	answers  [3]byte
+	noRead   bool
+}
+
+func newTCPPrinter(t *testing.T, noRead bool) *tcpPrinter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpPrinter{ln: ln, answers: [3]byte{0x16, 0x12, 0x12}, noRead: noRead}
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			sim := newSimPrinter(c, s.answers[0], s.answers[1], s.answers[2])
+			s.sims = append(s.sims, sim)
+			s.mu.Unlock()
+			s.accepted.Add(1)
+			if !noRead {
+				go sim.run()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *tcpPrinter) uri() string { return "tcp:" + s.ln.Addr().String() }
+
+func (s *tcpPrinter) sim(i int) *simPrinter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sims[i]
+}
+
+func (s *tcpPrinter) setAnswers(a1, a2, a4 byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers = [3]byte{a1, a2, a4}
+	for _, sim := range s.sims {
+		sim.setAnswers(a1, a2, a4)
+	}
+}
+
+func (s *tcpPrinter) dropAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+func TestTCPStatusAndPrint(t *testing.T) {
+	srv := newTCPPrinter(t, false)
+	p, err := Open(srv.uri() + "?status_timeout=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if srv.accepted.Load() != 0 {
+		t.Fatal("Open connected; it must connect lazily")
+	}
+	mustStatus(t, p, StateOnline)
+	job := testJob(5000)
+	if err := p.Print(context.Background(), job); err != nil {
+		t.Fatalf("Print: %v", err)
+	}
+	waitFor(t, "the job at the printer", func() bool { return len(srv.sim(0).received()) >= len(job) })
+	if got := srv.sim(0).received(); !bytes.Equal(got, job) {
+		t.Fatalf("printer received %d bytes, want the whole %d-byte job", len(got), len(job))
+	}
+	srv.setAnswers(0x16|0x08, 0x12|0x04, 0x12)
+	mustStatus(t, p, StateCoverOpen)
+	srv.setAnswers(0x16, 0x12, 0x12|0x60)
+	mustStatus(t, p, StatePaperOut)
+	if n := srv.accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want one reused", n)
+	}
+}
+
+// Status and Print from different goroutines must never interleave on the wire: every status
+// query must reach the printer between whole jobs.
+func TestTCPStatusNeverInterleavesWithPrint(t *testing.T) {
+	srv := newTCPPrinter(t, false)
+	p, err := Open(srv.uri() + "?chunk=256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	job := testJob(20000)
+	const jobs = 5
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range jobs {
+			if err := p.Print(context.Background(), job); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for range 20 {
+			if _, err := p.Status(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	wg.Wait()
+	waitFor(t, "all jobs", func() bool { return len(srv.sim(0).received()) >= jobs*len(job) })
+	for _, at := range srv.sim(0).queries() {
+		if at%len(job) != 0 {
+			t.Fatalf("a status query arrived after byte %d, inside a job", at)
+		}
+	}
+}
+
+func TestTCPWriteDeadline(t *testing.T) {
+	srv := newTCPPrinter(t, true) // accepts, never reads
+	p, err := Open(srv.uri() + "?write_timeout=200ms&chunk=65536")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	job := testJob(64 << 20) // far more than loopback socket buffers hold
+	err = p.Print(context.Background(), job)
+	var we *WriteError
+	if !errors.As(err, &we) || we.Written >= we.Total || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Print to a printer that never reads = %v, want *WriteError with a deadline partway", err)
+	}
+	t.Logf("%v", err)
+	// The dead connection was dropped: the next call dials again.
+	_, _ = p.Status(context.Background())
+	if n := srv.accepted.Load(); n != 2 {
+		t.Errorf("%d connections after the failed write, want a fresh one (2)", n)
+	}
+}
+
+func TestTCPContextCancelEndsPrint(t *testing.T) {
+	srv := newTCPPrinter(t, true)
+	p, err := Open(srv.uri() + "?chunk=65536")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	// Cancel once the printer has stopped taking bytes: the write is blocked by then.
+	go func() {
+		for srv.accepted.Load() == 0 && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	err = p.Print(ctx, testJob(64<<20))
+	var we *WriteError
+	if !errors.As(err, &we) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Print with a cancelled context = %v, want a WriteError wrapping context.Canceled", err)
+	}
+}
+
+func TestTCPClosedPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p, err := Open("tcp:" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Status(context.Background()); err == nil {
+		t.Error("Status on a closed port succeeded")
+	}
+	if err := p.Print(context.Background(), []byte("x")); err == nil {
+		t.Error("Print on a closed port succeeded")
+	}
+}
+
+func TestTCPReconnectAfterServerDrop(t *testing.T) {
+	srv := newTCPPrinter(t, false)
+	p, err := Open(srv.uri())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	mustStatus(t, p, StateOnline)
+	srv.dropAll()
+	// The first call after the drop may fail (that is how a dead connection is noticed); the
+	// device must then dial again rather than keep the dead socket.
+	var st Status
+	waitFor(t, "a status over a new connection", func() bool {
+		st, err = p.Status(context.Background())
+		return err == nil && srv.accepted.Load() == 2
+	})
+	if st.State != StateOnline {
+		t.Errorf("Status after reconnect = %+v", st)
+	}
+	job := testJob(1000)
+	if err := p.Print(context.Background(), job); err != nil {
+		t.Fatalf("Print after reconnect: %v", err)
+	}
+	waitFor(t, "the job on the new connection", func() bool { return bytes.Equal(srv.sim(1).received(), job) })
+}
