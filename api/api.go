@@ -1,0 +1,307 @@
+// Package api is ecrd's local HTTP API, served over a Unix socket to the POS app on the till.
+// It validates requests, maps them onto the capture service and the spool, and maps their
+// errors onto HTTP statuses and a stable JSON error shape. It must never talk to secupay or
+// to a printer itself, and never answer "captured" for a payment the journal does not hold.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/spool"
+)
+
+// Body size limits. A capture needs no body at all; receipt lines from the POS are small,
+// but a long receipt of several thousand lines must still fit.
+const (
+	MaxCaptureBody  = 64 << 10
+	MaxReceiptsBody = 4 << 20
+)
+
+// Config wires the API.
+type Config struct {
+	Capture *capture.Service
+	Spool   *spool.Spool
+	// CaptureTimeout bounds one capture, including the wait for the receipt to print. The
+	// capture does not end when the POS hangs up: a half-done capture is worse than a late one.
+	CaptureTimeout time.Duration
+	// Health adds fields to GET /healthz (e.g. a pending device authorisation code).
+	Health func() map[string]any
+	Logger *zap.Logger
+}
+
+// Handler returns the API's HTTP handler.
+func Handler(cfg Config) http.Handler {
+	if cfg.CaptureTimeout <= 0 {
+		cfg.CaptureTimeout = 90 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	h := &handler{cfg: cfg, log: cfg.Logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/transactions/{id}/cash", h.capture)
+	mux.HandleFunc("POST /v1/transactions/{id}/reprint", h.reprint)
+	mux.HandleFunc("POST /v1/receipts", h.receipts)
+	mux.HandleFunc("GET /v1/jobs/{id}", h.job)
+	mux.HandleFunc("GET /v1/printer", h.printer)
+	mux.HandleFunc("GET /healthz", h.health)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), nil)
+	})
+	return h.recover(mux)
+}
+
+type handler struct {
+	cfg Config
+	log *zap.Logger
+}
+
+// recover turns a panic in a handler into a 500 answer and a log line, so a bug triggered
+// by one request cannot take the till's daemon down.
+func (h *handler) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				h.log.Error("api: panic", zap.Any("panic", v), zap.String("path", r.URL.Path))
+				writeError(w, http.StatusInternalServerError, "internal", "internal error", nil)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
+	Error ErrorInfo `json:"error"`
+}
+
+// ErrorInfo describes an error. Secupay's own fields are included when it refused.
+type ErrorInfo struct {
+	Code          string `json:"code"`
+	Message       string `json:"message"`
+	TransactionID string `json:"transaction_id,omitempty"`
+	// From secupay's refusal: show ErrorUser to the cashier, quote SupportID to support.
+	HTTPStatus   int    `json:"secupay_http_status,omitempty"`
+	SecupayError string `json:"secupay_error,omitempty"`
+	ErrorUser    string `json:"error_user,omitempty"`
+	ErrorDetails string `json:"error_details,omitempty"`
+	SecupayCode  string `json:"secupay_code,omitempty"`
+	SupportID    string `json:"support_id,omitempty"`
+	Status       string `json:"secupay_status,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string, extra func(*ErrorInfo)) {
+	info := ErrorInfo{Code: code, Message: msg}
+	if extra != nil {
+		extra(&info)
+	}
+	writeJSON(w, status, ErrorBody{Error: info})
+}
+
+// writeCaptureError maps the capture service's errors onto the contract's statuses.
+func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error) {
+	withID := func(i *ErrorInfo) { i.TransactionID = id }
+	var refused *capture.RefusedError
+	switch {
+	case errors.Is(err, capture.ErrInvalidID):
+		writeError(w, http.StatusBadRequest, "invalid_id",
+			"transaction id must be STX_ followed by 1 to 64 letters or digits", nil)
+	case errors.Is(err, capture.ErrInProgress):
+		writeError(w, http.StatusConflict, "in_progress", err.Error(), withID)
+	case errors.As(err, &refused):
+		r := refused.Refusal
+		writeError(w, http.StatusBadGateway, "secupay_refused", err.Error(), func(i *ErrorInfo) {
+			withID(i)
+			i.HTTPStatus, i.SecupayError, i.ErrorUser, i.ErrorDetails = r.HTTPStatus, r.Error, r.ErrorUser, r.ErrorDetails
+			i.SecupayCode, i.SupportID, i.Status = r.Code, r.SupportID, r.Status
+		})
+	case errors.Is(err, capture.ErrOutcomeUnknown):
+		writeError(w, http.StatusGatewayTimeout, "secupay_timeout", err.Error(), withID)
+	case errors.Is(err, capture.ErrNotCaptured):
+		writeError(w, http.StatusNotFound, "not_captured", err.Error(), withID)
+	case errors.Is(err, capture.ErrStorage):
+		writeError(w, http.StatusInternalServerError, "storage", err.Error(), withID)
+	default:
+		h.log.Error("api: unexpected error", zap.String("transaction_id", id), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal", err.Error(), withID)
+	}
+}
+
+// readBody reads at most limit bytes; it answers 413 itself when the body is larger.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("request body larger than %d bytes", limit), nil)
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "bad_request", "reading request body: "+err.Error(), nil)
+		return nil, false
+	}
+	return b, true
+}
+
+// detached gives a capture its own deadline, independent of the POS connection.
+func (h *handler) detached(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.CaptureTimeout)
+}
+
+func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, ok := readBody(w, r, MaxCaptureBody)
+	if !ok {
+		return
+	}
+	// No options are defined yet; a body, if sent, must at least be a JSON object so that
+	// a POS sending garbage hears about it instead of it being ignored silently.
+	if len(strings.TrimSpace(string(body))) > 0 {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(body, &obj); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "request body must be empty or a JSON object: "+err.Error(), nil)
+			return
+		}
+	}
+	ctx, cancel := h.detached(r)
+	defer cancel()
+	res, err := h.cfg.Capture.Capture(ctx, id)
+	if err != nil {
+		h.writeCaptureError(w, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *handler) reprint(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := readBody(w, r, MaxCaptureBody); !ok {
+		return
+	}
+	ctx, cancel := h.detached(r)
+	defer cancel()
+	res, err := h.cfg.Capture.Reprint(ctx, id)
+	if err != nil {
+		h.writeCaptureError(w, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (h *handler) receipts(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, MaxReceiptsBody)
+	if !ok {
+		return
+	}
+	lines, err := receipt.Decode(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_receipt", err.Error(), nil)
+		return
+	}
+	ctx, cancel := h.detached(r)
+	defer cancel()
+	job, err := h.cfg.Capture.PrintLines(ctx, lines)
+	if err != nil {
+		if errors.Is(err, capture.ErrStorage) {
+			writeError(w, http.StatusInternalServerError, "storage", err.Error(), nil)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_receipt", err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"job": job})
+}
+
+func (h *handler) job(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !spool.ValidJobID(id) {
+		writeError(w, http.StatusBadRequest, "invalid_id", "invalid job id", nil)
+		return
+	}
+	in, err := h.cfg.Spool.Job(id)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (h *handler) printer(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, h.cfg.Spool.Status(r.Context()))
+}
+
+func (h *handler) health(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"status": "ok", "queued": len(h.cfg.Spool.Pending())}
+	if h.cfg.Health != nil {
+		for k, v := range h.cfg.Health() {
+			out[k] = v
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Listen creates the Unix socket at path with mode 0660 (the POS app's user shares the
+// socket's group). A stale socket left by a killed daemon is removed first; any other kind
+// of file at path is an error rather than something to delete.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("api: %s exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("api: %s: another daemon is listening", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	// net.Listen creates the socket with the umask's mode; set it explicitly.
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return ln, nil
+}
+
+// NewServer returns an http.Server for the API with timeouts suited to a local socket.
+func NewServer(h http.Handler, log *zap.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log),
+	}
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// socketClient is an HTTP client that dials the daemon's Unix socket.
+func socketClient(path string, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", path)
+			},
+		},
+	}
+}
+
+// call sends one request to the daemon and returns the status and the body.
+func call(c *http.Client, method, path string) (int, []byte, error) {
+	req, err := http.NewRequest(method, "http://ecrd"+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("daemon not reachable: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+func cmdCapture(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("capture", stderr)
+	socket := fs.String("socket", "/run/ecrd/ecrd.sock", "the daemon's socket")
+	timeout := fs.Duration("timeout", 3*time.Minute, "give up waiting for the daemon after this long")
+	if err := parse(fs, args, true); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: need exactly one transaction id (STX_…)", errUsage)
+	}
+	// The id is escaped so that whatever was typed reaches the daemon's validation intact.
+	status, body, err := call(socketClient(*socket, *timeout), http.MethodPost,
+		"/v1/transactions/"+url.PathEscape(fs.Arg(0))+"/cash")
+	if err != nil {
+		return err
+	}
+	stdout.Write(bytes.TrimSpace(body))
+	fmt.Fprintln(stdout)
+	if status != http.StatusOK {
+		return errQuiet
+	}
+	return nil
+}
+
+func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	socket := fs.String("socket", "/run/ecrd/ecrd.sock", "the daemon's socket")
+	if err := parse(fs, args, true); err != nil {
+		return err
+	}
+	c := socketClient(*socket, 15*time.Second)
+	_, health, err := call(c, http.MethodGet, "/healthz")
+	if err != nil {
+		return err
+	}
+	_, prn, err := call(c, http.MethodGet, "/v1/printer")
+	if err != nil {
+		return err
+	}
+	var h map[string]any
+	var p struct {
+		URI    string `json:"uri"`
+		Status struct {
+			State, Detail string
+		} `json:"status"`
+		Error  string `json:"error"`
+		Queued int    `json:"queued"`
+	}
+	if err := json.Unmarshal(health, &h); err != nil {
+		return fmt.Errorf("daemon answered %q: %w", health, err)
+	}
+	if err := json.Unmarshal(prn, &p); err != nil {
+		return fmt.Errorf("daemon answered %q: %w", prn, err)
+	}
+	fmt.Fprintf(stdout, "daemon:   %v\n", h["status"])
+	fmt.Fprintf(stdout, "printer:  %s %s", p.URI, p.Status.State)
+	if p.Status.Detail != "" {
+		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
+	}
+	fmt.Fprintf(stdout, "\nqueued:   %d job(s)\n", p.Queued)
+	if da, ok := h["device_authorization"].(map[string]any); ok {
+		fmt.Fprintf(stdout, "secupay:  device not yet authorised: enter code %v at %v\n", da["user_code"], da["verification_url"])
+	}
+	switch p.Status.State {
+	case "online", "paper_near_end", "unknown":
+		return nil
+	}
+	return errQuiet
+}

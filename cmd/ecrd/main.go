@@ -1,0 +1,83 @@
+// Command ecrd finishes secupay cash payments and prints their receipts on ESC/POS printers.
+// This package is wiring only: flags, configuration, logging, signals and systemd; the work
+// is done by the packages it connects (see DESIGN.md's data flow).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `ecrd — capture secupay cash payments and print their receipts
+
+Usage:
+  ecrd render  [--paper 58mm|80mm] [--columns N] [--codepage NAME] [--format escpos|text] [FILE|-]
+  ecrd print   --printer URI [render options] FILE      send one receipt (.bin, or JSON to render) to a printer
+  ecrd serve   [flags]                                  run the daemon (every flag also as ECRD_<FLAG>)
+  ecrd capture [--socket PATH] STX_ID                   ask the daemon to capture and print; exit 0 only if captured
+  ecrd status  [--socket PATH]                          the daemon's health and the printer's state
+  ecrd demo                                             the whole flow on this machine: fake secupay, file printer
+  ecrd version
+
+Run 'ecrd COMMAND -h' for a command's flags.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// errUsage marks a command-line mistake: exit status 2, as flag.ExitOnError would.
+var errUsage = errors.New("usage")
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func([]string, io.Reader, io.Writer, io.Writer) error{
+		"render":  cmdRender,
+		"print":   cmdPrint,
+		"serve":   cmdServe,
+		"capture": cmdCapture,
+		"status":  cmdStatus,
+		"demo":    cmdDemo,
+	}
+	name := args[0]
+	switch name {
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "ecrd", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "ecrd: unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	err := cmd(args[1:], stdin, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "ecrd %s: %v\n", name, err)
+		return 2
+	case errors.Is(err, errQuiet):
+		return 1
+	default:
+		fmt.Fprintf(stderr, "ecrd %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// errQuiet is a failure whose explanation was already printed.
+var errQuiet = errors.New("failed")
