@@ -32,7 +32,7 @@ import (
 // serveConfig is every setting of the daemon. Each is a flag and an ECRD_ variable.
 // Secrets are never settings: only the paths of files that hold them.
 type serveConfig struct {
-	socket, stateDir, secupayURL, tokenFile   string
+	socket, stateDir, secupayURL, tokenFile    string
 	oauthClientID, oauthSecretFile, oauthGrant string
 	oauthDeviceUUID                            string
 	printerURI                                 string
