@@ -1,0 +1,517 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/secupay"
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+	"github.com/ecrd-pos/ecrd/spool"
+)
+
+// env is a capture service wired to the real loopback secupay fake, a real journal and
+// spool in a temporary state directory, and the file-backed fake printer.
+type env struct {
+	t           *testing.T
+	fake        *secupaytest.Server
+	client      *secupay.Client
+	svc         *Service
+	journal     *Journal
+	spool       *spool.Spool
+	state       string
+	printerFile string
+	stop        func()
+}
+
+func newEnv(t *testing.T, mod func(*Config)) *env {
+	t.Helper()
+	fake := secupaytest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddSeed()
+	fake.SetAutoCreate(true)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte(fake.Token()), 0o600)
+	client := &secupay.Client{BaseURL: fake.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}
+	pf := filepath.Join(dir, "printer.bin")
+	p, err := printer.Open("file:" + pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: dir, printerFile: pf, svc: New(cfg)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sp.Run(ctx); close(done) }()
+	e.stop = func() { cancel(); <-done }
+	t.Cleanup(e.stop)
+	return e
+}
+
+// receipts returns how many jobs the printer file holds (each starts with ESC @).
+func (e *env) receipts() int {
+	b, err := os.ReadFile(e.printerFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return bytes.Count(b, []byte{0x1b, 0x40, 0x1b, 0x52, 0x00})
+}
+
+func (e *env) setPrinter(state string) {
+	if err := os.WriteFile(e.printerFile+".status", []byte(state+"\n"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+const seed = secupaytest.SeedID
+
+func TestCaptureOnceAndPrint(t *testing.T) {
+	e := newEnv(t, nil)
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "ok" || res.TransID != "29008411" || res.Replayed {
+		t.Fatalf("answer %+v", res)
+	}
+	if res.Job.State != JobPrinted || res.Job.ID != seed+".receipt" {
+		t.Fatalf("job %+v, want printed", res.Job)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls", n)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts printed", n)
+	}
+	b, _ := os.ReadFile(e.printerFile)
+	if !bytes.Contains(b, []byte("Kundenkarte")) || !bytes.Contains(b, []byte("9276004429942845")) {
+		t.Fatalf("printed receipt lacks the seed's lines: %q", b)
+	}
+	rec, err := e.journal.Get(seed)
+	if err != nil || rec.Phase != PhaseCaptured || !rec.Spooled || rec.Attempts != 1 {
+		t.Fatalf("journal %+v, %v", rec, err)
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Answer, &answer); err != nil || answer["status"] != "ok" {
+		t.Fatalf("journal does not hold secupay's whole answer: %s", rec.Answer)
+	}
+}
+
+func TestSameIDAgainIsReplayed(t *testing.T) {
+	e := newEnv(t, nil)
+	first, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		again, err := e.svc.Capture(context.Background(), seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Replayed || again.TransID != first.TransID || again.Job.State != JobPrinted {
+			t.Fatalf("repeat %d = %+v", i, again)
+		}
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls for one payment", n)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts for one payment", n)
+	}
+}
+
+func TestConcurrentCapturesOfOneID(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Delay: 300 * time.Millisecond, Status: 0, CaptureFirst: true,
+		Body: string(secupaytest.SeedAnswer())})
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = e.svc.Capture(context.Background(), seed) }()
+	}
+	wg.Wait()
+	ok, busy := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrInProgress):
+			busy++
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if ok < 1 || ok+busy != len(errs) {
+		t.Fatalf("%d ok, %d in progress", ok, busy)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+}
+
+func TestRefusalIsTypedAndPrintsNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 400,
+		Body: `{"status":"error","error":"ProductInternalException","error_details":"Could not cancel loyalty transaction","error_user":"Es ist ein interner Fehler aufgetreten","code":"1007","supportId":"d1f0c0ffee"}`})
+	_, err := e.svc.Capture(context.Background(), seed)
+	var refused *RefusedError
+	if !errors.As(err, &refused) {
+		t.Fatalf("err = %v, want *RefusedError", err)
+	}
+	r := refused.Refusal
+	if r.HTTPStatus != 400 || r.Error != "ProductInternalException" || r.ErrorUser != "Es ist ein interner Fehler aufgetreten" ||
+		r.Code != "1007" || r.SupportID != "d1f0c0ffee" {
+		t.Fatalf("refusal %+v", r)
+	}
+	if !strings.Contains(err.Error(), "d1f0c0ffee") || !strings.Contains(err.Error(), seed) {
+		t.Errorf("message %q does not name the transaction and support id", err)
+	}
+	if n := e.receipts(); n != 0 {
+		t.Fatalf("%d receipts printed for a refused capture", n)
+	}
+	rec, _ := e.journal.Get(seed)
+	if rec.Phase != PhaseRefused {
+		t.Fatalf("journal phase %s", rec.Phase)
+	}
+	// The cashier fixes the problem and tries again: a new capture is allowed.
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("retry after refusal: %+v, %v", res, err)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
+	}
+}
+
+func TestStatusNotOKIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	tx := strings.Replace(string(secupaytest.SeedAnswer()), `"status": "ok"`, `"status": "failed"`, 1)
+	if !strings.Contains(tx, `"failed"`) {
+		t.Fatal("seed answer has no status to replace")
+	}
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 200, Body: tx})
+	_, err := e.svc.Capture(context.Background(), seed)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Refusal.Status != "failed" {
+		t.Fatalf("err = %v, want refusal with status failed", err)
+	}
+	if n := e.receipts(); n != 0 {
+		t.Fatalf("printed %d", n)
+	}
+}
+
+func TestLostAnswerIsResolvedByReading(t *testing.T) {
+	e := newEnv(t, nil)
+	// secupay captures, then the connection is cut before the answer arrives.
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job.State != JobPrinted {
+		t.Fatalf("job %+v", res.Job)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls: a lost answer must be resolved by GET, not a second start", n)
+	}
+	if n := e.fake.GetCalls(seed); n < 1 {
+		t.Fatal("outcome not read back")
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+}
+
+func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	// The answer takes longer than the client's timeout and secupay did nothing; the GET
+	// that follows fails too, so the outcome stays unknown.
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Delay: 5 * time.Second})
+	e.fake.Fault(secupaytest.Fault{Op: "get", ID: seed, Status: 503, Body: "<html>Service Unavailable</html>"})
+	_, err := e.svc.Capture(context.Background(), seed)
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	rec, _ := e.journal.Get(seed)
+	if rec.Phase != PhaseUnknown {
+		t.Fatalf("phase %s", rec.Phase)
+	}
+	if n := e.receipts(); n != 0 {
+		t.Fatalf("printed %d", n)
+	}
+	// The POS asks again: the GET shows "created", so a new start/cash is safe.
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job.State != JobPrinted {
+		t.Fatalf("job %+v", res.Job)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
+	}
+}
+
+func TestServerErrorWithUntouchedTransactionIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 500})
+	_, err := e.svc.Capture(context.Background(), seed)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Refusal.HTTPStatus != 500 || refused.Refusal.SupportID == "" {
+		t.Fatalf("err = %v, want a refusal carrying the 500's fields", err)
+	}
+	if n := e.fake.GetCalls(seed); n != 1 {
+		t.Fatalf("%d GETs: a 5xx must be checked by reading the transaction", n)
+	}
+}
+
+func TestPendingAtSecupayIsNotRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true})
+	e.fake.SetStatus(seed, "pending")
+	_, err := e.svc.Capture(context.Background(), seed)
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("second ask while pending: %v", err)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls while secupay reports pending", n)
+	}
+}
+
+func TestPaperOutQueuesThenPrints(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PrintWait = 2 * time.Second })
+	e.setPrinter("paper_out")
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job.State != JobQueued || !strings.Contains(res.Job.Error, "paper_out") {
+		t.Fatalf("job %+v, want queued because of paper_out", res.Job)
+	}
+	if n := e.receipts(); n != 0 {
+		t.Fatalf("printed while paper out")
+	}
+	e.setPrinter("online")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		in, _ := e.spool.Settle(ctx, res.Job.ID)
+		if in.State == spool.StatePrinted {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("not printed after the printer came back")
+		}
+		time.Sleep(5 * time.Millisecond) // Settle returns at once while held; poll the spool
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+	again, _ := e.svc.Capture(context.Background(), seed)
+	if again.Job.State != JobPrinted {
+		t.Fatalf("replay reports %+v", again.Job)
+	}
+}
+
+func TestInvalidIDsNeverReachSecupay(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, id := range []string{"", "../x", "STX_a/b", "STX_%2F", "STX_?", "STX_" + strings.Repeat("A", 65), "STX_Ä", "stx_ABC", "STX_A B"} {
+		if _, err := e.svc.Capture(context.Background(), id); !errors.Is(err, ErrInvalidID) {
+			t.Errorf("Capture(%q) = %v, want ErrInvalidID", id, err)
+		}
+	}
+	if n := e.fake.Requests(); n != 0 {
+		t.Fatalf("%d requests reached secupay", n)
+	}
+}
+
+func TestJournalFailureMeansNoCapture(t *testing.T) {
+	e := newEnv(t, nil)
+	// Replace the journal directory by a file: every write fails (this works as root too).
+	jdir := filepath.Join(e.state, "journal")
+	os.RemoveAll(jdir)
+	os.WriteFile(jdir, []byte("not a directory"), 0o600)
+	_, err := e.svc.Capture(context.Background(), seed)
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("err = %v, want ErrStorage", err)
+	}
+	if n := e.fake.Requests(); n != 0 {
+		t.Fatalf("secupay called %d times without the intent journaled", n)
+	}
+}
+
+// stubSecupay answers captures with a fixed transaction.
+type stubSecupay struct{ tx string }
+
+func (s stubSecupay) CaptureCash(ctx context.Context, id string) (*secupay.Transaction, error) {
+	var tx secupay.Transaction
+	if err := json.Unmarshal([]byte(s.tx), &tx); err != nil {
+		return nil, err
+	}
+	tx.Raw = json.RawMessage(s.tx)
+	return &tx, nil
+}
+
+func (s stubSecupay) Transaction(ctx context.Context, id string) (*secupay.Transaction, error) {
+	return s.CaptureCash(ctx, id)
+}
+
+func TestCapturedWithoutReceiptSaysWhy(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.Secupay = stubSecupay{`{"id":"` + seed + `","status":"ok","trans_id":1,"receipt":[]}`}
+	})
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job.State != JobFailed || !strings.Contains(res.Job.Error, "no receipt lines") {
+		t.Fatalf("job %+v, want failed with the reason", res.Job)
+	}
+	again, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || !again.Replayed || again.Job.State != JobFailed {
+		t.Fatalf("replay %+v, %v", again, err)
+	}
+}
+
+func TestMerchantCopyAndDrawerKick(t *testing.T) {
+	pin := 0
+	tx := `{"id":"` + seed + `","status":"ok","payment_method":"cash","trans_id":"7",
+		"receipt":[{"type":"textline","value":{"text":"Kundenbeleg"}}],
+		"receipt_merchant":[{"type":"textline","value":{"text":"Händlerbeleg"}}],"receipt_merchant_print":true}`
+	e := newEnv(t, func(c *Config) { c.Secupay = stubSecupay{tx}; c.DrawerPin = &pin })
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MerchantJob == nil {
+		t.Fatal("no merchant copy although secupay asked for it")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for e.receipts() < 2 && ctx.Err() == nil {
+		e.spool.Settle(ctx, res.MerchantJob.ID)
+	}
+	b, _ := os.ReadFile(e.printerFile)
+	kick := receipt.DrawerKick(0)
+	if !bytes.HasPrefix(b, kick) {
+		t.Fatalf("the cash receipt does not start with the drawer kick % x", b[:8])
+	}
+	if bytes.Count(b, kick) != 1 {
+		t.Fatalf("drawer kicked %d times", bytes.Count(b, kick))
+	}
+	if !bytes.Contains(b, []byte("H\x84ndlerbeleg")) {
+		t.Fatalf("merchant copy missing or wrongly encoded (want cp858 ä = 0x84)")
+	}
+	// A reprint never opens the drawer.
+	rp, err := e.svc.Reprint(context.Background(), seed)
+	if err != nil || rp.Job.State != JobPrinted {
+		t.Fatalf("reprint %+v, %v", rp, err)
+	}
+	b, _ = os.ReadFile(e.printerFile)
+	if bytes.Count(b, kick) != 1 {
+		t.Fatal("reprint kicked the drawer")
+	}
+}
+
+func TestReprintNeedsACapture(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := e.svc.Reprint(context.Background(), seed); !errors.Is(err, ErrNotCaptured) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := e.svc.Capture(context.Background(), seed); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		res, err := e.svc.Reprint(context.Background(), seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := seed + ".reprint-" + string(rune('0'+i)); res.Job.ID != want || res.Job.State != JobPrinted {
+			t.Fatalf("reprint %d job %+v, want %s printed", i, res.Job, want)
+		}
+	}
+	if n := e.receipts(); n != 3 {
+		t.Fatalf("%d receipts, want the original and two reprints", n)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("reprint called start/cash: %d", n)
+	}
+}
+
+func TestResumeSpoolsAndResolves(t *testing.T) {
+	e := newEnv(t, nil)
+	// Life 1 died after journaling the answer, before spooling: simulate by writing the record.
+	captured := "STX_RESUMECAPTURED"
+	e.fake.Add(`{"id":"` + captured + `"}`)
+	tx, err := e.client.CaptureCash(context.Background(), captured)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.journal.Put(&Record{TransactionID: captured, Phase: PhaseCaptured, Attempts: 1, Answer: tx.Raw})
+	// Life 1 died after sending start/cash (secupay captured) before journaling the answer.
+	lost := "STX_RESUMELOST"
+	e.fake.Add(`{"id":"` + lost + `"}`)
+	if _, err := e.client.CaptureCash(context.Background(), lost); err != nil {
+		t.Fatal(err)
+	}
+	e.journal.Put(&Record{TransactionID: lost, Phase: PhaseIntent, Attempts: 1})
+	// And one whose start/cash never left.
+	never := "STX_RESUMENEVER"
+	e.fake.Add(`{"id":"` + never + `"}`)
+	e.journal.Put(&Record{TransactionID: never, Phase: PhaseIntent, Attempts: 1})
+
+	e.svc.Resume(context.Background())
+	for _, id := range []string{captured, lost} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		in, err := e.spool.Settle(ctx, id+".receipt")
+		cancel()
+		if err != nil || in.State != spool.StatePrinted {
+			t.Fatalf("%s: %+v, %v", id, in, err)
+		}
+	}
+	if n := e.receipts(); n != 2 {
+		t.Fatalf("%d receipts after resume, want 2", n)
+	}
+	if e.fake.StartCashCalls(never) != 0 {
+		t.Fatal("resume sent start/cash")
+	}
+	if rec, _ := e.journal.Get(never); rec.Phase != PhaseIntent {
+		t.Fatalf("untouched transaction's record changed to %s", rec.Phase)
+	}
+	// Resuming again prints nothing more.
+	e.svc.Resume(context.Background())
+	if n := e.receipts(); n != 2 {
+		t.Fatalf("%d receipts after a second resume", n)
+	}
+}
