@@ -59,11 +59,40 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", h.job)
 	mux.HandleFunc("GET /v1/printer", h.printer)
 	mux.HandleFunc("GET /healthz", h.health)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), nil)
-	})
-	return h.recover(mux)
+	return h.recover(jsonMuxErrors(mux))
 }
+
+// jsonMuxErrors answers the mux's own 404 and 405 in the API's JSON error shape, keeping
+// the mux's status and Allow header, so a POS always gets JSON it can parse.
+func jsonMuxErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusProbe{header: http.Header{}}
+		mux.ServeHTTP(probe, r)
+		if allow := probe.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		code := "not_found"
+		if probe.status == http.StatusMethodNotAllowed {
+			code = "method_not_allowed"
+		}
+		writeError(w, probe.status, code, fmt.Sprintf("%s %s: %s", r.Method, r.URL.Path,
+			strings.ToLower(http.StatusText(probe.status))), nil)
+	})
+}
+
+// statusProbe records the status and headers the mux would send, discarding its body.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 type handler struct {
 	cfg Config
@@ -295,7 +324,11 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // NewServer returns an http.Server for the API with timeouts suited to a local socket.
+// log may be nil.
 func NewServer(h http.Handler, log *zap.Logger) *http.Server {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
