@@ -344,7 +344,7 @@ func TestInvalidIDsSendNothing(t *testing.T) {
 	if n := srv.Requests(); n != 0 {
 		t.Errorf("%d requests reached the server", n)
 	}
-	if !ValidID("STX_" + strings.Repeat("A", 64)) || ValidID("STX_"+strings.Repeat("A", 65)) || !ValidID(secupaytest.SeedID) {
+	if !ValidID("STX_"+strings.Repeat("A", 64)) || ValidID("STX_"+strings.Repeat("A", 65)) || !ValidID(secupaytest.SeedID) {
 		t.Error("length bounds")
 	}
 }
