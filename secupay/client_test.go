@@ -381,19 +381,14 @@ func TestConnectionRefusedIsNotUnknown(t *testing.T) {
 	}
 }
 
-func TestContextCancelled(t *testing.T) {
+func TestCallerDeadline(t *testing.T) {
 	srv, c, _ := newFake(t)
 	srv.Fault(secupaytest.Fault{Op: "start", Delay: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		// Cancel once the request is in the server: poll the fake's counter.
-		for srv.StartCashCalls(secupaytest.SeedID) == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		cancel()
-	}()
+	// The caller's deadline (shorter than Client.Timeout) reaches the HTTP call.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
 	_, err := c.CaptureCash(ctx, secupaytest.SeedID)
-	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v", err)
 	}
 }
