@@ -14,7 +14,8 @@ const (
 )
 
 // paperLine is one printed line: arena[start:end] holds its code-page bytes
-// with alignment padding already applied, never longer than the columns.
+// with alignment padding already applied, never longer than the columns,
+// and arena[end] its line feed.
 // Render and Preview both print from these, so the preview cannot drift
 // from the bytes.
 type paperLine struct {
@@ -44,7 +45,7 @@ func newLayout(cols int, cp *codePage, n int) *layout {
 	return &layout{
 		cols:  cols,
 		enc:   newEncoder(cp),
-		arena: make([]byte, 0, n*cols/2),
+		arena: make([]byte, 0, n*(cols/2+1)),
 		lines: make([]paperLine, 0, n+n/4+2),
 	}
 }
@@ -132,7 +133,14 @@ func (l *layout) rule() {
 	for i := 0; i < l.cols; i++ {
 		l.arena = append(l.arena, '-')
 	}
-	l.lines = append(l.lines, paperLine{start: start, end: len(l.arena)})
+	l.endLine(start, 0)
+}
+
+// endLine records arena[start:] as a paper line and stores its line feed
+// after it, so Render writes text and LF in one call without allocating.
+func (l *layout) endLine(start int, st style) {
+	l.lines = append(l.lines, paperLine{start: start, end: len(l.arena), style: st})
+	l.arena = append(l.arena, '\n')
 }
 
 // textline prints literal text, wrapped at words. Left-aligned text keeps
@@ -182,7 +190,7 @@ func (l *layout) nameValue(name, value string, decs []string) {
 			l.arena = append(l.arena, ' ')
 		}
 		l.arena = append(l.arena, val...)
-		l.lines = append(l.lines, paperLine{start: start, end: len(l.arena), style: st})
+		l.endLine(start, st)
 	default:
 		if len(nm) > 0 {
 			l.wrap(nm, false, func(part []byte) { l.emit(part, 0, st) })
@@ -204,7 +212,7 @@ func (l *layout) emit(text []byte, indent int, st style) {
 		l.arena = append(l.arena, ' ')
 	}
 	l.arena = append(l.arena, text...)
-	l.lines = append(l.lines, paperLine{start: start, end: len(l.arena), style: st})
+	l.endLine(start, st)
 }
 
 // wrap cuts s into pieces no wider than the columns, at spaces where it can

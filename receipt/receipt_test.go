@@ -314,3 +314,18 @@ func TestRenderEmpty(t *testing.T) {
 		t.Errorf("Preview(empty) error %v, want ErrEmpty", err)
 	}
 }
+
+// TestHugeText guards against quadratic wrapping or encoding: a megabyte
+// line with and without spaces, ASCII and not, must render at once (a
+// quadratic wrap would take minutes and hit the test timeout).
+func TestHugeText(t *testing.T) {
+	words := strings.Repeat("Größe ab ", 1<<17)
+	solid := strings.Repeat("x", 1<<20)
+	job, _, err := checkJob([]Line{text(words), text(solid, "align-center"), nv(words, solid)}, Options{Columns: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(job) < 3<<20 {
+		t.Errorf("job of %d bytes lost text", len(job))
+	}
+}

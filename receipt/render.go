@@ -122,10 +122,7 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 			}
 		}
 		cur = pl.style
-		if pl.end > pl.start {
-			p.WriteRaw(l.arena[pl.start:pl.end])
-		}
-		p.Linefeed()
+		p.WriteRaw(l.arena[pl.start : pl.end+1]) // the text and its LF
 	}
 	// Reset everything before the cut, so that a printer which does not
 	// get ESC @ from the next sender (a test print, another program) starts plain.
@@ -137,11 +134,18 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ESC E n is true emphasis; kenshaw's SetEmphasize sends ESC G (double strike).
+var (
+	emphasisOn  = []byte{0x1B, 'E', 1}
+	emphasisOff = []byte{0x1B, 'E', 0}
+)
+
+// emphasis returns a shared, read-only command slice.
 func emphasis(on bool) []byte {
 	if on {
-		return []byte{0x1B, 'E', 1}
+		return emphasisOn
 	}
-	return []byte{0x1B, 'E', 0}
+	return emphasisOff
 }
 
 // cutCommand is GS V 65/66 n: feed the last line past the cutter, then cut.

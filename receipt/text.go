@@ -92,7 +92,7 @@ type encoder struct {
 }
 
 func newEncoder(cp *codePage) *encoder {
-	return &encoder{cp: cp, cache: make(map[rune]string)}
+	return &encoder{cp: cp}
 }
 
 // encode sanitises and encodes s. Control characters (C0, DEL, C1) are
@@ -112,6 +112,9 @@ func (e *encoder) encode(dst []byte, s string) []byte {
 		}
 		t, ok := e.cache[r]
 		if !ok {
+			if e.cache == nil {
+				e.cache = make(map[rune]string) // only receipts with non-ASCII text pay for it
+			}
 			t = e.encodeRune(r)
 			e.cache[r] = t
 		}
