@@ -118,7 +118,7 @@ type Service struct {
 	log *zap.Logger
 
 	mu       sync.Mutex
-	inflight map[string]bool
+	inflight map[string]*claim
 }
 
 // New returns a Service.
@@ -129,23 +129,46 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]bool{}}
+	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]*claim{}}
 }
 
-func (s *Service) begin(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.inflight[id] {
-		return false
+// begin claims transaction id for one operation. A POS request that finds another POS
+// request on the id fails (ErrInProgress: the POS sent it twice at once); one that finds the
+// start-up resume on it waits for the resume, which only reads and spools.
+func (s *Service) begin(ctx context.Context, id string, resume bool) error {
+	for {
+		s.mu.Lock()
+		cur, busy := s.inflight[id]
+		if !busy {
+			s.inflight[id] = &claim{done: make(chan struct{}), resume: resume}
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		if resume || !cur.resume {
+			return ErrInProgress
+		}
+		select {
+		case <-cur.done:
+		case <-ctx.Done():
+			return ErrInProgress
+		}
 	}
-	s.inflight[id] = true
-	return true
 }
 
 func (s *Service) end(id string) {
 	s.mu.Lock()
+	if c := s.inflight[id]; c != nil {
+		close(c.done)
+	}
 	delete(s.inflight, id)
 	s.mu.Unlock()
+}
+
+// claim is an operation on one transaction.
+type claim struct {
+	done   chan struct{}
+	resume bool
 }
 
 // capturable reports whether a transaction in this status may be sent start/cash: it is
@@ -163,8 +186,8 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 	if !secupay.ValidID(id) {
 		return nil, fmt.Errorf("capture %q: %w", id, ErrInvalidID)
 	}
-	if !s.begin(id) {
-		return nil, fmt.Errorf("capture %s: %w", id, ErrInProgress)
+	if err := s.begin(ctx, id, false); err != nil {
+		return nil, fmt.Errorf("capture %s: %w", id, err)
 	}
 	defer s.end(id)
 	log := s.log.With(zap.String("transaction_id", id))
@@ -420,8 +443,8 @@ func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
 	if !secupay.ValidID(id) {
 		return nil, fmt.Errorf("reprint %q: %w", id, ErrInvalidID)
 	}
-	if !s.begin(id) {
-		return nil, fmt.Errorf("reprint %s: %w", id, ErrInProgress)
+	if err := s.begin(ctx, id, false); err != nil {
+		return nil, fmt.Errorf("reprint %s: %w", id, err)
 	}
 	defer s.end(id)
 	log := s.log.With(zap.String("transaction_id", id))
@@ -492,7 +515,7 @@ func (s *Service) Resume(ctx context.Context) {
 }
 
 func (s *Service) resumeOne(ctx context.Context, id string) {
-	if !s.begin(id) {
+	if s.begin(ctx, id, true) != nil {
 		return // a POS request is on it
 	}
 	defer s.end(id)
