@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/crashpoint"
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
@@ -484,6 +485,11 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	}
 	// The write finishes even when ctx ends (shutdown): half a receipt helps nobody.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PrintTimeout)
+	crashpoint.Hit("before-print")
+	if crashpoint.Armed("mid-print") {
+		s.p.Print(pctx, r.Data[:len(r.Data)/2]) // the power fails halfway through the job
+		crashpoint.Hit("mid-print")
+	}
 	err = s.p.Print(pctx, r.Data)
 	cancel()
 	if err != nil {
@@ -495,6 +501,7 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 			zap.String("transaction_id", r.TransactionID), zap.Error(err))
 		return errWriteFailed
 	}
+	crashpoint.Hit("after-print")
 	return s.markPrinted(r)
 }
 

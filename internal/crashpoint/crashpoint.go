@@ -11,3 +11,6 @@ func Hit(name string) {}
 
 // Enabled reports whether this binary was built with crash points.
 const Enabled = false
+
+// Armed reports whether the process is set to die at name. It is always false here.
+func Armed(name string) bool { return false }
