@@ -57,8 +57,14 @@ func (d *device) String() string { return d.uri }
 func (d *device) lock(ctx context.Context) error {
 	select {
 	case d.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("printer %s: waiting for the device: %w", d.uri, ctx.Err())
+	default:
+		// Busy: wait, unless the caller gives up first. (Trying the free case alone first
+		// keeps an already-cancelled context from winning a coin toss against a free device.)
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("printer %s: waiting for the device: %w", d.uri, ctx.Err())
+		}
 	}
 	if d.closed {
 		<-d.sem
@@ -193,10 +199,16 @@ func (d *device) Status(ctx context.Context) (Status, error) {
 	var answers [3]byte
 	buf := make([]byte, 1)
 	for i, n := range statusQueries {
-		if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
+		if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
 			return fail("set deadline", err)
 		}
 		if _, err := c.Write([]byte{0x10, 0x04, n}); err != nil {
+			if isTimeout(err) && ctx.Err() == nil {
+				// Flow control is holding the line (a busy or switched-off serial printer): the
+				// device is there but says nothing. Start clean next time, the query may be stuck.
+				d.drop()
+				return unknown(fmt.Sprintf("DLE EOT %d not accepted within %v (flow control holding the line)", n, d.cfg.statusTimeout))
+			}
 			return fail(fmt.Sprintf("sending DLE EOT %d", n), err)
 		}
 		if err := setDeadline(c.SetReadDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
@@ -244,6 +256,8 @@ func (d *device) drainInput(ctx context.Context, c conn) error {
 	return nil
 }
 
+// Close waits for a Print in progress (bounded by write_timeout per chunk) rather than cutting
+// a job in half, then closes the transport.
 func (d *device) Close() error {
 	d.sem <- struct{}{}
 	defer d.unlock()

@@ -52,6 +52,9 @@ func serialTermios(c serialConfig) *unix.Termios {
 	case "xonxoff":
 		// A valid DLE EOT answer (0xx1xx10) is never 0x11 or 0x13, so XON/XOFF cannot eat one.
 		t.Iflag |= unix.IXON | unix.IXOFF
+		// The struct starts zeroed: without these the tty would take NUL as both XON and XOFF.
+		t.Cc[unix.VSTART] = 0x11
+		t.Cc[unix.VSTOP] = 0x13
 	}
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0

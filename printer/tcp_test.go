@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpPrinter is a loopback listener acting as a network printer; each accepted connection gets
@@ -86,7 +88,7 @@ func (s *tcpPrinter) dropAll() {
 
 func TestTCPStatusAndPrint(t *testing.T) {
 	srv := newTCPPrinter(t, false)
-	p, err := Open(srv.uri() + "?status_timeout=300ms")
+	p, err := Open(srv.uri() + "?status_timeout=5s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,22 +175,34 @@ func TestTCPWriteDeadline(t *testing.T) {
 
 func TestTCPContextCancelEndsPrint(t *testing.T) {
 	srv := newTCPPrinter(t, true)
-	p, err := Open(srv.uri() + "?chunk=65536")
+	p, err := Open(srv.uri() + "?chunk=65536&status_timeout=50ms")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	// Connect first (the printer never answers: unknown), so the cancel below lands in the
+	// write loop, not in the dial.
+	mustStatus(t, p, StateUnknown)
 	ctx, cancel := context.WithCancel(context.Background())
-	// Cancel once the printer has stopped taking bytes: the write is blocked by then.
+	// Cancel once bytes of the job reach the printer's socket: Print is in its write loop then,
+	// and soon blocked, since the job is far bigger than the socket buffers.
 	go func() {
-		for srv.accepted.Load() == 0 && ctx.Err() == nil {
+		srv.mu.Lock()
+		sc := srv.conns[0].(*net.TCPConn)
+		srv.mu.Unlock()
+		rc, _ := sc.SyscallConn()
+		for ctx.Err() == nil {
+			queued := 0
+			rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+			if queued > 3 { // more than the status queries
+				cancel()
+			}
 			time.Sleep(time.Millisecond)
 		}
-		cancel()
 	}()
 	err = p.Print(ctx, testJob(64<<20))
 	var we *WriteError
-	if !errors.As(err, &we) || !errors.Is(err, context.Canceled) {
+	if !errors.As(err, &we) || !errors.Is(err, context.Canceled) || we.Written >= we.Total {
 		t.Fatalf("Print with a cancelled context = %v, want a WriteError wrapping context.Canceled", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestChooseUSBInterface(t *testing.T) {
@@ -160,7 +161,7 @@ func (f *fakePipes) close() error {
 func fakeUSBDevice(pipes ...*fakePipes) (*device, *int) {
 	dials := 0
 	cfg := defaultDeviceConfig
-	cfg.statusTimeout = 100e6
+	cfg.statusTimeout = 5 * time.Second // lowered where silence is the point
 	return newDevice("usb:fake", cfg, func(ctx context.Context) (conn, error) {
 		if dials >= len(pipes) {
 			return nil, ErrNotFound
@@ -190,6 +191,7 @@ func TestUSBStatusThroughSeam(t *testing.T) {
 	f.mu.Lock()
 	f.answers = map[byte]byte{}
 	f.mu.Unlock()
+	d.cfg.statusTimeout = 100 * time.Millisecond
 	if st := mustStatus(t, d, StateUnknown); !strings.Contains(st.Detail, "no answer to DLE EOT 1") {
 		t.Errorf("Detail = %q", st.Detail)
 	}
