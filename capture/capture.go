@@ -354,17 +354,14 @@ func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transa
 	if s.cfg.DrawerPin != nil && tx.PaymentMethod == "cash" {
 		kick = receipt.DrawerKick(*s.cfg.DrawerPin)
 	}
-	jobs := []struct {
+	type receiptJob struct {
 		kind  string
 		lines json.RawMessage
-		pre   []byte
-	}{{"receipt", tx.Receipt, kick}}
+		pre   []byte // the drawer kick, sent before the receipt
+	}
+	jobs := []receiptJob{{"receipt", tx.Receipt, kick}}
 	if tx.ReceiptMerchantPrint && len(tx.ReceiptMerchant) > 0 {
-		jobs = append(jobs, struct {
-			kind  string
-			lines json.RawMessage
-			pre   []byte
-		}{"merchant", tx.ReceiptMerchant, nil})
+		jobs = append(jobs, receiptJob{"merchant", tx.ReceiptMerchant, nil})
 	}
 	rec.JobError = ""
 	for _, j := range jobs {
