@@ -55,6 +55,9 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() == 1 {
 		name = fs.Arg(0)
 	}
+	if *format != "escpos" && *format != "text" {
+		return fmt.Errorf("%w: --format must be escpos or text, not %q", errUsage, *format)
+	}
 	opt, err := lf.options()
 	if err != nil {
 		return err
@@ -71,15 +74,12 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	var out []byte
-	switch *format {
-	case "escpos":
-		out, err = receipt.Render(lines, opt)
-	case "text":
+	if *format == "text" {
 		var s string
 		s, err = receipt.Preview(lines, opt)
 		out = []byte(s)
-	default:
-		return fmt.Errorf("%w: --format must be escpos or text, not %q", errUsage, *format)
+	} else {
+		out, err = receipt.Render(lines, opt)
 	}
 	if err != nil {
 		return err
