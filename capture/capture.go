@@ -366,21 +366,23 @@ func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transa
 	rec.JobError = ""
 	for _, j := range jobs {
 		data, err := s.render(log, j.lines)
-		if err == nil {
-			_, err = s.cfg.Spool.Add(spool.Job{ID: id + "." + j.kind, TransactionID: id, Kind: j.kind,
-				Data: append(j.pre, data...)})
-		}
 		if err != nil {
+			// Lines that cannot be rendered now never will: record why and go on.
+			log.Error("receipt cannot be rendered", zap.String("kind", j.kind), zap.Error(err))
+			if j.kind == "receipt" {
+				rec.JobError = err.Error()
+			}
+			continue
+		}
+		job := spool.Job{ID: id + "." + j.kind, TransactionID: id, Kind: j.kind, Data: append(j.pre, data...)}
+		if _, err := s.cfg.Spool.Add(job); err != nil {
+			// Storage trouble: leave Spooled false so that a replay or a restart tries again
+			// (jobs already added are not added twice: their ids are fixed).
 			log.Error("receipt not spooled", zap.String("kind", j.kind), zap.Error(err))
 			if j.kind == "receipt" {
 				rec.JobError = err.Error()
-				if errors.Is(err, receipt.ErrEmpty) {
-					continue // nothing to print now or later: the record is complete
-				}
-				if !errors.Is(err, errRender) {
-					return // storage trouble: leave Spooled false so a replay tries again
-				}
 			}
+			return
 		}
 	}
 	rec.Spooled = true
@@ -390,22 +392,16 @@ func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transa
 	}
 }
 
-var errRender = errors.New("receipt")
-
 func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
 	lines, err := receipt.DecodeLines(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errRender, err)
+		return nil, err
 	}
 	opt := s.cfg.Render
 	opt.OnUnknown = func(i int, typ string) {
 		log.Warn("unknown receipt line type printed as text", zap.Int("line", i), zap.String("type", typ))
 	}
-	data, err := receipt.Render(lines, opt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errRender, err)
-	}
-	return data, nil
+	return receipt.Render(lines, opt)
 }
 
 // jobResult reports job id, waiting up to wait for it to print.

@@ -515,3 +515,38 @@ func TestResumeSpoolsAndResolves(t *testing.T) {
 		t.Fatalf("%d receipts after a second resume", n)
 	}
 }
+
+func TestSpoolFailureIsRetriedOnReplay(t *testing.T) {
+	e := newEnv(t, nil)
+	// The spool's queue directory cannot take files (a file stands where it should be).
+	queue := filepath.Join(e.state, "spool", "queue")
+	os.Rename(queue, queue+".away")
+	os.WriteFile(queue, []byte("in the way"), 0o600)
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatalf("the payment is captured whatever the disk does: %v", err)
+	}
+	if res.Job.State != JobFailed || res.Job.Error == "" {
+		t.Fatalf("job %+v, want failed with the reason", res.Job)
+	}
+	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseCaptured || rec.Spooled {
+		t.Fatalf("journal %+v: want captured and not spooled", rec)
+	}
+	os.Remove(queue)
+	os.Rename(queue+".away", queue)
+	again, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || !again.Replayed {
+		t.Fatalf("replay: %+v, %v", again, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if in, err := e.spool.Settle(ctx, seed+".receipt"); err != nil || in.State != spool.StatePrinted {
+		t.Fatalf("receipt after the disk recovered: %+v, %v", in, err)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls", n)
+	}
+}

@@ -39,10 +39,9 @@ type Record struct {
 	Refusal       *Refusal        `json:"refusal,omitempty"`
 	// Spooled is set once the receipt jobs are durable in the spool; until then a restart
 	// (or a replayed request) renders and spools them again under the same job ids.
-	Spooled   bool   `json:"spooled"`
-	JobError  string `json:"job_error,omitempty"` // why no receipt job could be made
-	Reprints  int    `json:"reprints"`
-	DrawerPin *int   `json:"drawer_pin,omitempty"` // the drawer kick went with the receipt job
+	Spooled  bool   `json:"spooled"`
+	JobError string `json:"job_error,omitempty"` // why no receipt job could be made
+	Reprints int    `json:"reprints"`
 }
 
 // Refusal is what secupay said when it refused a capture.
