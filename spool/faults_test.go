@@ -1,0 +1,534 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/ecrd-pos/ecrd/printer"
+)
+
+// These tests put the spool in front of REAL transports (the file fake, a FIFO behind lp:, a
+// loopback TCP printer, a pseudo-terminal behind serial:) and break the far end the way a
+// printer breaks: paper out, cover open, unplugged, a line that stops taking bytes. Each
+// asserts where the job waits, what the failed write said, and that the paper ends up with
+// one complete copy of the job.
+
+// recorder is the real printer with its Print errors kept, so a test can see the
+// *printer.WriteError the spool retried after.
+type recorder struct {
+	printer.Printer
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *recorder) Print(ctx context.Context, job []byte) error {
+	err := r.Printer.Print(ctx, job)
+	if err != nil {
+		r.mu.Lock()
+		r.errs = append(r.errs, err)
+		r.mu.Unlock()
+	}
+	return err
+}
+
+func (r *recorder) writeErrors() []*printer.WriteError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*printer.WriteError
+	for _, err := range r.errs {
+		var we *printer.WriteError
+		if errors.As(err, &we) {
+			out = append(out, we)
+		}
+	}
+	return out
+}
+
+func openReal(t *testing.T, uri string) *recorder {
+	t.Helper()
+	p, err := printer.Open(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return &recorder{Printer: p}
+}
+
+func faultOpts() Options {
+	return Options{Poll: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, StatusTimeout: 3 * time.Second,
+		PrintTimeout: 30 * time.Second}
+}
+
+// receiptJob is n bytes that look like a receipt: ESC @, printable text and LFs, a cut. It
+// never holds DLE, so a simulated printer can tell job bytes from DLE EOT queries.
+func receiptJob(n int) []byte {
+	job := []byte{0x1b, '@'}
+	for i := 0; len(job) < n-5; i++ {
+		if i%48 == 47 {
+			job = append(job, '\n')
+		} else {
+			job = append(job, byte('A'+i%26))
+		}
+	}
+	return append(job, '\n', 0x1d, 'V', 66, 3)
+}
+
+// waitHeld waits until job id is held with a reason containing want.
+func waitHeld(t *testing.T, s *Spool, id, want string) Info {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in, err := s.Job(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.State == StatePrinted {
+			t.Fatalf("job %s printed; want it held (%s)", id, want)
+		}
+		if in.Held && strings.Contains(in.Reason, want) {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s not held with %q: %+v", id, want, in)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// escposSim is the far end of a line: it answers DLE EOT n with the current answers and
+// keeps everything else as job bytes.
+type escposSim struct {
+	mu      sync.Mutex
+	answers [3]byte // to DLE EOT 1, 2, 4
+	silent  bool
+	got     []byte
+	pending []byte
+}
+
+var (
+	simOnline    = [3]byte{0x16, 0x12, 0x12}
+	simPaperOut  = [3]byte{0x16, 0x12, 0x12 | 0x60}
+	simCoverOpen = [3]byte{0x16 | 0x08, 0x12 | 0x04, 0x12}
+)
+
+func (s *escposSim) set(a [3]byte) { s.mu.Lock(); s.answers, s.silent = a, false; s.mu.Unlock() }
+
+func (s *escposSim) received() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.got)
+}
+
+// feed takes bytes from the line and returns what to answer.
+func (s *escposSim) feed(b []byte) (answer []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = append(s.pending, b...)
+	for len(s.pending) > 0 {
+		if s.pending[0] != 0x10 {
+			i := bytes.IndexByte(s.pending, 0x10)
+			if i < 0 {
+				i = len(s.pending)
+			}
+			s.got = append(s.got, s.pending[:i]...)
+			s.pending = s.pending[i:]
+			continue
+		}
+		if len(s.pending) < 3 {
+			break
+		}
+		if !s.silent {
+			switch s.pending[2] {
+			case 1:
+				answer = append(answer, s.answers[0])
+			case 2:
+				answer = append(answer, s.answers[1])
+			case 4:
+				answer = append(answer, s.answers[2])
+			}
+		}
+		s.pending = s.pending[3:]
+	}
+	return answer
+}
+
+// netPrinter is a raw (port 9100) printer on loopback. Each connection has its own sim; all
+// share the answers. dropAfter makes the next connection that receives that many job bytes
+// run out of paper: it resets the connection and answers paper out from then on.
+type netPrinter struct {
+	ln        net.Listener
+	mu        sync.Mutex
+	answers   [3]byte
+	dropAfter int
+	sims      []*escposSim
+}
+
+func newNetPrinter(t *testing.T) *netPrinter {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	np := &netPrinter{ln: ln, answers: simOnline}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		np.mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		np.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			np.mu.Lock()
+			sim := &escposSim{answers: np.answers}
+			np.sims = append(np.sims, sim)
+			conns = append(conns, c)
+			np.mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); np.serve(c, sim) }()
+		}
+	}()
+	return np
+}
+
+func (np *netPrinter) serve(c net.Conn, sim *escposSim) {
+	defer c.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if ans := sim.feed(buf[:n]); len(ans) > 0 {
+			c.Write(ans)
+		}
+		if err != nil {
+			return
+		}
+		np.mu.Lock()
+		drop := np.dropAfter > 0 && len(sim.received()) >= np.dropAfter
+		if drop {
+			np.dropAfter = 0
+			np.answers = simPaperOut
+			for _, s := range np.sims {
+				s.set(simPaperOut)
+			}
+		}
+		np.mu.Unlock()
+		if drop {
+			c.(*net.TCPConn).SetLinger(0) // RST: the sender's next write fails
+			return
+		}
+	}
+}
+
+func (np *netPrinter) set(a [3]byte) {
+	np.mu.Lock()
+	defer np.mu.Unlock()
+	np.answers = a
+	for _, s := range np.sims {
+		s.set(a)
+	}
+}
+
+// copies counts connections that received exactly job, and returns the job bytes every
+// connection received.
+func (np *netPrinter) copies(job []byte) (int, [][]byte) {
+	np.mu.Lock()
+	defer np.mu.Unlock()
+	n := 0
+	var all [][]byte
+	for _, s := range np.sims {
+		got := s.received()
+		all = append(all, got)
+		if bytes.Equal(got, job) {
+			n++
+		}
+	}
+	return n, all
+}
+
+func (np *netPrinter) uri() string {
+	return "tcp:" + np.ln.Addr().String() + "?status_timeout=1s&write_timeout=2s"
+}
+
+func TestPrinterFaults(t *testing.T) {
+	t.Run("paper out before the job (file printer)", func(t *testing.T) {
+		dir := t.TempDir()
+		pf := filepath.Join(dir, "printer.bin")
+		os.WriteFile(pf+".status", []byte("paper_out\n"), 0o644)
+		p := openReal(t, "file:"+pf)
+		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+		job := receiptJob(2000)
+		s.Add(Job{ID: "j1", Kind: "receipt", Data: job})
+		in := waitHeld(t, s, "j1", "paper_out")
+		if b, _ := os.ReadFile(pf); len(b) != 0 || in.Attempts != 0 {
+			t.Fatalf("printer got %d bytes, %d attempts while paper out", len(b), in.Attempts)
+		}
+		os.WriteFile(pf+".status", []byte("online\n"), 0o644)
+		waitPrinted(t, s, "j1")
+		if b, _ := os.ReadFile(pf); !bytes.Equal(b, job) {
+			t.Fatalf("printer file has %d bytes, want the %d-byte job once", len(b), len(job))
+		}
+	})
+
+	t.Run("paper out during the job (tcp printer drops the connection)", func(t *testing.T) {
+		np := newNetPrinter(t)
+		np.dropAfter = 8 << 10
+		p := openReal(t, np.uri())
+		s, err := Open(t.TempDir(), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+		// Larger than what loopback's socket buffers take from a peer that stopped reading,
+		// so the reset surfaces as a write error rather than being absorbed by the kernel.
+		job := receiptJob(4 << 20)
+		s.Add(Job{ID: "big", Kind: "receipt", Data: job})
+		in := waitHeld(t, s, "big", "paper_out")
+		if in.Attempts < 1 {
+			t.Fatalf("held without a failed attempt: %+v", in)
+		}
+		wes := p.writeErrors()
+		if len(wes) == 0 {
+			t.Fatalf("no *printer.WriteError; errors: %v", p.errs)
+		}
+		if we := wes[0]; we.Written <= 0 || we.Written >= we.Total || we.Total != len(job) {
+			t.Fatalf("WriteError %v: want part of the %d-byte job written", we, len(job))
+		}
+		t.Logf("first attempt: %v", wes[0])
+		np.set(simOnline) // paper loaded
+		waitPrinted(t, s, "big")
+		// "Printed" means the last byte is in the kernel: wait for the printer to read it.
+		waitFor(t, func() bool { n, _ := np.copies(job); return n > 0 })
+		time.Sleep(20 * time.Millisecond)
+		n, all := np.copies(job)
+		if n != 1 {
+			sizes := []int{}
+			for _, b := range all {
+				sizes = append(sizes, len(b))
+			}
+			t.Fatalf("%d complete copies of the job reached the printer (bytes per connection %v), want 1", n, sizes)
+		}
+		if first := all[0]; len(first) == 0 || len(first) >= len(job) || !bytes.HasPrefix(job, first) {
+			t.Fatalf("first connection got %d bytes; want a prefix of the job", len(first))
+		}
+	})
+
+	t.Run("cover open (tcp printer answers DLE EOT)", func(t *testing.T) {
+		np := newNetPrinter(t)
+		np.set(simCoverOpen)
+		p := openReal(t, np.uri())
+		s, err := Open(t.TempDir(), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+		job := receiptJob(3000)
+		s.Add(Job{ID: "c1", Kind: "receipt", Data: job})
+		waitHeld(t, s, "c1", "cover_open")
+		if n, all := np.copies(job); n != 0 || len(bytes.Join(all, nil)) != 0 {
+			t.Fatal("job bytes reached a printer with its cover open")
+		}
+		np.set(simOnline)
+		waitPrinted(t, s, "c1")
+		waitFor(t, func() bool { n, _ := np.copies(job); return n > 0 })
+		if n, _ := np.copies(job); n != 1 {
+			t.Fatalf("%d copies after closing the cover, want 1", n)
+		}
+		if len(p.writeErrors()) != 0 {
+			t.Fatalf("writes failed: %v", p.errs)
+		}
+	})
+
+	t.Run("unplugged (lp device removed, then back)", func(t *testing.T) {
+		dir := t.TempDir()
+		dev := filepath.Join(dir, "lp0")
+		plug := func() *fifoReader {
+			if err := unix.Mkfifo(dev, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return newFifoReader(t, dev)
+		}
+		r1 := plug()
+		p := openReal(t, "lp:"+dev+"?write_timeout=2s")
+		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+		first := receiptJob(1000)
+		s.Add(Job{ID: "before", Kind: "receipt", Data: first})
+		waitPrinted(t, s, "before")
+		waitBytes(t, r1, len(first))
+
+		// Unplug: the device goes away under the open descriptor, and its node is removed.
+		r1.close()
+		os.Remove(dev)
+		job := receiptJob(5000)
+		s.Add(Job{ID: "after", Kind: "receipt", Data: job})
+		waitHeld(t, s, "after", "no such file")
+		wes := p.writeErrors()
+		if len(wes) == 0 || !errors.Is(wes[0], syscall.EPIPE) || wes[0].Total != len(job) {
+			t.Fatalf("write errors %v, want a WriteError (EPIPE) for the %d-byte job", p.errs, len(job))
+		}
+
+		r2 := plug()
+		waitPrinted(t, s, "after")
+		waitBytes(t, r2, len(job))
+		if got := r2.received(); !bytes.Equal(got, job) {
+			t.Fatalf("replugged printer got %d bytes, want the %d-byte job once", len(got), len(job))
+		}
+		if got := r1.received(); !bytes.Equal(got, first) {
+			t.Fatalf("first printer got %d bytes, want only the first job", len(got))
+		}
+	})
+
+	t.Run("serial line stall (pty master stops reading)", func(t *testing.T) {
+		master, slave, err := pty.Open()
+		if err != nil {
+			t.Skipf("no pseudo-terminals: %v", err)
+		}
+		// The slave stays open for the whole test, or the master reads EIO between reconnects.
+		t.Cleanup(func() { master.Close(); slave.Close() })
+		sim := &escposSim{answers: simOnline}
+		var mu sync.Mutex
+		reading := sync.NewCond(&mu)
+		paused := false
+		setPaused := func(v bool) { mu.Lock(); paused = v; reading.Broadcast(); mu.Unlock() }
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				mu.Lock()
+				for paused {
+					reading.Wait()
+				}
+				mu.Unlock()
+				n, err := master.Read(buf)
+				if ans := sim.feed(buf[:n]); len(ans) > 0 {
+					master.Write(ans)
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		p := openReal(t, "serial:"+slave.Name()+"?baud=115200&status_timeout=300ms&write_timeout=300ms&chunk=4096")
+		s, err := Open(t.TempDir(), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, s)
+		warm := receiptJob(500)
+		s.Add(Job{ID: "warm", Kind: "receipt", Data: warm})
+		waitPrinted(t, s, "warm")
+		waitFor(t, func() bool { return len(sim.received()) >= len(warm) })
+
+		setPaused(true) // the printer holds the line (buffer full, CTS low): nobody reads
+		time.Sleep(20 * time.Millisecond)
+		job := receiptJob(1 << 20)
+		s.Add(Job{ID: "stall", Kind: "receipt", Data: job})
+		waitFor(t, func() bool { return len(p.writeErrors()) > 0 })
+		we := p.writeErrors()[0]
+		if we.Written <= 0 || we.Written >= we.Total || we.Total != len(job) || !errors.Is(we, os.ErrDeadlineExceeded) {
+			t.Fatalf("WriteError %v: want a deadline after part of the %d-byte job", we, len(job))
+		}
+		t.Logf("stalled: %v", we)
+		if in, _ := s.Job("stall"); in.State != StateQueued || !strings.Contains(in.Reason, "wrote") {
+			t.Fatalf("job %+v: want queued with the write error as reason", in)
+		}
+
+		setPaused(false) // the printer reads again
+		waitPrinted(t, s, "stall")
+		// Bytes of the failed attempts that were already in the tty's buffer come out first
+		// (a partial receipt); the retry then delivers the whole job.
+		waitFor(t, func() bool { return bytes.HasSuffix(sim.received(), job) })
+		got := sim.received()
+		if !bytes.HasPrefix(got, warm) {
+			t.Fatal("the first job is not on the paper")
+		}
+		t.Logf("printer received %d bytes for a %d-byte job after %d failed attempts", len(got)-len(warm), len(job), len(p.writeErrors()))
+	})
+}
+
+// fifoReader plays a usblp printer behind a FIFO.
+type fifoReader struct {
+	f    *os.File
+	mu   sync.Mutex
+	got  []byte
+	done chan struct{}
+}
+
+func newFifoReader(t *testing.T, path string) *fifoReader {
+	// O_RDWR: opening does not wait for a writer (Linux), and the reader is there before
+	// the printer dials, as a plugged-in device is.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fifoReader{f: f, done: make(chan struct{})}
+	t.Cleanup(r.close)
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := f.Read(buf)
+			r.mu.Lock()
+			r.got = append(r.got, buf[:n]...)
+			r.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *fifoReader) close() {
+	r.f.Close()
+	<-r.done
+}
+
+func (r *fifoReader) received() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.got)
+}
+
+func waitBytes(t *testing.T, r *fifoReader, n int) {
+	t.Helper()
+	waitFor(t, func() bool { return len(r.received()) >= n })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
