@@ -119,6 +119,9 @@ type Service struct {
 
 	mu       sync.Mutex
 	inflight map[string]*claim
+	// unfinished holds the transactions whose capture outcome is unknown or whose receipt
+	// is not in the spool yet; the resolver works through them until they are settled.
+	unfinished map[string]bool
 }
 
 // New returns a Service.
@@ -129,7 +132,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]*claim{}}
+	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]*claim{}, unfinished: map[string]bool{}}
 }
 
 // begin claims transaction id for one operation. A POS request that finds another POS
@@ -169,6 +172,24 @@ func (s *Service) end(id string) {
 type claim struct {
 	done   chan struct{}
 	resume bool
+}
+
+// put journals rec and notes whether it is finished. Tracking follows the record in memory
+// even when the write fails, so the resolver retries what the disk could not keep.
+func (s *Service) put(rec *Record) error {
+	err := s.cfg.Journal.Put(rec)
+	s.track(rec.TransactionID, rec.unfinished())
+	return err
+}
+
+func (s *Service) track(id string, unfinished bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if unfinished {
+		s.unfinished[id] = true
+	} else {
+		delete(s.unfinished, id)
+	}
 }
 
 // capturable reports whether a transaction in this status may be sent start/cash: it is
@@ -231,7 +252,7 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 	rec.Phase = PhaseIntent
 	rec.Attempts++
 	rec.Refusal = nil
-	if err := s.cfg.Journal.Put(rec); err != nil {
+	if err := s.put(rec); err != nil {
 		// Without the intent on disk a crash could not be resolved safely: do not call secupay.
 		log.Error("journal write failed; capture not attempted", zap.Error(err))
 		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrStorage, err)
@@ -254,7 +275,7 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 	}
 	// No usable answer: the capture may or may not have happened at secupay.
 	rec.Phase = PhaseUnknown
-	if perr := s.cfg.Journal.Put(rec); perr != nil {
+	if perr := s.put(rec); perr != nil {
 		log.Error("journal write failed", zap.Error(perr)) // the intent record already says "unknown outcome"
 	}
 	log.Warn("capture outcome unknown, reading the transaction", zap.Error(err))
@@ -282,7 +303,7 @@ func refusalOf(se *secupay.Error) Refusal {
 func (s *Service) refuse(log *zap.Logger, rec *Record, r Refusal) error {
 	rec.Phase = PhaseRefused
 	rec.Refusal = &r
-	if err := s.cfg.Journal.Put(rec); err != nil {
+	if err := s.put(rec); err != nil {
 		log.Error("journal write failed", zap.Error(err))
 	}
 	e := &RefusedError{TransactionID: rec.TransactionID, Refusal: r}
@@ -297,7 +318,7 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 	rec.Answer = append(json.RawMessage(nil), tx.Raw...)
 	rec.TransID = tx.TransID
 	rec.Refusal = nil
-	if err := s.cfg.Journal.Put(rec); err != nil {
+	if err := s.put(rec); err != nil {
 		// The payment is captured at secupay but this till cannot remember it. The intent
 		// record on disk makes a later request read the transaction, so nothing is captured
 		// twice; the receipt prints then.
@@ -386,7 +407,7 @@ func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transa
 		}
 	}
 	rec.Spooled = true
-	if err := s.cfg.Journal.Put(rec); err != nil {
+	if err := s.put(rec); err != nil {
 		// Jobs are in the spool under fixed ids; a replay re-adding them is harmless.
 		log.Error("journal write failed after spooling", zap.Error(err))
 	}
@@ -457,7 +478,7 @@ func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
 		return nil, fmt.Errorf("reprint %s: %w", id, err)
 	}
 	rec.Reprints++
-	if err := s.cfg.Journal.Put(rec); err != nil {
+	if err := s.put(rec); err != nil {
 		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
 	}
 	jobID := id + ".reprint-" + strconv.Itoa(rec.Reprints)
@@ -487,23 +508,56 @@ func (s *Service) PrintLines(ctx context.Context, lines []receipt.Line) (JobResu
 
 // Resume finishes what a previous life of the daemon left: captured transactions whose
 // receipts were not spooled yet are spooled, and captures whose outcome was lost are
-// resolved by reading the transaction. It never sends start/cash.
+// resolved by reading the transaction. It never sends start/cash. Call it once at start.
 func (s *Service) Resume(ctx context.Context) {
 	recs, errs := s.cfg.Journal.All()
 	for _, err := range errs {
 		s.log.Error("journal record unreadable", zap.Error(err))
 	}
 	for _, rec := range recs {
+		if rec.unfinished() {
+			s.track(rec.TransactionID, true)
+		}
+	}
+	s.Resolve(ctx)
+}
+
+// Unfinished returns how many transactions wait for their outcome or their receipt.
+func (s *Service) Unfinished() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.unfinished)
+}
+
+// Resolve works once through the unfinished transactions (see Resume).
+func (s *Service) Resolve(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.unfinished))
+	for id := range s.unfinished {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
-		if rec.Phase != PhaseCaptured && rec.Phase != PhaseIntent && rec.Phase != PhaseUnknown {
-			continue
+		s.resumeOne(ctx, id)
+	}
+}
+
+// RunResolver calls Resolve every interval until ctx ends, so that a capture answered
+// "timeout" to the POS, or a receipt the disk could not take, is settled without waiting
+// for the POS to ask again or for a restart.
+func (s *Service) RunResolver(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Resolve(ctx)
 		}
-		if rec.Phase == PhaseCaptured && rec.Spooled {
-			continue
-		}
-		s.resumeOne(ctx, rec.TransactionID)
 	}
 }
 
@@ -525,6 +579,10 @@ func (s *Service) resumeOne(ctx context.Context, id string) {
 			return
 		}
 		if tx.Status != "ok" {
+			if tx.Status != "pending" {
+				// Not captured and not about to be: nothing to finish unless the POS asks again.
+				s.track(id, false)
+			}
 			log.Info("resume: transaction not captured; the POS may try again", zap.String("status", tx.Status))
 			return
 		}
@@ -532,10 +590,17 @@ func (s *Service) resumeOne(ctx context.Context, id string) {
 			return
 		}
 	}
+	if rec.Phase != PhaseCaptured {
+		s.track(id, rec.unfinished())
+		return
+	}
 	if tx, err := answerOf(rec); err != nil {
 		log.Error("resume: stored answer unreadable", zap.Error(err))
+		s.track(id, false) // retrying cannot mend it; the record stays for a technician
 	} else if !rec.Spooled {
 		s.spoolReceipts(log, rec, tx)
-		log.Info("resume: receipt spooled")
+		log.Info("resume: receipt spooled", zap.Bool("spooled", rec.Spooled))
+	} else {
+		s.track(id, false)
 	}
 }

@@ -550,3 +550,42 @@ func TestSpoolFailureIsRetriedOnReplay(t *testing.T) {
 		t.Fatalf("%d start/cash calls", n)
 	}
 }
+
+func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
+	e := newEnv(t, nil)
+	// secupay captures but the answer is cut, and the read-back fails too: the POS hears 504.
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
+	e.fake.Fault(secupaytest.Fault{Op: "get", ID: seed, Cut: true})
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := e.svc.Unfinished(); n != 1 {
+		t.Fatalf("%d unfinished, want the lost capture", n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.svc.RunResolver(ctx, 5*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	for e.receipts() < 1 && wctx.Err() == nil {
+		e.spool.Settle(wctx, seed+".receipt") // not found until the resolver spools it
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts: the resolver did not finish the lost capture", n)
+	}
+	for e.svc.Unfinished() != 0 && wctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := e.svc.Unfinished(); n != 0 {
+		t.Fatalf("%d still unfinished", n)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls", n)
+	}
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || !res.Replayed || res.Job.State != JobPrinted {
+		t.Fatalf("the POS asks again: %+v, %v", res, err)
+	}
+}

@@ -44,6 +44,12 @@ type Record struct {
 	Reprints int    `json:"reprints"`
 }
 
+// unfinished reports whether the record still needs work: an outcome to learn from
+// secupay, or a receipt to put in the spool.
+func (r *Record) unfinished() bool {
+	return r.Phase == PhaseIntent || r.Phase == PhaseUnknown || r.Phase == PhaseCaptured && !r.Spooled
+}
+
 // Refusal is what secupay said when it refused a capture.
 type Refusal struct {
 	HTTPStatus   int    `json:"http_status"`

@@ -62,6 +62,7 @@ func cmdDemo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		printWait:      10 * time.Second,
 		secupayTimeout: 10 * time.Second,
 		poll:           200 * time.Millisecond,
+		resolveEvery:   time.Minute,
 	}
 	log := zap.NewNop()
 	if *verbose {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	layout                                     layoutFlags
 	drawer                                     string
 	printWait, secupayTimeout, poll            time.Duration
+	resolveEvery                               time.Duration
 	logLevel, logFormat                        string
 }
 
@@ -57,6 +59,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.printWait, "print-wait", 10*time.Second, "how long a capture waits for its receipt to print before answering queued")
 	fs.DurationVar(&c.secupayTimeout, "secupay-timeout", 30*time.Second, "timeout of one secupay call")
 	fs.DurationVar(&c.poll, "printer-poll", 2*time.Second, "how often a waiting job asks the printer again")
+	fs.DurationVar(&c.resolveEvery, "resolve-interval", time.Minute, "how often captures with a lost answer are read back from secupay")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json (for journald) or console")
 }
@@ -201,16 +204,30 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		}
 	}
 	d := &runningDaemon{log: log, spool: sp, printer: p, lock: lock, socketDesc: desc}
+	healthz := func() map[string]any {
+		out := map[string]any{"unfinished_captures": svc.Unfinished()}
+		if health != nil {
+			maps.Copy(out, health())
+		}
+		return out
+	}
 	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Spool: sp,
-		CaptureTimeout: cfg.secupayTimeout*3 + cfg.printWait, Health: health, Logger: log}), log)
+		CaptureTimeout: cfg.secupayTimeout*3 + cfg.printWait, Health: healthz, Logger: log}), log)
 
 	wctx, cancel := context.WithCancel(context.Background())
 	d.cancelWorker = cancel
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); sp.Run(wctx) }()
 	// Whatever a previous life left — receipts not yet spooled, captures whose answer was
-	// lost — is finished in the background; the API is usable meanwhile.
-	go func() { defer d.wg.Done(); svc.Resume(wctx) }()
+	// lost — is finished in the background; the API is usable meanwhile. Then the resolver
+	// keeps settling captures whose answer is lost while the daemon runs.
+	go func() {
+		defer d.wg.Done()
+		svc.Resume(wctx)
+		if cfg.resolveEvery > 0 {
+			svc.RunResolver(wctx, cfg.resolveEvery)
+		}
+	}()
 	go func() {
 		defer d.wg.Done()
 		if err := d.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
