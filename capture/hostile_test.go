@@ -1,0 +1,555 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/secupay"
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+	"github.com/ecrd-pos/ecrd/spool"
+)
+
+// newEnvAt is newEnv with the state directory (journal and spool) at state, the token file
+// and printer elsewhere (they are configuration and a device, not state), and log for the
+// service and the spool.
+func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *env {
+	t.Helper()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	fake := secupaytest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.AddSeed()
+	fake.SetAutoCreate(true)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte(fake.Token()), 0o600)
+	client := &secupay.Client{BaseURL: fake.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second, Logger: log}
+	pf := filepath.Join(dir, "printer.bin")
+	p, err := printer.Open("file:" + pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(filepath.Join(state, "spool"), p, spool.Options{Poll: 5 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJournal(filepath.Join(state, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second, Logger: log}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: state, printerFile: pf, svc: New(cfg)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sp.Run(ctx); close(done) }()
+	e.stop = func() { cancel(); <-done }
+	t.Cleanup(e.stop)
+	return e
+}
+
+var errNoSpace = syscall.ENOSPC
+
+func receiptLine(typ string, v map[string]any) map[string]any {
+	return map[string]any{"type": typ, "value": v}
+}
+
+// A secupay receipt of 10,000 lines is captured, journaled whole and printed whole, in
+// time that grows with the receipt (not with its square).
+func TestTenThousandLineReceiptFromSecupay(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PrintWait = 60 * time.Second })
+	const id, n = "STX_LONGRECEIPT10000", 10000
+	lines := make([]any, 0, n)
+	for i := 0; i < n; i++ {
+		switch i % 4 {
+		case 0:
+			lines = append(lines, receiptLine("textline", map[string]any{"text": fmt.Sprintf("Zeile %05d Brötchen", i)}))
+		case 1:
+			lines = append(lines, receiptLine("name-value", map[string]any{"name": fmt.Sprintf("Artikel %05d", i), "value": "1,99 €"}))
+		case 2:
+			lines = append(lines, receiptLine("separator", map[string]any{"caption": "Posten"}))
+		default:
+			lines = append(lines, receiptLine("textline", map[string]any{"text": strings.Repeat("lang ", 30), "decoration": []any{"important"}}))
+		}
+	}
+	if err := e.fake.Add(map[string]any{"id": id, "receipt": lines}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := e.svc.Capture(context.Background(), id)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Job.State != JobPrinted {
+		t.Fatalf("job %+v", res.Job)
+	}
+	b, _ := os.ReadFile(e.printerFile)
+	if e.receipts() != 1 || !bytes.Contains(b, []byte("Zeile 00000 Br\x94tchen")) || !bytes.Contains(b, []byte("Artikel 09997")) {
+		t.Fatalf("printed %d bytes, not the whole receipt once", len(b))
+	}
+	if lf := bytes.Count(b, []byte{'\n'}); lf < n {
+		t.Fatalf("%d paper lines for %d receipt lines", lf, n)
+	}
+	rec, _ := e.journal.Get(id)
+	var stored struct{ Receipt []json.RawMessage }
+	if err := json.Unmarshal(rec.Answer, &stored); err != nil || len(stored.Receipt) != n {
+		t.Fatalf("journal holds %d receipt lines (%v)", len(stored.Receipt), err)
+	}
+	t.Logf("10,000-line receipt: capture+journal+render+spool+print %v, %d bytes to the printer, %d-byte journal answer",
+		took, len(b), len(rec.Answer))
+	if took > 30*time.Second {
+		t.Fatalf("a 10,000-line receipt took %v", took)
+	}
+}
+
+// Control bytes in secupay's receipt text must never reach the printer as commands: the job
+// holds only the commands Render emits (init, code page, bold, align, size, cut).
+func TestControlBytesInSecupayReceiptNeverReachThePrinter(t *testing.T) {
+	e := newEnv(t, nil)
+	const id = "STX_CONTROLBYTES"
+	hostile := []string{
+		"esc init \x1b@ here",
+		"cut \x1dV\x00 now",
+		"status \x10\x04\x01 query",
+		"drawer \x1bp\x00\x19\xfa kick",
+		"c1 csi \u009b31m and nel \u0085 and \u0090 dcs",
+		"bold off \x1bE\x00 size \x1d!\x11 del \x7f",
+		"bell \a bs \b nul \x00 end",
+	}
+	var lines []any
+	for i, h := range hostile {
+		lines = append(lines,
+			receiptLine("textline", map[string]any{"text": h, "decoration": []any{"important"}}),
+			receiptLine("name-value", map[string]any{"name": h, "value": fmt.Sprintf("%d\x1bd\x05", i)}),
+			receiptLine("separator", map[string]any{"caption": h}))
+	}
+	if err := e.fake.Add(map[string]any{"id": id, "receipt": lines}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.svc.Capture(context.Background(), id)
+	if err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("capture %+v, %v", res, err)
+	}
+	job, _ := os.ReadFile(e.printerFile)
+	if err := walkPrinted(job); err != nil {
+		t.Fatalf("%v\njob: %q", err, job)
+	}
+	smuggled := append(append(bytes.Clone(job[:len(job)-4]), 0x1b, 'p', 0, 25, 250), job[len(job)-4:]...)
+	if walkPrinted(smuggled) == nil {
+		t.Fatal("the walker accepts ESC p: it proves nothing")
+	}
+	for _, seq := range [][]byte{{0x1b, '@'}, {0x1d, 'V', 0}, {0x10, 0x04}, {0x1b, 'p'}, {0x1b, 'd'}, {0x1d, '!', 0x11}} {
+		if bytes.Contains(job[2:], seq) {
+			t.Errorf("printer bytes contain % x from receipt text", seq)
+		}
+	}
+	if !bytes.Contains(job, []byte("drawer @ kick")) && !bytes.Contains(job, []byte("drawer p")) {
+		t.Errorf("the text around the control bytes is gone: %q", job)
+	}
+}
+
+// walkPrinted accepts one job as Render writes it: ESC @ ESC R 0 ESC t n, then text, LF and
+// only ESC E 0/1, ESC a 0-2, GS ! 0/1, then the cut GS V 65/66 n. Anything else is a command
+// smuggled in from receipt text.
+func walkPrinted(job []byte) error {
+	if len(job) < 12 || !bytes.HasPrefix(job, []byte{0x1b, '@', 0x1b, 'R', 0, 0x1b, 't'}) {
+		return fmt.Errorf("job does not start with the init sequence: % x", job[:min(12, len(job))])
+	}
+	cut := job[len(job)-4:]
+	if cut[0] != 0x1d || cut[1] != 'V' || (cut[2] != 65 && cut[2] != 66) {
+		return fmt.Errorf("job does not end with a cut: % x", cut)
+	}
+	body := job[8 : len(job)-4]
+	for i := 0; i < len(body); i++ {
+		b := body[i]
+		switch {
+		case b == '\n':
+		case b == 0x1b || b == 0x1d:
+			if i+2 >= len(body) {
+				return fmt.Errorf("truncated command at %d", i)
+			}
+			cmd, n := body[i+1], body[i+2]
+			ok := b == 0x1b && cmd == 'E' && n <= 1 || b == 0x1b && cmd == 'a' && n <= 2 || b == 0x1d && cmd == '!' && n <= 1
+			if !ok {
+				return fmt.Errorf("command % x at %d is not one Render emits", body[i:i+3], i)
+			}
+			i += 2
+		case b < 0x20 || b == 0x7f:
+			return fmt.Errorf("control byte %#02x in text at %d", b, i)
+		}
+	}
+	return nil
+}
+
+// mountTmpfs mounts a small tmpfs: a real file system that can be made read-only (root
+// writes through chmod) or filled, under the running code.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("LOUD SKIP: cannot mount a tmpfs here (%v: %s); the ENOTDIR variant in TestJournalFailureMeansNoCapture still runs", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+func remount(t *testing.T, dir, mode string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
+		t.Fatalf("remount %s %s: %v: %s", mode, dir, err, out)
+	}
+}
+
+// fill writes a file until the file system is full.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "filler")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, errNoSpace) {
+				t.Fatalf("filling: %v", err)
+			}
+			return p
+		}
+	}
+}
+
+// captureWhile starts a capture of seed whose answer secupay delays; once start/cash has
+// reached secupay (so the intent is on disk), breakIt runs. It returns the capture's result.
+func captureWhile(t *testing.T, e *env, breakIt func()) (*Result, error) {
+	t.Helper()
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Delay: 700 * time.Millisecond, CaptureFirst: true})
+	type out struct {
+		res *Result
+		err error
+	}
+	ch := make(chan out, 1)
+	go func() { r, err := e.svc.Capture(context.Background(), seed); ch <- out{r, err} }()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.fake.StartCashCalls(seed) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("start/cash never sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Durability rule 1: the intent was on disk before start/cash left.
+	if rec, err := e.journal.Get(seed); err != nil || rec.Phase != PhaseIntent {
+		t.Fatalf("start/cash sent with journal %+v, %v; want the intent on disk", rec, err)
+	}
+	breakIt()
+	o := <-ch
+	return o.res, o.err
+}
+
+// checkConsistent reopens the state directory as a restarted daemon would and checks that
+// nothing in it is torn, left over or unreadable.
+func checkConsistent(t *testing.T, state string) {
+	t.Helper()
+	filepath.Walk(state, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			t.Errorf("walk %s: %v", p, err)
+			return nil
+		}
+		if atomicfile.IsTemp(fi.Name()) || strings.HasSuffix(fi.Name(), ".bad") {
+			t.Errorf("left over after recovery: %s", p)
+		}
+		return nil
+	})
+	j, err := OpenJournal(filepath.Join(state, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, errs := j.All()
+	if len(errs) > 0 {
+		t.Fatalf("journal unreadable after recovery: %v", errs)
+	}
+	for _, r := range recs {
+		if r.Phase == PhaseCaptured && !r.Spooled {
+			t.Errorf("captured but not spooled after recovery: %+v", r)
+		}
+	}
+	p, _ := printer.Open("file:" + filepath.Join(t.TempDir(), "p.bin"))
+	sp, err := spool.Open(filepath.Join(state, "spool"), p, spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := sp.Pending(); len(q) != 0 {
+		t.Errorf("jobs still queued after recovery: %+v", q)
+	}
+}
+
+func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
+	t.Run("read-only before the capture", func(t *testing.T) {
+		state := mountTmpfs(t, "4m")
+		e := newEnvAt(t, state, nil, nil)
+		remount(t, state, "ro")
+		_, err := e.svc.Capture(context.Background(), seed)
+		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "read-only") {
+			t.Fatalf("err = %v, want ErrStorage naming the read-only file system", err)
+		}
+		if n := e.fake.Requests(); n != 0 {
+			t.Fatalf("secupay called %d times without a journaled intent", n)
+		}
+		if _, err := e.svc.PrintLines(context.Background(), []receipt.Line{{Type: "textline", Value: receipt.Value{Text: "x"}}}); !errors.Is(err, ErrStorage) {
+			t.Fatalf("PrintLines on a read-only state dir: %v", err)
+		}
+		remount(t, state, "rw")
+		res, err := e.svc.Capture(context.Background(), seed)
+		if err != nil || res.Job.State != JobPrinted {
+			t.Fatalf("after recovery: %+v, %v", res, err)
+		}
+		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
+		}
+		checkConsistent(t, state)
+	})
+
+	t.Run("read-only while secupay captures", func(t *testing.T) {
+		state := mountTmpfs(t, "4m")
+		e := newEnvAt(t, state, nil, nil)
+		_, err := captureWhile(t, e, func() { remount(t, state, "ro") })
+		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "captured at secupay") {
+			t.Fatalf("err = %v, want ErrStorage saying the payment is captured", err)
+		}
+		// The service stays usable: another transaction is refused at once, without secupay.
+		other := "STX_OTHERWHILEREADONLY"
+		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
+			t.Fatalf("capture while read-only: %v", err)
+		}
+		if e.fake.StartCashCalls(other) != 0 {
+			t.Fatal("start/cash sent without a journaled intent")
+		}
+		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseIntent {
+			t.Fatalf("journal %s, want the intent that makes the next ask read first", rec.Phase)
+		}
+		remount(t, state, "rw")
+		res, err := e.svc.Capture(context.Background(), seed)
+		if err != nil || res.Job.State != JobPrinted {
+			t.Fatalf("after recovery: %+v, %v", res, err)
+		}
+		if e.fake.StartCashCalls(seed) != 1 || e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
+				e.fake.StartCashCalls(seed), e.fake.Captures(seed), e.receipts())
+		}
+		checkConsistent(t, state)
+	})
+
+	t.Run("full while secupay captures", func(t *testing.T) {
+		state := mountTmpfs(t, "2m")
+		e := newEnvAt(t, state, nil, nil)
+		var filler string
+		_, err := captureWhile(t, e, func() { filler = fill(t, state) })
+		if !errors.Is(err, ErrStorage) || !errors.Is(err, errNoSpace) {
+			t.Fatalf("err = %v, want ErrStorage wrapping ENOSPC", err)
+		}
+		other := "STX_OTHERWHILEFULL"
+		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
+			t.Fatalf("capture while full: %v", err)
+		}
+		if e.fake.StartCashCalls(other) != 0 {
+			t.Fatal("start/cash sent without a journaled intent")
+		}
+		if e.receipts() != 0 {
+			t.Fatal("printed without the answer journaled")
+		}
+		os.Remove(filler)
+		res, err := e.svc.Capture(context.Background(), seed)
+		if err != nil || res.Job.State != JobPrinted {
+			t.Fatalf("after recovery: %+v, %v", res, err)
+		}
+		if e.fake.StartCashCalls(seed) != 1 || e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
+				e.fake.StartCashCalls(seed), e.fake.Captures(seed), e.receipts())
+		}
+		// The other transaction can be captured now too.
+		if res, err := e.svc.Capture(context.Background(), other); err != nil || res.Job.State != JobPrinted {
+			t.Fatalf("other after recovery: %+v, %v", res, err)
+		}
+		checkConsistent(t, state)
+	})
+
+	t.Run("spool full after the answer is journaled", func(t *testing.T) {
+		state := mountTmpfs(t, "4m")
+		// The spool gets its own small file system inside the state directory, so the journal
+		// can take the answer while the spool cannot take the job.
+		spoolDir := filepath.Join(state, "spool")
+		os.MkdirAll(spoolDir, 0o700)
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", spoolDir).CombinedOutput(); err != nil {
+			t.Fatalf("mount: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", "-l", spoolDir).Run() })
+		var filler string
+		e := newEnvAt(t, state, nil, func(c *Config) {
+			c.Secupay = fillingSecupay{Secupay: c.Secupay, after: func() { filler = fill(t, spoolDir) }}
+		})
+		res, err := e.svc.Capture(context.Background(), seed)
+		if err != nil {
+			t.Fatalf("captured and journaled, but: %v", err)
+		}
+		if res.Job.State != JobFailed || !strings.Contains(res.Job.Error, "no space") {
+			t.Fatalf("job %+v, want failed with the storage reason", res.Job)
+		}
+		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseCaptured || rec.Spooled {
+			t.Fatalf("journal %+v, want captured and not spooled", rec)
+		}
+		os.Remove(filler)
+		res, err = e.svc.Capture(context.Background(), seed)
+		if err != nil || !res.Replayed {
+			t.Fatalf("after recovery: %+v, %v", res, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for e.receipts() < 1 && ctx.Err() == nil {
+			e.spool.Settle(ctx, seed+".receipt")
+			time.Sleep(5 * time.Millisecond)
+		}
+		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
+		}
+		checkConsistent(t, state)
+	})
+}
+
+// fillingSecupay runs after once secupay's answer has arrived, before capture journals it.
+// (A wrapper, not a fake: the real client and the loopback secupay still do the work.)
+type fillingSecupay struct {
+	Secupay
+	after func()
+}
+
+func (f fillingSecupay) CaptureCash(ctx context.Context, id string) (*secupay.Transaction, error) {
+	tx, err := f.Secupay.CaptureCash(ctx, id)
+	f.after()
+	return tx, err
+}
+
+// Neither the OAuth client secret nor any token ever appears in a log line, across captures
+// that obtain, use and renew tokens, a refusal and an unknown outcome.
+func TestSecretsNeverLogged(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	e := newEnvAt(t, t.TempDir(), log, nil)
+	secret := filepath.Join(t.TempDir(), "client-secret")
+	os.WriteFile(secret, []byte(secupaytest.ClientSecret+"\n"), 0o600)
+	oauth, err := secupay.NewOAuth(secupay.OAuthConfig{BaseURL: e.fake.URL, ClientID: secupaytest.ClientID,
+		ClientSecretFile: secret, GrantType: "client_credentials", Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client.Tokens = oauth
+	ctx := context.Background()
+	if _, err := e.svc.Capture(ctx, seed); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.ExpireToken() // the next call is refused and the token renewed
+	if _, err := e.svc.Capture(ctx, "STX_AFTERRENEWAL"); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 400})
+	e.svc.Capture(ctx, "STX_REFUSEDONE")
+	e.fake.Fault(secupaytest.Fault{Op: "start", Cut: true})
+	e.fake.Fault(secupaytest.Fault{Op: "get", Status: 503, Body: "<html>busy</html>"})
+	e.svc.Capture(ctx, "STX_UNKNOWNONE")
+	if grants := e.fake.Grants(); len(grants) < 2 {
+		t.Fatalf("grants %v: the test did not renew the token", grants)
+	}
+
+	secrets := append([]string{secupaytest.ClientSecret}, e.fake.IssuedTokens()[1:]...) // [0] is the unused default
+	n := 0
+	for _, entry := range logs.All() {
+		n++
+		line := entry.Message + " " + fmt.Sprint(entry.ContextMap())
+		for _, s := range secrets {
+			if strings.Contains(line, s) {
+				t.Errorf("log line contains a secret %q: %s", s, line)
+			}
+		}
+		if strings.Contains(strings.ToLower(line), "bearer ") {
+			t.Errorf("log line contains an Authorization header: %s", line)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d log lines: the observer did not see the capture", n)
+	}
+	renewed := false
+	for _, entry := range logs.FilterField(zap.Bool("token_renewed", true)).All() {
+		renewed = renewed || entry.Message != ""
+	}
+	if !renewed {
+		t.Error("no log line records the token renewal")
+	}
+	t.Logf("%d log lines checked against %d secrets", n, len(secrets))
+}
+
+// TLS verification stays on: a server with a self-signed certificate gets no request at all,
+// for the API and for the token endpoint, and a client that disables verification is refused.
+func TestTLSVerificationStaysOn(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, string(secupaytest.SeedAnswer()))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("some-token"), 0o600)
+	c := &secupay.Client{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok), Timeout: 5 * time.Second}
+	_, err := c.CaptureCash(context.Background(), seed)
+	var unknownAuthority x509.UnknownAuthorityError
+	if err == nil || !errors.As(err, &unknownAuthority) {
+		t.Fatalf("capture against a self-signed certificate: %v, want a certificate error", err)
+	}
+	if errors.Is(err, secupay.ErrOutcomeUnknown) {
+		t.Errorf("a failed handshake cannot have reached secupay, but the error says outcome unknown: %v", err)
+	}
+	secret := filepath.Join(dir, "secret")
+	os.WriteFile(secret, []byte(secupaytest.ClientSecret), 0o600)
+	o, err := secupay.NewOAuth(secupay.OAuthConfig{BaseURL: srv.URL, ClientID: "x", ClientSecretFile: secret, GrantType: "client_credentials"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.Token(context.Background()); err == nil || !errors.As(err, &unknownAuthority) {
+		t.Fatalf("token request against a self-signed certificate: %v, want a certificate error", err)
+	}
+	insecure := &secupay.Client{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok),
+		HTTPClient: srv.Client(), Timeout: 5 * time.Second}
+	insecure.HTTPClient.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
+	if _, err := insecure.CaptureCash(context.Background(), seed); err == nil || !strings.Contains(err.Error(), "TLS verification disabled") {
+		t.Fatalf("client with InsecureSkipVerify: %v, want refused", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the untrusted server answered %d requests", n)
+	}
+}
