@@ -22,14 +22,17 @@ type crashCase struct {
 	// After the restart and the POS asking again: whole copies of the receipt on paper.
 	minCopies, maxCopies int
 	halfCopies           int // torn jobs left by a crash in mid-write
+	// The journal held only the intent: the restart must read the transaction (GET) before
+	// anything else, never decide blind (DESIGN.md rule 2).
+	readsBack bool
 }
 
 var crashMatrix = []crashCase{
 	// The intent is journaled but start/cash never left: resume reads the transaction, sees it
 	// "created", and the POS asking again sends the one and only start/cash.
-	{point: "before-start", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
+	{point: "before-start", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
 	// secupay captured, the journal still says "intent": resolved by GET, never a second start.
-	{point: "after-answer", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
+	{point: "after-answer", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
 	{point: "after-journal", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
 	// The job is durable and the worker was woken: it may print (whole) before the kill lands.
 	// If it did but had not marked the job done, the restart prints it again: at most twice.
@@ -119,6 +122,9 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	}
 	if n := e.fake.Captures(id); n != 1 {
 		t.Fatalf("secupay captured %d times, want 1", n)
+	}
+	if c.readsBack && e.fake.GetCalls(id) == 0 {
+		t.Fatal("the capture left in \"intent\" was resolved without reading the transaction")
 	}
 	if n := e.fake.TotalStartCashCalls(); n != 1 {
 		t.Fatalf("secupay saw %d start/cash calls for any transaction, want 1", n)
