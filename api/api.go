@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -66,6 +67,21 @@ func Handler(cfg Config) http.Handler {
 // the mux's status and Allow header, so a POS always gets JSON it can parse.
 func jsonMuxErrors(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The mux answers a path that is not canonical ("/a/../b", "//a", "/a/./b") with a
+		// redirect to the cleaned one. That is not JSON, and a POS client following it would
+		// act on something it did not name: .../STX_A/../STX_B/cash would capture STX_B. Such
+		// a path names nothing here. (Cleaned as the mux does, on the escaped path, so that
+		// %2F stays inside a segment and fails the id check instead.)
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect {
+			clean := path.Clean("/" + p)
+			if strings.HasSuffix(p, "/") && clean != "/" {
+				clean += "/"
+			}
+			if clean != p {
+				writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("%s %q: not a canonical path", r.Method, p), nil)
+				return
+			}
+		}
 		if _, pattern := mux.Handler(r); pattern != "" {
 			mux.ServeHTTP(w, r)
 			return
