@@ -273,10 +273,11 @@ func captureWhile(t *testing.T, e *env, breakIt func()) (*Result, error) {
 	return o.res, o.err
 }
 
-// checkConsistent reopens the state directory as a restarted daemon would and checks that
-// nothing in it is torn, left over or unreadable.
-func checkConsistent(t *testing.T, state string) {
+// checkConsistent stops e's spool and reopens the state directory as a restarted daemon
+// would, and checks that nothing in it is torn, left over or unreadable.
+func checkConsistent(t *testing.T, e *env, state string) {
 	t.Helper()
+	e.stop()
 	filepath.Walk(state, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			t.Errorf("walk %s: %v", p, err)
@@ -333,7 +334,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
 			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
 		}
-		checkConsistent(t, state)
+		checkConsistent(t, e, state)
 	})
 
 	t.Run("read-only while secupay captures", func(t *testing.T) {
@@ -363,7 +364,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
 				e.fake.StartCashCalls(seed), e.fake.Captures(seed), e.receipts())
 		}
-		checkConsistent(t, state)
+		checkConsistent(t, e, state)
 	})
 
 	t.Run("full while secupay captures", func(t *testing.T) {
@@ -397,7 +398,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if res, err := e.svc.Capture(context.Background(), other); err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("other after recovery: %+v, %v", res, err)
 		}
-		checkConsistent(t, state)
+		checkConsistent(t, e, state)
 	})
 
 	t.Run("spool full after the answer is journaled", func(t *testing.T) {
@@ -431,14 +432,16 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for e.receipts() < 1 && ctx.Err() == nil {
-			e.spool.Settle(ctx, seed+".receipt")
+		for ctx.Err() == nil {
+			if in, _ := e.spool.Settle(ctx, seed+".receipt"); in.State == spool.StatePrinted {
+				break
+			}
 			time.Sleep(5 * time.Millisecond)
 		}
 		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
 			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
 		}
-		checkConsistent(t, state)
+		checkConsistent(t, e, state)
 	})
 }
 
