@@ -108,7 +108,12 @@ type Config struct {
 	// PrintWait is how long a capture waits for its receipt to print before it answers
 	// "queued" (default 10 s). A printer known not to be ready answers at once.
 	PrintWait time.Duration
-	Logger    *zap.Logger
+	// KeepFinished is how long the journal keeps a finished record (captured and spooled, or
+	// refused) after its last change; 0 keeps records forever. Unfinished ones are kept
+	// always. Within this time a repeated request is answered from the journal; after it,
+	// secupay itself refuses a second start/cash of a captured transaction.
+	KeepFinished time.Duration
+	Logger       *zap.Logger
 }
 
 // Service captures and prints. It is safe for concurrent use; captures of one
@@ -514,10 +519,21 @@ func (s *Service) Resume(ctx context.Context) {
 	for _, err := range errs {
 		s.log.Error("journal record unreadable", zap.Error(err))
 	}
+	pruned := 0
 	for _, rec := range recs {
-		if rec.unfinished() {
+		switch {
+		case rec.unfinished():
 			s.track(rec.TransactionID, true)
+		case s.cfg.KeepFinished > 0 && time.Since(rec.Updated) > s.cfg.KeepFinished:
+			if err := s.cfg.Journal.Remove(rec.TransactionID); err != nil {
+				s.log.Warn("journal: prune", zap.String("transaction_id", rec.TransactionID), zap.Error(err))
+				continue
+			}
+			pruned++
 		}
+	}
+	if pruned > 0 {
+		s.log.Info("journal: finished records pruned", zap.Int("records", pruned), zap.Duration("older_than", s.cfg.KeepFinished))
 	}
 	s.Resolve(ctx)
 }

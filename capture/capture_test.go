@@ -589,3 +589,29 @@ func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
 		t.Fatalf("the POS asks again: %+v, %v", res, err)
 	}
 }
+
+func TestResumePrunesOldFinishedRecords(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.KeepFinished = time.Hour })
+	old := time.Now().Add(-2 * time.Hour)
+	write := func(r *Record) {
+		r.Created, r.Updated = old, old
+		b, _ := json.Marshal(r)
+		if err := os.WriteFile(filepath.Join(e.state, "journal", r.TransactionID+".json"), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.fake.Add(`{"id":"STX_OLDUNKNOWN","status":"created"}`)
+	write(&Record{TransactionID: "STX_OLDDONE", Phase: PhaseCaptured, Spooled: true, Answer: json.RawMessage(`{"status":"ok"}`)})
+	write(&Record{TransactionID: "STX_OLDREFUSED", Phase: PhaseRefused})
+	write(&Record{TransactionID: "STX_OLDUNKNOWN", Phase: PhaseUnknown})
+	if _, err := e.svc.Capture(context.Background(), seed); err != nil { // a fresh, finished record
+		t.Fatal(err)
+	}
+	e.svc.Resume(context.Background())
+	for id, kept := range map[string]bool{"STX_OLDDONE": false, "STX_OLDREFUSED": false, "STX_OLDUNKNOWN": true, seed: true} {
+		_, err := e.journal.Get(id)
+		if (err == nil) != kept {
+			t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
+		}
+	}
+}

@@ -122,6 +122,14 @@ func (j *Journal) Put(r *Record) error {
 	return nil
 }
 
+// Remove deletes the record of transaction id.
+func (j *Journal) Remove(id string) error {
+	if err := os.Remove(j.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return atomicfile.SyncDir(j.dir)
+}
+
 // All returns every record (for resuming after a restart). Unreadable files are returned
 // as errors alongside the records that could be read.
 func (j *Journal) All() ([]*Record, []error) {

@@ -40,7 +40,7 @@ type serveConfig struct {
 	layout                                     layoutFlags
 	drawer                                     string
 	printWait, secupayTimeout, poll            time.Duration
-	resolveEvery                               time.Duration
+	resolveEvery, journalKeep                  time.Duration
 	logLevel, logFormat                        string
 }
 
@@ -60,6 +60,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.secupayTimeout, "secupay-timeout", 30*time.Second, "timeout of one secupay call")
 	fs.DurationVar(&c.poll, "printer-poll", 2*time.Second, "how often a waiting job asks the printer again")
 	fs.DurationVar(&c.resolveEvery, "resolve-interval", time.Minute, "how often captures with a lost answer are read back from secupay")
+	fs.DurationVar(&c.journalKeep, "journal-keep", 90*24*time.Hour, "how long finished captures stay in the journal (pruned at start; 0 = forever)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json (for journald) or console")
 }
@@ -187,7 +188,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		return nil, err
 	}
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp, Render: opt,
-		DrawerPin: drawerPin, PrintWait: cfg.printWait, Logger: log})
+		DrawerPin: drawerPin, PrintWait: cfg.printWait, KeepFinished: cfg.journalKeep, Logger: log})
 
 	desc := "unix:" + cfg.socket
 	if ln == nil {
