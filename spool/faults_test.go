@@ -216,7 +216,14 @@ func (np *netPrinter) serve(c net.Conn, sim *escposSim) {
 	defer c.Close()
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := c.Read(buf)
+		// A printer that is running out of paper takes exactly dropAfter job bytes.
+		np.mu.Lock()
+		want := len(buf)
+		if np.dropAfter > 0 {
+			want = max(1, min(want, np.dropAfter-len(sim.received())))
+		}
+		np.mu.Unlock()
+		n, err := c.Read(buf[:want])
 		if ans := sim.feed(buf[:n]); len(ans) > 0 {
 			c.Write(ans)
 		}
@@ -530,5 +537,33 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A network printer that takes part of a SMALL receipt and resets the connection: the whole
+// job fits in the kernel's socket buffer, so Print returns nil before the reset arrives and
+// the spool marks the receipt printed although only part of it reached the printer: a
+// receipt printed zero times. Known defect (see the report: printer/device.go Print has no
+// drain for tcp); run with ECRD_KNOWN_DEFECTS=1.
+func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
+	if os.Getenv("ECRD_KNOWN_DEFECTS") == "" {
+		t.Skip("known defect: a tcp job that fits the socket buffer counts as printed when the printer resets mid-job; ECRD_KNOWN_DEFECTS=1 runs it")
+	}
+	for i := 0; i < 5; i++ {
+		np := newNetPrinter(t)
+		np.dropAfter = 1000
+		p := openReal(t, np.uri())
+		s, err := Open(t.TempDir(), p, faultOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, s)
+		job := receiptJob(3000)
+		s.Add(Job{ID: "small", Kind: "receipt", Data: job})
+		waitHeld(t, s, "small", "paper_out") // fails: the job is "printed" with 1000 of 3000 bytes on paper
+		np.set(simOnline)
+		waitPrinted(t, s, "small")
+		waitFor(t, func() bool { n, _ := np.copies(job); return n == 1 })
+		stop()
 	}
 }
