@@ -161,6 +161,14 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 			return fail(written, err)
 		}
 	}
+	// A written job is only in the kernel's buffers: TCP and USB hand bytes on long before
+	// the printer has them, so a printer that resets the connection after part of a small job
+	// would otherwise count as printed. Ask DLE EOT on the same connection: streams are in
+	// order, so an answer (or a silent but still open line) means the whole job got there,
+	// and a reset or hang-up shows here as an error and the job is retried whole.
+	if _, err := d.query(ctx, c); err != nil {
+		return &WriteError{URI: d.uri, Written: written, Total: len(job), Err: fmt.Errorf("after the job: %w", err)}
+	}
 	return nil
 }
 
@@ -174,6 +182,12 @@ func (d *device) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
+	return d.query(ctx, c)
+}
+
+// query is Status on an open connection, with the device locked. An error means the
+// connection failed (it is dropped); a printer that does not answer is StateUnknown.
+func (d *device) query(ctx context.Context, c conn) (Status, error) {
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
 	defer stop()
 

@@ -117,8 +117,14 @@ func (c *serialConn) drainOutput(deadline time.Time) error {
 }
 
 // Close lets queued output reach the printer first (bounded), rather than discarding it.
+// After a failed write the queue holds the tail of a job that will be sent again whole:
+// discard it (TCFLSH), or the printer would print that fragment before the retry.
 func (c *serialConn) Close() error {
-	if !c.failed {
+	if c.failed {
+		if rc, err := c.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.IoctlSetInt(int(fd), unix.TCFLSH, unix.TCOFLUSH) })
+		}
+	} else {
 		c.drainOutput(time.Now().Add(2 * time.Second))
 	}
 	return c.File.Close()
