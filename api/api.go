@@ -185,6 +185,8 @@ func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error)
 			i.HTTPStatus, i.SecupayError, i.ErrorUser, i.ErrorDetails = r.HTTPStatus, r.Error, r.ErrorUser, r.ErrorDetails
 			i.SecupayCode, i.SupportID, i.Status = r.Code, r.SupportID, r.Status
 		})
+	case errors.Is(err, capture.ErrUnreachable):
+		writeError(w, http.StatusBadGateway, "secupay_unreachable", err.Error(), withID)
 	case errors.Is(err, capture.ErrOutcomeUnknown):
 		writeError(w, http.StatusGatewayTimeout, "secupay_timeout", err.Error(), withID)
 	case errors.Is(err, capture.ErrNotCaptured):

@@ -41,6 +41,7 @@ var (
 	ErrInvalidID      = errors.New("invalid transaction id")
 	ErrInProgress     = errors.New("a capture of this transaction is in progress")
 	ErrOutcomeUnknown = errors.New("secupay gave no usable answer; the outcome will be read from secupay when asked again")
+	ErrUnreachable    = errors.New("secupay could not be reached; nothing was captured")
 	ErrNotCaptured    = errors.New("transaction was not captured by this till")
 	ErrStorage        = errors.New("state directory")
 )
@@ -277,6 +278,16 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 	var se *secupay.Error
 	if errors.As(err, &se) && se.HTTPStatus < 500 && se.Status != "pending" {
 		return nil, s.refuse(log, rec, refusalOf(se))
+	}
+	if errors.Is(err, secupay.ErrNotSent) {
+		// Nothing reached secupay: not captured, and a new attempt is safe.
+		rec.Phase = PhaseRefused
+		rec.Refusal = &Refusal{Error: "unreachable", ErrorDetails: err.Error()}
+		if perr := s.put(rec); perr != nil {
+			log.Error("journal write failed", zap.Error(perr))
+		}
+		log.Warn("secupay not reachable; nothing captured", zap.Error(err))
+		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrUnreachable, err)
 	}
 	// No usable answer: the capture may or may not have happened at secupay.
 	rec.Phase = PhaseUnknown

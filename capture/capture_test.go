@@ -568,12 +568,19 @@ func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
-	for e.receipts() < 1 && wctx.Err() == nil {
-		e.spool.Settle(wctx, seed+".receipt") // not found until the resolver spools it
+	// Poll the spool (not the printer file: the bytes land before the job is marked done).
+	for {
+		in, err := e.spool.Job(seed + ".receipt")
+		if err == nil && in.State == spool.StatePrinted {
+			break
+		}
+		if wctx.Err() != nil {
+			t.Fatalf("the resolver did not finish the lost capture: %+v, %v", in, err)
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := e.receipts(); n != 1 {
-		t.Fatalf("%d receipts: the resolver did not finish the lost capture", n)
+		t.Fatalf("%d receipts", n)
 	}
 	for e.svc.Unfinished() != 0 && wctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
@@ -613,5 +620,29 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 		if (err == nil) != kept {
 			t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
 		}
+	}
+}
+
+func TestUnreachableSecupayIsNotAnUnknownOutcome(t *testing.T) {
+	e := newEnv(t, nil)
+	// A port nobody listens on: the connection is refused, nothing is sent.
+	e.client.BaseURL = "http://127.0.0.1:1"
+	_, err := e.svc.Capture(context.Background(), seed)
+	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseRefused {
+		t.Fatalf("journal phase %s, want refused (nothing captured)", rec.Phase)
+	}
+	if n := e.svc.Unfinished(); n != 0 {
+		t.Fatalf("%d unfinished: nothing is left to resolve", n)
+	}
+	e.client.BaseURL = e.fake.URL
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("secupay back: %+v, %v", res, err)
+	}
+	if n := e.fake.GetCalls(seed); n != 0 {
+		t.Fatalf("%d GETs: nothing was sent, so nothing had to be read back", n)
 	}
 }

@@ -21,6 +21,11 @@ import (
 // larger than the read limit. The caller must read the transaction back before deciding.
 var ErrOutcomeUnknown = errors.New("secupay: no usable answer")
 
+// ErrNotSent is wrapped when the request certainly did not reach secupay: the connection
+// could not be made, the name not resolved, or the server's certificate was not trusted.
+// Nothing can have been captured.
+var ErrNotSent = errors.New("secupay not reachable, nothing sent")
+
 const (
 	// DefaultTimeout bounds one Client call (including a token renewal and its retries) when
 	// Client.Timeout is 0.
@@ -256,7 +261,7 @@ func (cl *call) do(ctx context.Context, method, path, tok string) (*answer, erro
 	resp, err := hc.Do(req)
 	if err != nil {
 		if notSent(err) {
-			return nil, fmt.Errorf("secupay: %s %s: %w", cl.op, cl.id, err)
+			return nil, fmt.Errorf("secupay: %s %s: %w: %w", cl.op, cl.id, ErrNotSent, err)
 		}
 		return nil, fmt.Errorf("secupay: %s %s: %w: %w", cl.op, cl.id, ErrOutcomeUnknown, err)
 	}
