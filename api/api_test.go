@@ -28,43 +28,56 @@ type apiEnv struct {
 	printerFile string
 }
 
-// newAPI serves the API on a real Unix socket in a temporary directory, wired to the
-// loopback secupay fake and a file printer.
-func newAPI(t *testing.T) *apiEnv {
-	t.Helper()
-	fake := secupaytest.NewServer()
-	t.Cleanup(fake.Close)
-	fake.AddSeed()
-	fake.SetAutoCreate(true)
-	dir := t.TempDir()
+// newService wires the capture service the way the daemon does — a real journal and spool
+// in a temporary state directory, the file printer, a static token file — against secupay
+// at baseURL, and runs the spool's worker until the test ends.
+func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWait time.Duration) (*capture.Service, *spool.Spool, string) {
+	tb.Helper()
+	dir := tb.TempDir()
 	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte(fake.Token()), 0o600)
+	if err := os.WriteFile(tok, []byte(fake.Token()), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 	pf := filepath.Join(dir, "printer.bin")
 	p, err := printer.Open("file:" + pf)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	sp, err := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 5 * time.Millisecond})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	j, err := capture.OpenJournal(filepath.Join(dir, "journal"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	svc := capture.New(capture.Config{Journal: j, Spool: sp, Render: receipt.Options{Columns: 32}, PrintWait: 3 * time.Second,
-		Secupay: &secupay.Client{BaseURL: fake.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}})
-	sock := filepath.Join(dir, "ecrd.sock")
+	svc := capture.New(capture.Config{Journal: j, Spool: sp, Render: receipt.Options{Columns: 32}, PrintWait: printWait,
+		Secupay: &secupay.Client{BaseURL: baseURL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sp.Run(ctx); close(done) }()
+	tb.Cleanup(func() { cancel(); <-done })
+	return svc, sp, pf
+}
+
+// newAPI serves the API on a real Unix socket in a temporary directory, wired to the
+// loopback secupay fake and a file printer.
+func newAPI(tb testing.TB) *apiEnv {
+	tb.Helper()
+	fake := secupaytest.NewServer()
+	tb.Cleanup(fake.Close)
+	fake.AddSeed()
+	fake.SetAutoCreate(true)
+	svc, sp, pf := newService(tb, fake, fake.URL, 3*time.Second)
+	sock := filepath.Join(tb.TempDir(), "ecrd.sock")
 	ln, err := Listen(sock)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv := NewServer(Handler(Config{Capture: svc, Spool: sp}), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { sp.Run(ctx); done <- struct{}{} }()
-	go func() { srv.Serve(ln); done <- struct{}{} }()
-	t.Cleanup(func() { srv.Close(); cancel(); <-done; <-done })
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	tb.Cleanup(func() { srv.Close(); <-done })
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}

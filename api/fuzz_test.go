@@ -1,25 +1,18 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/capture"
-	"github.com/ecrd-pos/ecrd/printer"
-	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
-	"github.com/ecrd-pos/ecrd/spool"
 )
 
 // seenPaths records every path that reached secupay, through a proxy in front of the fake.
@@ -58,27 +51,7 @@ func fuzzHandler(f *testing.F) (http.Handler, *seenPaths) {
 	}))
 	f.Cleanup(proxy.Close)
 
-	dir := f.TempDir()
-	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte(fake.Token()), 0o600)
-	p, err := printer.Open("file:" + filepath.Join(dir, "printer.bin"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	sp, err := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 5 * time.Millisecond})
-	if err != nil {
-		f.Fatal(err)
-	}
-	j, err := capture.OpenJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	svc := capture.New(capture.Config{Journal: j, Spool: sp, Render: receipt.Options{Columns: 32}, PrintWait: 100 * time.Millisecond,
-		Secupay: &secupay.Client{BaseURL: proxy.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { sp.Run(ctx); close(done) }()
-	f.Cleanup(func() { cancel(); <-done })
+	svc, sp, _ := newService(f, fake, proxy.URL, 100*time.Millisecond)
 	return Handler(Config{Capture: svc, Spool: sp, CaptureTimeout: 5 * time.Second}), seen
 }
 

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
@@ -28,45 +27,15 @@ type env struct {
 	svc         *Service
 	journal     *Journal
 	spool       *spool.Spool
-	state       string
+	state       string // holds journal/ and spool/
+	tokenFile   string
 	printerFile string
 	stop        func()
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
 	t.Helper()
-	fake := secupaytest.NewServer()
-	t.Cleanup(fake.Close)
-	fake.AddSeed()
-	fake.SetAutoCreate(true)
-	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte(fake.Token()), 0o600)
-	client := &secupay.Client{BaseURL: fake.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}
-	pf := filepath.Join(dir, "printer.bin")
-	p, err := printer.Open("file:" + pf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := OpenJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second}
-	if mod != nil {
-		mod(&cfg)
-	}
-	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: dir, printerFile: pf, svc: New(cfg)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { sp.Run(ctx); close(done) }()
-	e.stop = func() { cancel(); <-done }
-	t.Cleanup(e.stop)
-	return e
+	return newEnvAt(t, t.TempDir(), nil, mod)
 }
 
 // receipts returns how many jobs the printer file holds (each starts with ESC @).

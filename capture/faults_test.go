@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,7 +117,7 @@ func TestSecupayFaultTable(t *testing.T) {
 			first: refusal(401, "ProductNotAllowedException", "s401"), then: retried},
 		{name: "403 ProductNotAllowedException, renewed token refused too",
 			setup: func(t *testing.T, e *env) {
-				tokFile := filepath.Join(e.state, "token")
+				tokFile := e.tokenFile
 				if _, err := e.client.Tokens.Token(context.Background()); err != nil { // cache "test-token"
 					t.Fatal(err)
 				}
@@ -235,14 +234,14 @@ func TestSecupayFaultTable(t *testing.T) {
 				}
 				tok := e.fake.RotateToken() // secupay invalidates the old one
 				time.Sleep(2 * time.Millisecond)
-				if err := os.WriteFile(filepath.Join(e.state, "token"), []byte(tok), 0o600); err != nil {
+				if err := os.WriteFile(e.tokenFile, []byte(tok), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			},
 			first: want{outcome: captured, starts: 1, captures: 1, gets: 0, receipts: 1, phase: PhaseCaptured}, then: replay},
 		{name: "token expired, cached token refused, renewal reads the file",
 			setup: func(t *testing.T, e *env) {
-				tokFile := filepath.Join(e.state, "token")
+				tokFile := e.tokenFile
 				old := e.fake.RotateToken()
 				if err := os.WriteFile(tokFile, []byte(old), 0o600); err != nil {
 					t.Fatal(err)

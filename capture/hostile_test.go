@@ -64,7 +64,7 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	if mod != nil {
 		mod(&cfg)
 	}
-	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: state, printerFile: pf, svc: New(cfg)}
+	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: state, tokenFile: tok, printerFile: pf, svc: New(cfg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sp.Run(ctx); close(done) }()
