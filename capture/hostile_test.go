@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -522,7 +521,7 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		io.WriteString(w, string(secupaytest.SeedAnswer()))
+		w.Write(secupaytest.SeedAnswer())
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
