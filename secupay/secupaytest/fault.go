@@ -16,6 +16,11 @@ type Fault struct {
 	Delay        time.Duration // answer this late; a client that gives up first leaves the server doing nothing (unless CaptureFirst)
 	Cut          bool          // write the headers and half the body, then cut the connection
 	CaptureFirst bool          // do the real work (capture, token issue), THEN answer per the fault: an answer lost after secupay acted
+	// Processing makes secupay work on a start/cash for this long whether or not the client
+	// waits: meanwhile a GET shows the old status and another start/cash is refused as
+	// "being processed"; then the capture happens, and the answer goes to a client still
+	// listening. This is the slow secupay that a client timeout must never take for "not captured".
+	Processing time.Duration
 	Times        int           // how many requests it hits; 0 = once
 }
 

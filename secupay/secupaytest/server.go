@@ -75,6 +75,8 @@ type Server struct {
 	inFlightTok int
 	maxFlight   int
 	nextTransID int
+	processing  map[string]bool                 // start/cash calls secupay is still working on
+	procTime    func(id string) time.Duration // SetProcessingTime
 }
 
 type device struct {
@@ -95,6 +97,7 @@ func NewServer() *Server {
 		startCalls:  map[string]int{},
 		getCalls:    map[string]int{},
 		captures:    map[string]int{},
+		processing:  map[string]bool{},
 		nextTransID: 29008412,
 	}
 	// httptest.NewServer listens on 127.0.0.1 (or [::1]) only: the fake never faces a network.
@@ -114,6 +117,15 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+}
+
+// SetProcessingTime makes every start/cash without a fault take fn(id) to process, as a
+// Fault's Processing does: the capture happens after that time even if the client gave up.
+// nil restores instant answers.
+func (s *Server) SetProcessingTime(fn func(id string) time.Duration) {
+	s.mu.Lock()
+	s.procTime = fn
+	s.mu.Unlock()
 }
 
 // Client returns an HTTP client for the server (plain http on loopback).
@@ -359,7 +371,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.maxFlight = max(s.maxFlight, s.inFlightTok)
 	}
 	f := s.takeFaultLocked(op, id)
+	var processing time.Duration
+	switch {
+	case op != "start":
+	case f != nil:
+		processing = f.Processing
+	case s.procTime != nil:
+		processing = s.procTime(id)
+	}
 	s.mu.Unlock()
+	if processing > 0 {
+		s.process(w, r, op, id, method, processing, f)
+		return
+	}
 	if op == "token" {
 		defer func() {
 			s.mu.Lock()
@@ -390,6 +414,43 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		} else {
 			a = s.handle(op, id, method, r)
 		}
+	}
+	if f != nil && f.Cut {
+		cut(w, a)
+		return
+	}
+	a.write(w)
+}
+
+// process is a start/cash that secupay works on for d, whatever the client does: the capture
+// happens at the end even if the client hung up long before (its answer is then lost).
+func (s *Server) process(w http.ResponseWriter, r *http.Request, op, id, method string, d time.Duration, f *Fault) {
+	s.mu.Lock()
+	busy := s.processing[id]
+	if !busy {
+		s.processing[id] = true
+	}
+	s.mu.Unlock()
+	if busy {
+		answer{http.StatusBadRequest, errBody("ProductInternalException", "transaction is being processed",
+			"Transaktion wurde bereits abgeschlossen", 1001, NewSupportID())}.write(w)
+		return
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-s.done:
+		t.Stop()
+	}
+	a := s.handle(op, id, method, r)
+	s.mu.Lock()
+	delete(s.processing, id)
+	s.mu.Unlock()
+	if r.Context().Err() != nil {
+		return // the client gave up; secupay captured all the same
+	}
+	if f != nil && (f.Status != 0 || f.Body != "") {
+		a = f.answer()
 	}
 	if f != nil && f.Cut {
 		cut(w, a)
