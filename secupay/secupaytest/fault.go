@@ -21,7 +21,7 @@ type Fault struct {
 	// "being processed"; then the capture happens, and the answer goes to a client still
 	// listening. This is the slow secupay that a client timeout must never take for "not captured".
 	Processing time.Duration
-	Times        int           // how many requests it hits; 0 = once
+	Times      int // how many requests it hits; 0 = once
 }
 
 // Fault queues f.

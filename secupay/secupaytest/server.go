@@ -75,7 +75,7 @@ type Server struct {
 	inFlightTok int
 	maxFlight   int
 	nextTransID int
-	processing  map[string]bool                 // start/cash calls secupay is still working on
+	processing  map[string]bool               // start/cash calls secupay is still working on
 	procTime    func(id string) time.Duration // SetProcessingTime
 }
 
