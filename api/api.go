@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,11 +139,23 @@ type ErrorBody struct {
 	Error ErrorInfo `json:"error"`
 }
 
+// What a capture's answer says about the money. Every answer to a capture carries one, so a
+// POS never has to guess from a status code.
+const (
+	OutcomeCaptured    = "captured"     // secupay captured: never take the payment again
+	OutcomeNotCaptured = "not_captured" // nothing captured: asking again (or another payment) is safe
+	OutcomeInDoubt     = "in_doubt"     // unknown yet: ecrd settles it by reading secupay back; ask again later
+)
+
 // ErrorInfo describes an error. Secupay's own fields are included when it refused.
 type ErrorInfo struct {
 	Code          string `json:"code"`
 	Message       string `json:"message"`
 	TransactionID string `json:"transaction_id,omitempty"`
+	// Outcome is set on every error of a capture: captured, not_captured or in_doubt.
+	Outcome string `json:"outcome,omitempty"`
+	// RetryAfter (seconds) is when asking again about a capture in doubt can settle it.
+	RetryAfter int `json:"retry_after,omitempty"`
 	// From secupay's refusal: show ErrorUser to the cashier, quote SupportID to support.
 	HTTPStatus   int    `json:"secupay_http_status,omitempty"`
 	SecupayError string `json:"secupay_error,omitempty"`
@@ -168,34 +182,55 @@ func writeError(w http.ResponseWriter, status int, code, msg string, extra func(
 	writeJSON(w, status, ErrorBody{Error: info})
 }
 
-// writeCaptureError maps the capture service's errors onto the contract's statuses.
+// writeCaptureError maps the capture service's errors onto the contract's statuses, and
+// says on each what is true of the money.
 func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error) {
-	withID := func(i *ErrorInfo) { i.TransactionID = id }
+	outcome := func(o string) func(*ErrorInfo) {
+		return func(i *ErrorInfo) { i.TransactionID, i.Outcome = id, o }
+	}
 	var refused *capture.RefusedError
+	var doubt *capture.InDoubtError
 	switch {
 	case errors.Is(err, capture.ErrInvalidID):
 		writeError(w, http.StatusBadRequest, "invalid_id",
-			"transaction id must be STX_ followed by 1 to 64 letters or digits", nil)
+			"transaction id must be STX_ followed by 1 to 64 letters or digits", func(i *ErrorInfo) { i.Outcome = OutcomeNotCaptured })
 	case errors.Is(err, capture.ErrInProgress):
-		writeError(w, http.StatusConflict, "in_progress", err.Error(), withID)
+		writeError(w, http.StatusConflict, "in_progress", err.Error(), outcome(OutcomeInDoubt))
+	case errors.Is(err, capture.ErrCapturedNotRecorded):
+		writeError(w, http.StatusInternalServerError, "captured_not_recorded", err.Error(), outcome(OutcomeCaptured))
 	case errors.As(err, &refused):
 		r := refused.Refusal
 		writeError(w, http.StatusBadGateway, "secupay_refused", err.Error(), func(i *ErrorInfo) {
-			withID(i)
+			outcome(OutcomeNotCaptured)(i)
 			i.HTTPStatus, i.SecupayError, i.ErrorUser, i.ErrorDetails = r.HTTPStatus, r.Error, r.ErrorUser, r.ErrorDetails
 			i.SecupayCode, i.SupportID, i.Status = r.Code, r.SupportID, r.Status
 		})
 	case errors.Is(err, capture.ErrUnreachable):
-		writeError(w, http.StatusBadGateway, "secupay_unreachable", err.Error(), withID)
-	case errors.Is(err, capture.ErrOutcomeUnknown):
-		writeError(w, http.StatusGatewayTimeout, "secupay_timeout", err.Error(), withID)
-	case errors.Is(err, capture.ErrNotCaptured):
-		writeError(w, http.StatusNotFound, "not_captured", err.Error(), withID)
+		writeError(w, http.StatusBadGateway, "secupay_unreachable", err.Error(), outcome(OutcomeNotCaptured))
 	case errors.Is(err, capture.ErrStorage):
-		writeError(w, http.StatusInternalServerError, "storage", err.Error(), withID)
+		o := OutcomeNotCaptured // the intent could not be journaled, so nothing was sent
+		if errors.As(err, &doubt) {
+			o = OutcomeInDoubt // the journal could not be read
+		}
+		writeError(w, http.StatusInternalServerError, "storage", err.Error(), outcome(o))
+	case errors.As(err, &doubt):
+		code := "in_doubt"
+		if doubt.NoAnswer {
+			code = "secupay_timeout" // this request's own start/cash got no usable answer
+		}
+		retry := int((doubt.RetryAfter + time.Second - 1) / time.Second)
+		if retry > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+		}
+		writeError(w, http.StatusGatewayTimeout, code, err.Error(), func(i *ErrorInfo) {
+			outcome(OutcomeInDoubt)(i)
+			i.RetryAfter = retry
+		})
+	case errors.Is(err, capture.ErrNotCaptured):
+		writeError(w, http.StatusNotFound, "not_captured", err.Error(), outcome(OutcomeNotCaptured))
 	default:
 		h.log.Error("api: unexpected error", zap.String("transaction_id", id), zap.Error(err))
-		writeError(w, http.StatusInternalServerError, "internal", err.Error(), withID)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error(), outcome(OutcomeInDoubt))
 	}
 }
 
@@ -227,11 +262,16 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// No options are defined yet; a body, if sent, must at least be a JSON object so that
-	// a POS sending garbage hears about it instead of it being ignored silently.
-	if len(strings.TrimSpace(string(body))) > 0 {
+	// a POS sending garbage (or null) hears about it instead of it being ignored silently.
+	if b := bytes.TrimSpace(body); len(b) > 0 {
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(body, &obj); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "request body must be empty or a JSON object: "+err.Error(), nil)
+		err := json.Unmarshal(b, &obj)
+		if err == nil && b[0] != '{' {
+			err = errors.New("not an object")
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", "request body must be empty or a JSON object: "+err.Error(),
+				func(i *ErrorInfo) { i.Outcome = OutcomeNotCaptured })
 			return
 		}
 	}
@@ -242,7 +282,13 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 		h.writeCaptureError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, captured{Result: res, Outcome: OutcomeCaptured})
+}
+
+// captured is the answer to a capture that secupay captured.
+type captured struct {
+	*capture.Result
+	Outcome string `json:"outcome"`
 }
 
 func (h *handler) reprint(w http.ResponseWriter, r *http.Request) {

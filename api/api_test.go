@@ -51,8 +51,12 @@ func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWa
 	if err != nil {
 		tb.Fatal(err)
 	}
+	client, err := secupay.NewClient(secupay.Config{BaseURL: baseURL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	svc := capture.New(capture.Config{Journal: j, Spool: sp, Render: receipt.Options{Columns: 32}, PrintWait: printWait,
-		Secupay: &secupay.Client{BaseURL: baseURL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second}})
+		Secupay: client})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sp.Run(ctx); close(done) }()
@@ -167,14 +171,15 @@ func TestCaptureContract(t *testing.T) {
 
 func TestRefusalCarriesSecupayFields(t *testing.T) {
 	e := newAPI(t)
-	e.fake.ExpireToken() // every call is now refused with the documented 403
+	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 400, Body: secupaytest.ErrorBody(400, "ProductFormatException",
+		"basket sum mismatch", "Der Betrag stimmt nicht", 2010, "sup1")})
 	status, out := e.do(t, "POST", "/v1/transactions/"+secupaytest.SeedID+"/cash", nil)
 	if status != 502 || errCode(out) != "secupay_refused" {
 		t.Fatalf("status %d %v", status, out)
 	}
 	info := out["error"].(map[string]any)
-	if info["error_user"] != "Es ist ein unbekannter Fehler aufgetreten (Code 2003)" || info["support_id"] == "" ||
-		info["secupay_error"] != "ProductNotAllowedException" || info["secupay_code"] != "2003" {
+	if info["error_user"] != "Der Betrag stimmt nicht" || info["support_id"] != "sup1" || info["outcome"] != "not_captured" ||
+		info["secupay_error"] != "ProductFormatException" || info["secupay_code"] != "2010" {
 		t.Fatalf("error %v", info)
 	}
 	if b, _ := os.ReadFile(e.printerFile); len(b) != 0 {
@@ -187,7 +192,18 @@ func TestTimeoutIs504(t *testing.T) {
 	e.fake.Fault(secupaytest.Fault{Op: "start", Cut: true})
 	e.fake.Fault(secupaytest.Fault{Op: "get", Cut: true})
 	status, out := e.do(t, "POST", "/v1/transactions/"+secupaytest.SeedID+"/cash", nil)
-	if status != 504 || errCode(out) != "secupay_timeout" {
+	if status != 504 || errCode(out) != "secupay_timeout" || out["error"].(map[string]any)["outcome"] != "in_doubt" {
+		t.Fatalf("status %d %v", status, out)
+	}
+}
+
+// An expired token that cannot be renewed leaves a capture in doubt (the refused call's
+// effect cannot be read back), never "refused".
+func TestExpiredTokenIsInDoubt(t *testing.T) {
+	e := newAPI(t)
+	e.fake.ExpireToken() // every call is now refused with the documented 403
+	status, out := e.do(t, "POST", "/v1/transactions/"+secupaytest.SeedID+"/cash", nil)
+	if status != 504 || out["error"].(map[string]any)["outcome"] != "in_doubt" {
 		t.Fatalf("status %d %v", status, out)
 	}
 }
@@ -204,6 +220,8 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/transactions/" + strings.Repeat("A", 300) + "/cash", "", 400, "invalid_id"},
 		{"POST", "/v1/transactions/STX_%C3%84/cash", "", 400, "invalid_id"},
 		{"POST", "/v1/transactions/" + secupaytest.SeedID + "/cash", "{not json", 400, "bad_request"},
+		{"POST", "/v1/transactions/" + secupaytest.SeedID + "/cash", "null", 400, "bad_request"},
+		{"POST", "/v1/transactions/" + secupaytest.SeedID + "/cash", "[]", 400, "bad_request"},
 		{"POST", "/v1/transactions/" + secupaytest.SeedID + "/cash", strings.Repeat("x", MaxCaptureBody+1), 413, "body_too_large"},
 		{"POST", "/v1/transactions/" + secupaytest.SeedID + "/reprint", "", 404, "not_captured"},
 		{"POST", "/v1/receipts", `[{"type":"textline","value":{"text":1}}`, 400, "bad_receipt"},

@@ -23,7 +23,9 @@ import (
 type env struct {
 	t           *testing.T
 	fake        *secupaytest.Server
-	client      *secupay.Client
+	client      *switchClient // the real client, replaceable by a test
+	tokens      secupay.TokenSource
+	clock       *testClock // the service's clock: the in-doubt wait passes when a test says so
 	svc         *Service
 	journal     *Journal
 	spool       *spool.Spool
@@ -31,6 +33,59 @@ type env struct {
 	tokenFile   string
 	printerFile string
 	stop        func()
+}
+
+// testClock is a clock that moves only when told to.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// passInDoubtWait moves the service's clock past the in-doubt wait: secupay can no longer be
+// working on any start/cash sent so far.
+func (e *env) passInDoubtWait() { e.clock.Add(DefaultInDoubtWait + time.Second) }
+
+// switchClient is a real secupay client that a test can swap for one configured otherwise.
+type switchClient struct {
+	mu sync.Mutex
+	c  *secupay.Client
+}
+
+func (s *switchClient) set(t testing.TB, cfg secupay.Config) {
+	t.Helper()
+	c, err := secupay.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.c = c
+	s.mu.Unlock()
+}
+
+func (s *switchClient) get() *secupay.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c
+}
+
+func (s *switchClient) CaptureCash(ctx context.Context, id string) (*secupay.Transaction, error) {
+	return s.get().CaptureCash(ctx, id)
+}
+
+func (s *switchClient) Transaction(ctx context.Context, id string) (*secupay.Transaction, error) {
+	return s.get().Transaction(ctx, id)
 }
 
 func newEnv(t *testing.T, mod func(*Config)) *env {
@@ -180,13 +235,62 @@ func TestRefusalIsTypedAndPrintsNothing(t *testing.T) {
 	}
 }
 
-func TestStatusNotOKIsRefused(t *testing.T) {
+// A 200 whose status is not exactly "ok" settles nothing (issue: "OK", duplicate keys, words
+// secupay does not use, "failed" in the answer while the transaction says otherwise): the
+// capture is in doubt, nothing is journaled as refused, and no start/cash is sent again until
+// a read-back settles it.
+func TestTwoHundredNotCleanOKIsInDoubt(t *testing.T) {
+	withStatus := func(st string) string {
+		return strings.Replace(string(secupaytest.SeedAnswer()), `"status": "ok"`, `"status": `+st, 1)
+	}
+	for _, tc := range []struct {
+		name, body   string
+		captureFirst bool // secupay did capture: the read-back shows it
+	}{
+		{"OK upper case, captured", withStatus(`"OK"`), true},
+		{"OK upper case, not captured", withStatus(`"OK"`), false},
+		{"duplicate status keys, captured", withStatus(`"error", "status": "ok"`), true},
+		{"duplicate status keys, not captured", withStatus(`"ok", "status": "error"`), false},
+		{"unknown word", withStatus(`"paid"`), false},
+		{"failed in the answer only", withStatus(`"failed"`), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 200, Body: tc.body, CaptureFirst: tc.captureFirst})
+			res, err := e.svc.Capture(context.Background(), seed)
+			if tc.captureFirst {
+				if err != nil || res.Job.State != JobPrinted {
+					t.Fatalf("captured at secupay, but the POS hears %+v, %v", res, err)
+				}
+				return
+			}
+			var refused *RefusedError
+			if !errors.Is(err, ErrOutcomeUnknown) || errors.As(err, &refused) {
+				t.Fatalf("err = %v, want in doubt", err)
+			}
+			if rec, _ := e.journal.Get(seed); rec.Phase != PhaseInDoubt {
+				t.Fatalf("journal phase %s, want in_doubt", rec.Phase)
+			}
+			// Asking again at once: read back, still in doubt, no second start/cash.
+			if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+				t.Fatalf("asked again: %v, want in doubt", err)
+			}
+			if n := e.fake.StartCashCalls(seed); n != 1 {
+				t.Fatalf("%d start/cash calls while in doubt", n)
+			}
+			if n := e.receipts(); n != 0 {
+				t.Fatalf("printed %d", n)
+			}
+		})
+	}
+}
+
+// A 200 "failed" whose read-back says failed too is settled: not captured.
+func TestStatusFailedReadBackIsNotCaptured(t *testing.T) {
 	e := newEnv(t, nil)
 	tx := strings.Replace(string(secupaytest.SeedAnswer()), `"status": "ok"`, `"status": "failed"`, 1)
-	if !strings.Contains(tx, `"failed"`) {
-		t.Fatal("seed answer has no status to replace")
-	}
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 200, Body: tx})
+	e.fake.SetStatus(seed, "failed")
 	_, err := e.svc.Capture(context.Background(), seed)
 	var refused *RefusedError
 	if !errors.As(err, &refused) || refused.Refusal.Status != "failed" {
@@ -230,13 +334,15 @@ func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
 		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
 	}
 	rec, _ := e.journal.Get(seed)
-	if rec.Phase != PhaseUnknown {
+	if rec.Phase != PhaseInDoubt {
 		t.Fatalf("phase %s", rec.Phase)
 	}
 	if n := e.receipts(); n != 0 {
 		t.Fatalf("printed %d", n)
 	}
-	// The POS asks again: the GET shows "created", so a new start/cash is safe.
+	// The POS asks again after the in-doubt wait: the GET shows "created", so secupay is not
+	// working on the first call any more, and a new start/cash is safe.
+	e.passInDoubtWait()
 	res, err := e.svc.Capture(context.Background(), seed)
 	if err != nil {
 		t.Fatal(err)
@@ -249,16 +355,24 @@ func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
 	}
 }
 
-func TestServerErrorWithUntouchedTransactionIsRefused(t *testing.T) {
+// A 5xx settles nothing, even with secupay's JSON error body: the backend may have acted.
+func TestServerErrorIsInDoubtUntilReadBack(t *testing.T) {
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 500})
 	_, err := e.svc.Capture(context.Background(), seed)
-	var refused *RefusedError
-	if !errors.As(err, &refused) || refused.Refusal.HTTPStatus != 500 || refused.Refusal.SupportID == "" {
-		t.Fatalf("err = %v, want a refusal carrying the 500's fields", err)
+	var doubt *InDoubtError
+	if !errors.As(err, &doubt) || !doubt.NoAnswer || doubt.RetryAfter <= 0 {
+		t.Fatalf("err = %#v, want in doubt with a retry time", err)
 	}
 	if n := e.fake.GetCalls(seed); n != 1 {
 		t.Fatalf("%d GETs: a 5xx must be checked by reading the transaction", n)
+	}
+	e.passInDoubtWait()
+	if res, err := e.svc.Capture(context.Background(), seed); err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("after the wait: %+v, %v", res, err)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
 	}
 }
 
@@ -393,8 +507,10 @@ func TestMerchantCopyAndDrawerKick(t *testing.T) {
 	}
 	b, _ := os.ReadFile(e.printerFile)
 	kick := receipt.DrawerKick(0)
-	if !bytes.HasPrefix(b, kick) {
-		t.Fatalf("the cash receipt does not start with the drawer kick % x", b[:8])
+	// The drawer opens once, after the customer receipt, before the merchant copy.
+	at := bytes.Index(b, kick)
+	if at < 0 || !bytes.Contains(b[:at], []byte("Kundenbeleg")) || bytes.Contains(b[:at], []byte("ndlerbeleg")) {
+		t.Fatalf("the drawer kick is not right after the customer receipt: %q", b)
 	}
 	if bytes.Count(b, kick) != 1 {
 		t.Fatalf("drawer kicked %d times", bytes.Count(b, kick))
@@ -579,7 +695,7 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 	e.fake.Add(`{"id":"STX_OLDUNKNOWN","status":"created"}`)
 	write(&Record{TransactionID: "STX_OLDDONE", Phase: PhaseCaptured, Spooled: true, Answer: json.RawMessage(`{"status":"ok"}`)})
 	write(&Record{TransactionID: "STX_OLDREFUSED", Phase: PhaseRefused})
-	write(&Record{TransactionID: "STX_OLDUNKNOWN", Phase: PhaseUnknown})
+	write(&Record{TransactionID: "STX_OLDUNKNOWN", Phase: PhaseInDoubt})
 	if _, err := e.svc.Capture(context.Background(), seed); err != nil { // a fresh, finished record
 		t.Fatal(err)
 	}
@@ -595,18 +711,18 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 func TestUnreachableSecupayIsNotAnUnknownOutcome(t *testing.T) {
 	e := newEnv(t, nil)
 	// A port nobody listens on: the connection is refused, nothing is sent.
-	e.client.BaseURL = "http://127.0.0.1:1"
+	e.client.set(t, secupay.Config{BaseURL: "http://127.0.0.1:1", Tokens: e.tokens, Timeout: 2 * time.Second})
 	_, err := e.svc.Capture(context.Background(), seed)
 	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
-	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseRefused {
-		t.Fatalf("journal phase %s, want refused (nothing captured)", rec.Phase)
+	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseNotCaptured {
+		t.Fatalf("journal phase %s, want not_captured (nothing sent)", rec.Phase)
 	}
 	if n := e.svc.Unfinished(); n != 0 {
 		t.Fatalf("%d unfinished: nothing is left to resolve", n)
 	}
-	e.client.BaseURL = e.fake.URL
+	e.client.set(t, secupay.Config{BaseURL: e.fake.URL, Tokens: e.tokens, Timeout: 2 * time.Second})
 	res, err := e.svc.Capture(context.Background(), seed)
 	if err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("secupay back: %+v, %v", res, err)

@@ -45,7 +45,9 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte(fake.Token()), 0o600)
-	client := &secupay.Client{BaseURL: fake.URL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second, Logger: log}
+	tokens := secupay.NewFileToken(tok)
+	client := &switchClient{}
+	client.set(t, secupay.Config{BaseURL: fake.URL, Tokens: tokens, Timeout: 2 * time.Second, Logger: log})
 	pf := filepath.Join(dir, "printer.bin")
 	p, err := printer.Open("file:" + pf)
 	if err != nil {
@@ -59,11 +61,13 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second, Logger: log}
+	clock := &testClock{t: time.Now()}
+	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second,
+		Now: clock.Now, Logger: log}
 	if mod != nil {
 		mod(&cfg)
 	}
-	e := &env{t: t, fake: fake, client: client, journal: j, spool: sp, state: state, tokenFile: tok, printerFile: pf, svc: New(cfg)}
+	e := &env{t: t, fake: fake, client: client, tokens: tokens, clock: clock, journal: j, spool: sp, state: state, tokenFile: tok, printerFile: pf, svc: New(cfg)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sp.Run(ctx); close(done) }()
@@ -470,7 +474,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.client.Tokens = oauth
+	e.client.set(t, secupay.Config{BaseURL: e.fake.URL, Tokens: oauth, Timeout: 2 * time.Second, Logger: log})
 	ctx := context.Background()
 	if _, err := e.svc.Capture(ctx, seed); err != nil {
 		t.Fatal(err)
@@ -527,8 +531,11 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 	dir := t.TempDir()
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte("some-token"), 0o600)
-	c := &secupay.Client{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok), Timeout: 5 * time.Second}
-	_, err := c.CaptureCash(context.Background(), seed)
+	c, err := secupay.NewClient(secupay.Config{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CaptureCash(context.Background(), seed)
 	var unknownAuthority x509.UnknownAuthorityError
 	if err == nil || !errors.As(err, &unknownAuthority) {
 		t.Fatalf("capture against a self-signed certificate: %v, want a certificate error", err)
@@ -545,10 +552,10 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 	if _, err := o.Token(context.Background()); err == nil || !errors.As(err, &unknownAuthority) {
 		t.Fatalf("token request against a self-signed certificate: %v, want a certificate error", err)
 	}
-	insecure := &secupay.Client{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok),
-		HTTPClient: srv.Client(), Timeout: 5 * time.Second}
-	insecure.HTTPClient.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
-	if _, err := insecure.CaptureCash(context.Background(), seed); err == nil || !strings.Contains(err.Error(), "TLS verification disabled") {
+	hc := srv.Client()
+	hc.Transport.(*http.Transport).TLSClientConfig.InsecureSkipVerify = true
+	if _, err := secupay.NewClient(secupay.Config{BaseURL: srv.URL, Tokens: secupay.NewFileToken(tok),
+		HTTPClient: hc, Timeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "TLS verification disabled") {
 		t.Fatalf("client with InsecureSkipVerify: %v, want refused", err)
 	}
 	if n := hits.Load(); n != 0 {

@@ -37,14 +37,40 @@ const (
 	errNotAllowed = "ProductNotAllowedException"
 )
 
-// Client speaks to the Smart Transactions API. Its zero value is not usable: BaseURL and Tokens
-// are required. It is safe for concurrent use.
-type Client struct {
-	BaseURL    string        // e.g. https://connect-testing.secuconnect.com — without /api/v2
+// Config is what a Client needs. NewClient checks it, so that a till configured wrongly fails
+// when the daemon starts instead of answering every capture with an error.
+type Config struct {
+	BaseURL    string        // e.g. https://connect-testing.secuconnect.com — without /api/v2; plain http only to loopback
 	Tokens     TokenSource   // one per daemon, see TokenSource
 	HTTPClient *http.Client  // nil: a default with sane timeouts; TLS verification is never disabled
 	Timeout    time.Duration // per call (CaptureCash or Transaction, retries included); 0 means 30 s
 	Logger     *zap.Logger   // nil means no logs; the token is never logged
+}
+
+// Client speaks to the Smart Transactions API. It is safe for concurrent use.
+type Client struct {
+	base   string // checked BaseURL, without a trailing slash
+	tokens TokenSource
+	hc     *http.Client
+	cfg    Config
+}
+
+// NewClient checks cfg and returns a Client: the base URL must be https (or http to
+// loopback, for tests and the demo), a token source must be given, and an HTTP client that
+// skips TLS verification is refused.
+func NewClient(cfg Config) (*Client, error) {
+	base, err := checkBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("secupay: %w", err)
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("secupay: no token source configured")
+	}
+	hc, err := httpClient(cfg.HTTPClient)
+	if err != nil {
+		return nil, fmt.Errorf("secupay: %w", err)
+	}
+	return &Client{base: base, tokens: cfg.Tokens, hc: hc, cfg: cfg}, nil
 }
 
 // CaptureCash tells secupay that the merchant took the money itself:
@@ -90,23 +116,26 @@ func (c *Client) CaptureCash(ctx context.Context, id string) (tx *Transaction, e
 	if err != nil {
 		return nil, err
 	}
-	read, err := got.getResult()
+	read, err := got.transaction()
 	if err != nil {
 		return nil, err
 	}
-	switch read.Status {
-	case "ok":
+	switch {
+	case read.Status.Captured():
 		return read, nil
-	case "created", "processing":
+	case read.Status.Capturable():
+		// secupay refused the token, so it did not act on the call (the one answer it
+		// documents as "not executed", on which the SDKs retry too): this is the first
+		// call that counts.
 		ans, err = cl.do(ctx, http.MethodPost, path, tok)
 		if err != nil {
 			return nil, err
 		}
 		return ans.captureResult()
 	default:
-		// Neither captured nor capturable as far as ecrd knows (pending, failed, cancelled …):
-		// report the status read back, which says more than the refused token did.
-		return nil, &Error{Op: "capture", TransactionID: id, HTTPStatus: got.status, Status: read.Status, Transaction: read}
+		// Neither captured nor capturable (pending, failed, cancelled, a word ecrd does not
+		// know): report the status read back, which says more than the refused token did.
+		return nil, &Error{Op: "capture", TransactionID: id, HTTPStatus: got.status, Status: string(read.Status), Transaction: read}
 	}
 }
 
@@ -140,27 +169,25 @@ func (c *Client) Transaction(ctx context.Context, id string) (tx *Transaction, e
 			return nil, err
 		}
 	}
-	return ans.getResult()
+	return ans.transaction()
 }
 
 func (c *Client) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d := c.Timeout
+	d := c.cfg.Timeout
 	if d <= 0 {
 		d = DefaultTimeout
 	}
 	return context.WithTimeout(ctx, d)
 }
 
+// token gets the bearer token. Without one nothing is sent, so its errors are ErrNotSent.
 func (c *Client) token(ctx context.Context, cl *call) (string, error) {
-	if c.Tokens == nil {
-		return "", fmt.Errorf("secupay: %s %s: no token source configured", cl.op, cl.id)
+	tok, err := c.tokens.Token(ctx)
+	if err == nil && tok == "" {
+		err = errors.New("token source returned an empty token")
 	}
-	tok, err := c.Tokens.Token(ctx)
 	if err != nil {
-		return "", fmt.Errorf("secupay: %s %s: token: %w", cl.op, cl.id, err)
-	}
-	if tok == "" {
-		return "", fmt.Errorf("secupay: %s %s: token source returned an empty token", cl.op, cl.id)
+		return "", fmt.Errorf("secupay: %s %s: %w: token: %w", cl.op, cl.id, ErrNotSent, err)
 	}
 	return tok, nil
 }
@@ -169,7 +196,7 @@ func (c *Client) token(ctx context.Context, cl *call) (string, error) {
 // reasons: the refusal (an *Error) and why no new token could be had.
 func (c *Client) renew(ctx context.Context, cl *call, bad string, refused *answer) (string, error) {
 	cl.renewed = true
-	tok, err := c.Tokens.Renew(ctx, bad)
+	tok, err := c.tokens.Renew(ctx, bad)
 	if err == nil && tok == "" {
 		err = errors.New("token source returned an empty token")
 	}
@@ -189,7 +216,8 @@ type call struct {
 }
 
 func (cl *call) log(start time.Time, tx *Transaction, err error) {
-	if cl.c.Logger == nil {
+	logger := cl.c.cfg.Logger
+	if logger == nil {
 		return
 	}
 	fields := []zap.Field{
@@ -201,20 +229,20 @@ func (cl *call) log(start time.Time, tx *Transaction, err error) {
 		zap.Duration("duration", time.Since(start)),
 	}
 	if tx != nil {
-		fields = append(fields, zap.String("status", tx.Status), zap.String("trans_id", tx.TransID))
+		fields = append(fields, zap.String("status", string(tx.Status)), zap.String("trans_id", tx.TransID))
 	}
 	var se *Error
 	switch {
 	case err == nil:
-		cl.c.Logger.Info("secupay call", fields...)
+		logger.Info("secupay call", fields...)
 	case errors.As(err, &se):
 		fields = append(fields, zap.String("status", se.Status), zap.String("error", se.Err),
 			zap.String("error_details", se.ErrorDetails), zap.String("code", se.Code),
 			zap.String("support_id", se.SupportID), zap.Error(err))
-		cl.c.Logger.Warn("secupay call failed", fields...)
+		logger.Warn("secupay call failed", fields...)
 	default:
 		fields = append(fields, zap.Bool("outcome_unknown", errors.Is(err, ErrOutcomeUnknown)), zap.Error(err))
-		cl.c.Logger.Warn("secupay call failed", fields...)
+		logger.Warn("secupay call failed", fields...)
 	}
 }
 
@@ -231,21 +259,13 @@ type answer struct {
 // (bad base URL, connection refused — plain errors) or the outcome is unknown (wraps
 // ErrOutcomeUnknown).
 func (cl *call) do(ctx context.Context, method, path, tok string) (*answer, error) {
-	base, err := checkBaseURL(cl.c.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("secupay: %s %s: %w", cl.op, cl.id, err)
-	}
-	hc, err := httpClient(cl.c.HTTPClient)
-	if err != nil {
-		return nil, fmt.Errorf("secupay: %s %s: %w", cl.op, cl.id, err)
-	}
 	var body io.Reader
 	if method == http.MethodPost {
 		body = http.NoBody
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, cl.c.base+path, body)
 	if err != nil {
-		return nil, fmt.Errorf("secupay: %s %s: %w", cl.op, cl.id, err)
+		return nil, fmt.Errorf("secupay: %s %s: %w: %w", cl.op, cl.id, ErrNotSent, err)
 	}
 	// The seed (secupay's "Step 4: Capture the Payment") shows an "Authenticate: Bearer …"
 	// header. That is a documentation typo: secupay's OAuth page, its other examples and every
@@ -258,7 +278,7 @@ func (cl *call) do(ctx context.Context, method, path, tok string) (*answer, erro
 		req.Header.Set("Content-Type", "application/json")
 	}
 	cl.requests++
-	resp, err := hc.Do(req)
+	resp, err := cl.c.hc.Do(req)
 	if err != nil {
 		if notSent(err) {
 			return nil, fmt.Errorf("secupay: %s %s: %w: %w", cl.op, cl.id, ErrNotSent, err)
@@ -300,16 +320,13 @@ func notSent(err error) bool {
 }
 
 // authRefused: secupay says "Valid auth token required" with 403 ProductNotAllowedException;
-// the SDKs also re-authenticate on 401.
+// the SDKs also re-authenticate on 401 (whatever its body).
 func (a *answer) authRefused() bool {
 	if a.status == http.StatusUnauthorized {
 		return true
 	}
-	if a.status != http.StatusForbidden {
-		return false
-	}
 	e, err := decodeError(a.op, a.id, a.status, a.body)
-	return err == nil && e.Err == errNotAllowed
+	return err == nil && e.authRefused()
 }
 
 // asError turns a non-200 answer into an *Error, or into an outcome-unknown error when the
@@ -361,13 +378,11 @@ func (a *answer) captureResult() (*Transaction, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tx.Status != "ok" {
-		return nil, &Error{Op: "capture", TransactionID: a.id, HTTPStatus: a.status, Status: tx.Status, Transaction: tx}
+	if tx.Status != StatusOK {
+		return nil, &Error{Op: "capture", TransactionID: a.id, HTTPStatus: a.status, Status: string(tx.Status), Transaction: tx}
 	}
 	return tx, nil
 }
-
-func (a *answer) getResult() (*Transaction, error) { return a.transaction() }
 
 // checkBaseURL refuses plain HTTP except to loopback: the token and the payment travel in it.
 // Tests and `ecrd demo` use http://127.0.0.1.

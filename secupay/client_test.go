@@ -44,7 +44,7 @@ func newFake(t *testing.T) (*secupaytest.Server, *Client, *staticTokens) {
 	t.Cleanup(srv.Close)
 	srv.AddSeed()
 	toks := &staticTokens{srv: srv, tok: srv.Token()}
-	c := &Client{BaseURL: srv.URL, Tokens: toks, Timeout: 5 * time.Second}
+	c := mustClient(t, Config{BaseURL: srv.URL, Tokens: toks, Timeout: 5 * time.Second})
 	return srv, c, toks
 }
 
@@ -83,7 +83,7 @@ func TestRequestHeaders(t *testing.T) {
 		w.Write([]byte(`{"id":"STX_A1","status":"ok"}`))
 	}))
 	defer ts.Close()
-	c := &Client{BaseURL: ts.URL + "/", Tokens: &staticTokens{tok: "abc"}}
+	c := mustClient(t, Config{BaseURL: ts.URL + "/", Tokens: &staticTokens{tok: "abc"}})
 	if _, err := c.CaptureCash(context.Background(), "STX_A1"); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestUnknownTransaction(t *testing.T) {
 
 func TestTokenRefusedDocumentedError(t *testing.T) {
 	srv, _, _ := newFake(t)
-	c := &Client{BaseURL: srv.URL, Tokens: NewFileToken(writeSecret(t, "wrong"))}
+	c := mustClient(t, Config{BaseURL: srv.URL, Tokens: NewFileToken(writeSecret(t, "wrong"))})
 	_, err := c.CaptureCash(context.Background(), secupaytest.SeedID)
 	var se *Error
 	if !errors.As(err, &se) {
@@ -301,7 +301,7 @@ func TestOutcomeUnknown(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, c, _ := newFake(t)
-			c.Timeout = 300 * time.Millisecond
+			c = c.with(t, func(cfg *Config) { cfg.Timeout = 300 * time.Millisecond })
 			tc.f.Op = "start"
 			srv.Fault(tc.f)
 			tx, err := c.CaptureCash(context.Background(), secupaytest.SeedID)
@@ -362,11 +362,14 @@ func TestBaseURL(t *testing.T) {
 			t.Errorf("%s accepted", bad)
 		}
 	}
-	// Refused before anything is sent: the unresolvable host would otherwise give a DNS error.
-	c := &Client{BaseURL: "http://secupay.invalid", Tokens: &staticTokens{tok: "t"}}
-	_, err := c.CaptureCash(context.Background(), "STX_A")
+	// Refused when the client is made, before anything can be sent: the unresolvable host
+	// would otherwise give a DNS error at the first capture.
+	_, err := NewClient(Config{BaseURL: "http://secupay.invalid", Tokens: &staticTokens{tok: "t"}})
 	if err == nil || !strings.Contains(err.Error(), "plain http is allowed only to loopback") {
 		t.Errorf("err = %v", err)
+	}
+	if _, err := NewClient(Config{BaseURL: "https://connect.secucard.com"}); err == nil {
+		t.Error("a client without a token source was made")
 	}
 }
 
@@ -374,7 +377,7 @@ func TestConnectionRefusedIsNotUnknown(t *testing.T) {
 	ts := httptest.NewServer(http.NotFoundHandler())
 	url := ts.URL
 	ts.Close()
-	c := &Client{BaseURL: url, Tokens: &staticTokens{tok: "t"}}
+	c := mustClient(t, Config{BaseURL: url, Tokens: &staticTokens{tok: "t"}})
 	_, err := c.CaptureCash(context.Background(), "STX_A")
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		t.Errorf("err = %v: nothing was sent, so the outcome is known", err)
@@ -426,11 +429,29 @@ func TestInsecureHTTPClientRefused(t *testing.T) {
 	srv, c, _ := newFake(t)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig.InsecureSkipVerify = true
-	c.HTTPClient = &http.Client{Transport: tr}
-	if _, err := c.Transaction(context.Background(), secupaytest.SeedID); err == nil {
-		t.Error("InsecureSkipVerify accepted")
+	cfg := c.cfg
+	cfg.HTTPClient = &http.Client{Transport: tr}
+	if _, err := NewClient(cfg); err == nil || !strings.Contains(err.Error(), "TLS verification disabled") {
+		t.Errorf("InsecureSkipVerify accepted: %v", err)
 	}
 	if srv.Requests() != 0 {
 		t.Error("request sent")
 	}
+}
+
+// mustClient is NewClient for a configuration the test knows to be valid.
+func mustClient(t testing.TB, cfg Config) *Client {
+	t.Helper()
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// with returns a client configured as c, changed by change.
+func (c *Client) with(t testing.TB, change func(*Config)) *Client {
+	cfg := c.cfg
+	change(&cfg)
+	return mustClient(t, cfg)
 }

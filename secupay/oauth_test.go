@@ -59,7 +59,7 @@ func TestOAuthClientCredentialsCaches(t *testing.T) {
 	defer srv.Close()
 	srv.AddSeed()
 	o, _ := newOAuth(t, srv, "client_credentials", nil)
-	c := &Client{BaseURL: srv.URL, Tokens: o}
+	c := mustClient(t, Config{BaseURL: srv.URL, Tokens: o})
 	for range 20 {
 		if _, err := c.Transaction(context.Background(), secupaytest.SeedID); err != nil {
 			t.Fatal(err)
@@ -98,7 +98,7 @@ func TestOAuthRenewAfterRefusal(t *testing.T) {
 	defer srv.Close()
 	srv.AddSeed()
 	o, _ := newOAuth(t, srv, "client_credentials", nil)
-	c := &Client{BaseURL: srv.URL, Tokens: o}
+	c := mustClient(t, Config{BaseURL: srv.URL, Tokens: o})
 	if _, err := c.Transaction(context.Background(), secupaytest.SeedID); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	srv.AddSeed()
 	o, clk := newOAuth(t, srv, "device", logger)
 	o.wait = func(ctx context.Context, d time.Duration) error { srv.ConfirmDevice(); return nil }
-	c := &Client{BaseURL: srv.URL, Tokens: o, Logger: logger, Timeout: 2 * time.Second}
+	c := mustClient(t, Config{BaseURL: srv.URL, Tokens: o, Logger: logger, Timeout: 2 * time.Second})
 	ctx := context.Background()
 	c.CaptureCash(ctx, secupaytest.SeedID)
 	c.CaptureCash(ctx, secupaytest.SeedID) // refused: already captured
@@ -286,7 +286,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	c.Transaction(ctx, "STX_LOG1")
 	clk.add(time.Hour)
 	c.Transaction(ctx, "STX_LOG1")
-	ft := &Client{BaseURL: srv.URL, Tokens: NewFileToken(writeSecret(t, "file-token-secret")), Logger: logger}
+	ft := mustClient(t, Config{BaseURL: srv.URL, Tokens: NewFileToken(writeSecret(t, "file-token-secret")), Logger: logger})
 	ft.CaptureCash(ctx, "STX_LOG2")
 
 	st, _ := os.ReadFile(o.cfg.StateFile)

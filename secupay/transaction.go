@@ -15,7 +15,7 @@ import (
 type Transaction struct {
 	Object               string          `json:"object"`
 	ID                   string          `json:"id"`
-	Status               string          `json:"status"`
+	Status               Status          `json:"status"`
 	TransID              string          `json:"trans_id"` // a number in the SDK, a string in the docs
 	PaymentMethod        string          `json:"payment_method"`
 	IsDemo               bool            `json:"is_demo"`
@@ -47,10 +47,15 @@ func (t *Transaction) UnmarshalJSON(data []byte) error {
 	if err := decodeObject(data, &w); err != nil {
 		return err
 	}
+	if n := topLevelKeyCount(data, "status"); n > 1 {
+		// JSON decoders disagree on which duplicate wins ({"status":"error","status":"ok"});
+		// an answer that says two things about the money says nothing.
+		return fmt.Errorf("the answer names \"status\" %d times", n)
+	}
 	*t = Transaction{
 		Object:               string(w.Object),
 		ID:                   string(w.ID),
-		Status:               string(w.Status),
+		Status:               Status(w.Status),
 		TransID:              string(w.TransID),
 		PaymentMethod:        string(w.PaymentMethod),
 		IsDemo:               bool(w.IsDemo),
@@ -83,6 +88,30 @@ func decodeObject(data []byte, v any) error {
 		return errors.New("not valid JSON")
 	}
 	return json.Unmarshal(trimmed, v)
+}
+
+// topLevelKeyCount counts how often key names a member of the JSON object data (which
+// decodeObject has checked is one valid object).
+func topLevelKeyCount(data []byte, key string) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return n
+		}
+		if k, _ := tok.(string); k == key {
+			n++
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return n
+		}
+	}
+	return n
 }
 
 func nonNull(m json.RawMessage) json.RawMessage {

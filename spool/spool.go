@@ -46,6 +46,10 @@ type Job struct {
 	TransactionID string `json:"transaction_id,omitempty"`
 	Kind          string `json:"kind"` // receipt, merchant, reprint, lines
 	Data          []byte `json:"data"` // ESC/POS bytes, written to the printer as they are
+	// Kick is sent at most once, after Data is recorded printed (the done record is durable):
+	// a cash drawer pulse. A crash may print Data twice, never open the drawer twice; a crash
+	// between the record and the pulse leaves the drawer shut (the cashier has a key).
+	Kick []byte `json:"kick,omitempty"`
 }
 
 // Info is what the spool knows about a job.
@@ -109,6 +113,8 @@ type record struct {
 	Seq     uint64    `json:"seq"` // FIFO order; survives restarts
 	Created time.Time `json:"created"`
 	Printed time.Time `json:"printed,omitzero"`
+
+	unread bool // Open found the file but could not read it yet
 }
 
 // Spool is a durable queue in front of one printer.
@@ -128,6 +134,9 @@ type Spool struct {
 	statErr error
 	statAt  time.Time
 	changed chan struct{} // closed and replaced on every change, to wake waiters
+	// damaged holds the ids of queued jobs whose files could not be parsed; they are set
+	// aside (".bad") until their owner remakes them (Replace).
+	damaged map[string]bool
 
 	wake chan struct{} // a new job arrived
 }
@@ -149,6 +158,7 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 		log:      opt.Logger.With(zap.String("printer", p.String())),
 		queued:   map[string]*Info{},
 		done:     map[string]*Info{},
+		damaged:  map[string]bool{},
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		status:   printer.Status{State: printer.StateUnknown, Detail: "not asked yet"},
@@ -173,6 +183,11 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 		return nil, err
 	}
 	for _, r := range queued {
+		if r.unread {
+			// The file exists but could not be read now (an I/O error): keep its place at the
+			// end of the queue; the worker reads it again when its turn comes.
+			r.Seq = 0
+		}
 		s.seq = max(s.seq, r.Seq)
 		if _, ok := s.done[r.ID]; ok {
 			// The crash came between writing the done record and removing the queue file:
@@ -185,7 +200,16 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 		s.queued[r.ID] = r.info(StateQueued)
 		s.order = append(s.order, queuedRef{r.ID, r.Seq})
 	}
+	for i := range s.order {
+		if s.order[i].seq == 0 {
+			s.seq++
+			s.order[i].seq = s.seq
+		}
+	}
 	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
+	if err := s.findDamaged(); err != nil {
+		return nil, err
+	}
 	if err := s.prune(); err != nil {
 		return nil, err
 	}
@@ -216,17 +240,24 @@ func (s *Spool) load(dir string) ([]*record, error) {
 			continue
 		}
 		r, err := readRecord(path)
-		if err != nil {
-			s.log.Error("spool: unreadable job file set aside", zap.String("file", path), zap.Error(err))
-			if err := os.Rename(path, path+".bad"); err != nil {
-				return nil, fmt.Errorf("spool: set aside %s: %w", path, err)
+		switch {
+		case errors.Is(err, errDamaged):
+			if err := s.setAside(path, err); err != nil {
+				return nil, err
 			}
 			continue
+		case err != nil:
+			s.log.Error("spool: job file cannot be read now; kept, and read again later", zap.String("file", path), zap.Error(err))
+			r = &record{Job: Job{ID: strings.TrimSuffix(name, ".json")}, unread: true}
 		}
 		out = append(out, r)
 	}
 	return out, nil
 }
+
+// errDamaged marks a job file that was read but does not hold its job: set aside, never
+// retried. Any other error of readRecord is I/O, worth another try.
+var errDamaged = errors.New("job file damaged")
 
 func readRecord(path string) (*record, error) {
 	b, err := os.ReadFile(path)
@@ -235,12 +266,73 @@ func readRecord(path string) (*record, error) {
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errDamaged, err)
 	}
 	if r.ID == "" || r.ID+".json" != filepath.Base(path) {
-		return nil, fmt.Errorf("job id %q does not match its file name", r.ID)
+		return nil, fmt.Errorf("%w: job id %q does not match its file name", errDamaged, r.ID)
+	}
+	if len(r.Data) == 0 && filepath.Base(filepath.Dir(path)) == "queue" {
+		return nil, fmt.Errorf("%w: no bytes to print", errDamaged)
 	}
 	return &r, nil
+}
+
+// setAside renames a damaged job file to NAME.bad, where a technician can look at it, and
+// notes a queued one as damaged so that its owner can remake it (Damaged, Replace).
+func (s *Spool) setAside(path string, why error) error {
+	s.log.Error("spool: damaged job file set aside", zap.String("file", path), zap.Error(why))
+	if err := os.Rename(path, path+".bad"); err != nil {
+		return fmt.Errorf("spool: set aside %s: %w", path, err)
+	}
+	if filepath.Dir(path) == s.queueDir {
+		s.damaged[strings.TrimSuffix(filepath.Base(path), ".json")] = true
+	}
+	return nil
+}
+
+// findDamaged notes the queued jobs set aside in an earlier life and not remade since.
+func (s *Spool) findDamaged() error {
+	ents, err := os.ReadDir(s.queueDir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json.bad")
+		if !ok || s.queued[id] != nil || s.done[id] != nil {
+			continue
+		}
+		s.damaged[id] = true
+	}
+	return nil
+}
+
+// Damaged returns the ids of queued jobs whose files were damaged and set aside, for their
+// owner to remake: a receipt is remade from the journal, never silently dropped.
+func (s *Spool) Damaged() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.damaged))
+	for id := range s.damaged {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Replace adds job in place of the damaged job of the same id, then removes the damaged
+// file: from then on the job is queued like any other.
+func (s *Spool) Replace(job Job) (Info, error) {
+	in, err := s.Add(job)
+	if err != nil {
+		return in, err
+	}
+	s.mu.Lock()
+	delete(s.damaged, job.ID)
+	s.mu.Unlock()
+	if err := os.Remove(filepath.Join(s.queueDir, job.ID+".json.bad")); err != nil && !os.IsNotExist(err) {
+		s.log.Warn("spool: damaged job file not removed", zap.String("job", job.ID), zap.Error(err))
+	}
+	return in, nil
 }
 
 // ValidJobID reports whether id can name a job file: letters, digits, '_', '-', '.', not
@@ -474,14 +566,29 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 
 	path := filepath.Join(s.queueDir, id+".json")
 	r, err := readRecord(path)
-	if err != nil {
-		// The file was checked at load or written by Add; losing it now means the state
-		// directory was tampered with. Drop the in-memory entry so the queue moves on.
-		s.log.Error("spool: queued job unreadable, dropped", zap.String("job", id), zap.Error(err))
+	switch {
+	case errors.Is(err, errDamaged), errors.Is(err, os.ErrNotExist):
+		// Not a job any more (edited, truncated, removed by hand): set it aside for its
+		// owner to remake, and let the queue move on.
 		s.mu.Lock()
+		if !errors.Is(err, os.ErrNotExist) {
+			if aerr := s.setAside(path, err); aerr != nil {
+				s.log.Error("spool", zap.Error(aerr))
+			}
+		} else {
+			s.log.Error("spool: queued job file vanished", zap.String("job", id))
+			s.damaged[id] = true
+		}
 		s.dropLocked(id)
 		s.mu.Unlock()
 		return nil
+	case err != nil:
+		// An I/O error reading the file is not the end of the job: try again later.
+		s.mu.Lock()
+		s.holdLocked("job file cannot be read: " + err.Error())
+		s.mu.Unlock()
+		s.log.Warn("spool: queued job cannot be read now; will retry", zap.String("job", id), zap.Error(err))
+		return errWriteFailed
 	}
 	// The write finishes even when ctx ends (shutdown): half a receipt helps nobody.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PrintTimeout)
@@ -502,7 +609,27 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 		return errWriteFailed
 	}
 	crashpoint.Hit("after-print")
-	return s.markPrinted(r)
+	// The drawer pulse after the job is sent even during shutdown, like the job itself.
+	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.StatusTimeout)
+	defer cancel()
+	return s.markPrinted(kctx, r)
+}
+
+// kick sends job r's drawer pulse once: only when the job's done record is durable, so that
+// no later life can print the job (and pulse) again. A failed pulse is not retried: an
+// unknown pulse is one that may have opened the drawer.
+func (s *Spool) kick(ctx context.Context, r *record, recorded bool) {
+	log := s.log.With(zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
+	if !recorded {
+		log.Error("drawer not opened: the printed receipt could not be recorded, and it will print again after a restart")
+		return
+	}
+	crashpoint.Hit("before-kick")
+	if err := s.p.Print(ctx, r.Kick); err != nil {
+		log.Error("drawer pulse failed; not repeated (open the drawer by hand)", zap.Error(err))
+		return
+	}
+	log.Info("drawer opened")
 }
 
 // holdLocked records why the queue waits. Every queued job is held with the same reason
@@ -550,17 +677,21 @@ func (s *Spool) dropLocked(id string) {
 // markPrinted moves the job to done: first the done record (without the bytes, which are
 // no longer needed), then the queue file is removed. A crash between the two is healed by
 // Open, which sees the job in both places.
-func (s *Spool) markPrinted(r *record) error {
+func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 	r.Printed = time.Now().UTC()
-	data := r.Data
-	r.Data = nil
-	b, err := json.Marshal(r)
-	r.Data = data
+	done := *r
+	done.Data, done.Kick = nil, nil
+	b, err := json.Marshal(&done)
 	if err == nil {
 		err = atomicfile.WriteFile(filepath.Join(s.doneDir, r.ID+".json"), b, 0o640)
 	}
+	recorded := err == nil
 	if err == nil {
 		err = s.remove(filepath.Join(s.queueDir, r.ID+".json"))
+	}
+	data := r.Data
+	if len(r.Kick) > 0 {
+		s.kick(ctx, r, recorded)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -172,7 +172,10 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, err
 	}
-	client := &secupay.Client{BaseURL: cfg.secupayURL, Tokens: tokens, Timeout: cfg.secupayTimeout, Logger: log}
+	client, err := secupay.NewClient(secupay.Config{BaseURL: cfg.secupayURL, Tokens: tokens, Timeout: cfg.secupayTimeout, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
+	}
 	p, err := printer.Open(cfg.printerURI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)

@@ -1,0 +1,181 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/secupay"
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+)
+
+// slowSecupay makes the env's client give up after 300 ms while secupay keeps working on the
+// start/cash for processing, then captures.
+func slowSecupay(t *testing.T, e *env, processing time.Duration) {
+	t.Helper()
+	e.client.set(t, secupay.Config{BaseURL: e.fake.URL, Tokens: e.tokens, Timeout: 300 * time.Millisecond})
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Processing: processing})
+}
+
+// waitCaptured waits until the fake has captured id (its processing finished).
+func waitCaptured(t *testing.T, e *env, id string) {
+	t.Helper()
+	waitFor(t, "secupay to finish the capture", func() bool { return e.fake.Captures(id) == 1 })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The review's defect: secupay is still working on a start/cash when the client gives up.
+// The POS asking again at once must not send another start/cash (which secupay refuses as
+// "being processed", and which was then journaled as a refusal of a paid transaction).
+func TestSlowSecupayIsNeverSentASecondStartCash(t *testing.T) {
+	e := newEnv(t, nil)
+	slowSecupay(t, e, time.Second)
+
+	_, err := e.svc.Capture(context.Background(), seed)
+	var doubt *InDoubtError
+	if !errors.As(err, &doubt) || !doubt.NoAnswer {
+		t.Fatalf("first answer: %v, want in doubt (no answer in time)", err)
+	}
+	// The POS asks again right away, twice: in doubt, read back, no start/cash.
+	for i := range 2 {
+		_, err := e.svc.Capture(context.Background(), seed)
+		var refused *RefusedError
+		if !errors.As(err, &doubt) || errors.As(err, &refused) || doubt.RetryAfter <= 0 {
+			t.Fatalf("asked again (%d): %v, want in doubt with a retry time", i, err)
+		}
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls while the first was still processed", n)
+	}
+	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseInDoubt || rec.Refusal != nil {
+		t.Fatalf("journal %+v, want in doubt and no refusal", rec)
+	}
+
+	// secupay finishes: the next ask (even within the in-doubt wait) reads it back captured.
+	waitCaptured(t, e, seed)
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Status != "ok" || res.Job.State != JobPrinted {
+		t.Fatalf("after secupay finished: %+v, %v", res, err)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls", n)
+	}
+	if n := e.receipts(); n != 1 {
+		t.Fatalf("%d receipts", n)
+	}
+}
+
+// Without the POS: the resolver settles the capture in doubt once secupay has finished, and
+// the receipt prints.
+func TestResolverSettlesASlowCaptureWithoutThePOS(t *testing.T) {
+	e := newEnv(t, nil)
+	slowSecupay(t, e, 700*time.Millisecond)
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("first answer: %v", err)
+	}
+	e.svc.Resolve(context.Background()) // secupay still working: stays in doubt
+	if e.svc.Unfinished() != 1 || e.receipts() != 0 {
+		t.Fatalf("settled too early: unfinished %d, receipts %d", e.svc.Unfinished(), e.receipts())
+	}
+	waitCaptured(t, e, seed)
+	e.svc.Resolve(context.Background())
+	waitFor(t, "the receipt", func() bool { return e.receipts() == 1 })
+	if e.svc.Unfinished() != 0 {
+		t.Fatalf("%d unfinished after settling", e.svc.Unfinished())
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("%d start/cash calls", n)
+	}
+}
+
+// A read-back showing "created" settles a capture in doubt only after the in-doubt wait;
+// within it, the resolver leaves it alone and the POS hears "in doubt" with a retry time.
+func TestInDoubtWait(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 502, Body: "<html>Bad Gateway</html>"})
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("first answer: %v", err)
+	}
+	e.clock.Add(DefaultInDoubtWait - 10*time.Second)
+	var doubt *InDoubtError
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.As(err, &doubt) || doubt.RetryAfter > 11*time.Second {
+		t.Fatalf("10 s before the wait ends: %v, want in doubt for at most 11 s", err)
+	}
+	e.clock.Add(11 * time.Second)
+	e.svc.Resolve(context.Background())
+	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseNotCaptured {
+		t.Fatalf("after the wait the resolver left %s, want not_captured", rec.Phase)
+	}
+	if n := e.fake.StartCashCalls(seed); n != 1 {
+		t.Fatalf("the resolver sent start/cash: %d calls", n)
+	}
+	if res, err := e.svc.Capture(context.Background(), seed); err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("the POS asking after the wait: %+v, %v", res, err)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
+	}
+}
+
+// A refusal answered to a later start/cash is not believed without a read-back: here the
+// first call captured although every read-back before the second call said "created", and
+// secupay refuses the second as already started.
+func TestRefusalOfALaterAttemptIsReadBack(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
+	stale := `{"id":"` + seed + `","object":"smart.transactions","status":"created"}`
+	e.fake.Fault(secupaytest.Fault{Op: "get", ID: seed, Status: 200, Body: stale, Times: 2})
+	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("first answer: %v", err)
+	}
+	e.passInDoubtWait()
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("the second start/cash was refused as already started; the read-back shows it captured: %+v, %v", res, err)
+	}
+	if n := e.fake.Captures(seed); n != 1 {
+		t.Fatalf("captured %d times", n)
+	}
+}
+
+// A journal record edited to null or {} is not "no record": a start/cash may have been sent,
+// so the capture is in doubt and read back before anything is sent.
+func TestCorruptJournalRecordIsInDoubt(t *testing.T) {
+	for _, content := range []string{"null", "{}", `{"transaction_id":"STX_OTHER","phase":"captured"}`, `{"trans`} {
+		t.Run(content, func(t *testing.T) {
+			e := newEnv(t, nil)
+			// secupay captured; the record that said so was damaged.
+			if err := e.fake.Add(`{"id":"` + seed + `","status":"ok","payment_method":"cash","trans_id":"1",
+				"receipt":[{"type":"textline","value":{"text":"Beleg"}}]}`); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(e.state, "journal", seed+".json")
+			if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			res, err := e.svc.Capture(context.Background(), seed)
+			if err != nil || res.Job.State != JobPrinted {
+				t.Fatalf("%+v, %v: want captured from the read-back", res, err)
+			}
+			if n := e.fake.StartCashCalls(seed); n != 0 {
+				t.Fatalf("%d start/cash calls on a transaction with a journal record", n)
+			}
+			if rec, err := e.journal.Get(seed); err != nil || rec.Phase != PhaseCaptured {
+				t.Fatalf("record not mended: %+v, %v", rec, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package capture
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ecrd-pos/ecrd/internal/crashpoint"
+	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/secupay"
+	"github.com/ecrd-pos/ecrd/spool"
+)
+
+// answer is the part of a stored secupay answer that printing needs.
+func answerOf(rec *Record) (*secupay.Transaction, error) {
+	var tx secupay.Transaction
+	if err := json.Unmarshal(rec.Answer, &tx); err != nil {
+		return nil, fmt.Errorf("stored answer of %s: %w", rec.TransactionID, err)
+	}
+	return &tx, nil
+}
+
+// finish makes sure the receipt jobs are spooled, waits briefly for the receipt to print
+// and builds the answer.
+func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, replayed bool) (*Result, error) {
+	tx, err := answerOf(rec)
+	if err != nil {
+		return nil, fmt.Errorf("capture %s: %w: %w", rec.TransactionID, ErrStorage, err)
+	}
+	if !rec.Spooled {
+		s.spoolReceipts(log, rec, tx)
+		crashpoint.Hit("after-spool")
+	}
+	res := &Result{TransactionID: rec.TransactionID, Status: "ok", TransID: rec.TransID,
+		PaymentMethod: tx.PaymentMethod, Replayed: replayed}
+	wait := s.cfg.PrintWait
+	if replayed {
+		wait = 0 // a replay reports where the job is; it does not hold the POS
+	}
+	res.Job = s.jobResult(ctx, rec.TransactionID+"."+kindReceipt, rec.JobError, wait)
+	if len(receiptKinds(tx)) > 1 {
+		mj := s.jobResult(ctx, rec.TransactionID+"."+kindMerchant, "", 0)
+		res.MerchantJob = &mj
+	}
+	log.Info("capture answered", zap.String("job_state", res.Job.State), zap.String("job_error", res.Job.Error),
+		zap.Bool("replayed", replayed))
+	return res, nil
+}
+
+// spoolReceipts renders the customer receipt (and the merchant copy when secupay asks for
+// it) and spools them under ids derived from the transaction, so a repeat after a crash
+// cannot add a second copy. Failures are recorded, not returned: the payment is captured
+// whatever happens to the paper, and the POS is told why there is no receipt.
+func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transaction) {
+	rec.JobError = ""
+	for _, kind := range receiptKinds(tx) {
+		job, err := s.receiptJob(log, rec.TransactionID, kind, tx)
+		if err != nil {
+			// Lines that cannot be rendered now never will: record why and go on.
+			log.Error("receipt cannot be rendered", zap.String("kind", kind), zap.Error(err))
+			if kind == kindReceipt {
+				rec.JobError = err.Error()
+			}
+			continue
+		}
+		if _, err := s.cfg.Spool.Add(job); err != nil {
+			// Storage trouble: leave Spooled false so that a replay or a restart tries again
+			// (jobs already added are not added twice: their ids are fixed).
+			log.Error("receipt not spooled", zap.String("kind", kind), zap.Error(err))
+			if kind == kindReceipt {
+				rec.JobError = err.Error()
+			}
+			return
+		}
+	}
+	rec.Spooled = true
+	if err := s.put(rec); err != nil {
+		// Jobs are in the spool under fixed ids; a replay re-adding them is harmless.
+		log.Error("journal write failed after spooling", zap.Error(err))
+	}
+}
+
+// Receipt job kinds; a capture's job id is its transaction id, a dot and the kind.
+const (
+	kindReceipt  = "receipt"
+	kindMerchant = "merchant"
+)
+
+func receiptKinds(tx *secupay.Transaction) []string {
+	if tx.ReceiptMerchantPrint && len(tx.ReceiptMerchant) > 0 {
+		return []string{kindReceipt, kindMerchant}
+	}
+	return []string{kindReceipt}
+}
+
+// receiptJob renders one of a capture's receipt jobs. The customer receipt of a cash
+// capture carries the drawer kick — as the spool's at-most-once trailer, sent only after the
+// receipt is recorded printed, so that a receipt printed twice after a crash never opens the
+// drawer twice (README "Guarantees").
+func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Transaction) (spool.Job, error) {
+	lines := tx.Receipt
+	if kind == kindMerchant {
+		lines = tx.ReceiptMerchant
+	}
+	data, err := s.render(log, lines)
+	if err != nil {
+		return spool.Job{}, err
+	}
+	job := spool.Job{ID: id + "." + kind, TransactionID: id, Kind: kind, Data: data}
+	if kind == kindReceipt && s.cfg.DrawerPin != nil && tx.PaymentMethod == "cash" {
+		job.Kick = receipt.DrawerKick(*s.cfg.DrawerPin)
+	}
+	return job, nil
+}
+
+// remakeDamaged renders again, from the journal's stored answer, the receipt jobs whose
+// spool files could not be parsed: the journal, not the spool, is the record of the payment.
+func (s *Service) remakeDamaged(ctx context.Context) {
+	for _, jobID := range s.cfg.Spool.Damaged() {
+		if ctx.Err() != nil {
+			return
+		}
+		id, kind, ok := strings.Cut(jobID, ".")
+		if !ok || !secupay.ValidID(id) || (kind != kindReceipt && kind != kindMerchant) {
+			continue // not a capture's receipt; the spool keeps it set aside for a technician
+		}
+		log := s.log.With(zap.String("transaction_id", id), zap.String("job", jobID))
+		rec, err := s.cfg.Journal.Get(id)
+		if err != nil || rec.Phase != PhaseCaptured {
+			log.Error("damaged receipt job has no captured record to remake it from", zap.Error(err))
+			continue
+		}
+		tx, err := answerOf(rec)
+		if err == nil {
+			var job spool.Job
+			if job, err = s.receiptJob(log, id, kind, tx); err == nil {
+				_, err = s.cfg.Spool.Replace(job)
+			}
+		}
+		if err != nil {
+			log.Error("damaged receipt job not remade; will retry", zap.Error(err))
+			continue
+		}
+		log.Warn("damaged receipt job remade from the journal")
+	}
+}
+
+func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
+	lines, err := receipt.DecodeLines(raw)
+	if err != nil {
+		return nil, err
+	}
+	opt := s.cfg.Render
+	opt.OnUnknown = func(i int, typ string) {
+		log.Warn("unknown receipt line type printed as text", zap.Int("line", i), zap.String("type", typ))
+	}
+	return receipt.Render(lines, opt)
+}
+
+// jobResult reports job id, waiting up to wait for it to print.
+func (s *Service) jobResult(ctx context.Context, id, jobErr string, wait time.Duration) JobResult {
+	if jobErr != "" {
+		if _, err := s.cfg.Spool.Job(id); err != nil {
+			return JobResult{State: JobFailed, Error: jobErr}
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	in, err := s.cfg.Spool.Settle(wctx, id)
+	if err != nil {
+		msg := "no print job"
+		if jobErr != "" {
+			msg = jobErr
+		}
+		return JobResult{ID: id, State: JobFailed, Error: msg}
+	}
+	if in.State == spool.StatePrinted {
+		return JobResult{ID: id, State: JobPrinted}
+	}
+	reason := in.Reason
+	if reason == "" {
+		reason = "waiting for the printer"
+	}
+	return JobResult{ID: id, State: JobQueued, Error: reason}
+}
+
+// Reprint prints the receipt of a transaction this till captured once more. A reprint never
+// opens the cash drawer.
+func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
+	if !secupay.ValidID(id) {
+		return nil, fmt.Errorf("reprint %q: %w", id, ErrInvalidID)
+	}
+	if err := s.begin(ctx, id, false); err != nil {
+		return nil, fmt.Errorf("reprint %s: %w", id, err)
+	}
+	defer s.end(id)
+	log := s.log.With(zap.String("transaction_id", id))
+	rec, err := s.cfg.Journal.Get(id)
+	if errors.Is(err, errNoRecord) || err == nil && rec.Phase != PhaseCaptured {
+		return nil, fmt.Errorf("reprint %s: %w", id, ErrNotCaptured)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
+	}
+	tx, err := answerOf(rec)
+	if err != nil {
+		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
+	}
+	data, err := s.render(log, tx.Receipt)
+	if err != nil {
+		return nil, fmt.Errorf("reprint %s: %w", id, err)
+	}
+	rec.Reprints++
+	if err := s.put(rec); err != nil {
+		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
+	}
+	jobID := id + ".reprint-" + strconv.Itoa(rec.Reprints)
+	if _, err := s.cfg.Spool.Add(spool.Job{ID: jobID, TransactionID: id, Kind: "reprint", Data: data}); err != nil {
+		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
+	}
+	log.Info("reprint spooled", zap.String("job", jobID))
+	return &Result{TransactionID: id, Status: "ok", TransID: rec.TransID, PaymentMethod: tx.PaymentMethod,
+		Job: s.jobResult(ctx, jobID, "", s.cfg.PrintWait)}, nil
+}
+
+// PrintLines prints receipt lines the POS sends itself (no secupay involved).
+func (s *Service) PrintLines(ctx context.Context, lines []receipt.Line) (JobResult, error) {
+	opt := s.cfg.Render
+	data, err := receipt.Render(lines, opt)
+	if err != nil {
+		return JobResult{}, fmt.Errorf("print lines: %w", err)
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	id := fmt.Sprintf("pos-%d-%s", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	if _, err := s.cfg.Spool.Add(spool.Job{ID: id, Kind: "lines", Data: data}); err != nil {
+		return JobResult{}, fmt.Errorf("print lines: %w: %w", ErrStorage, err)
+	}
+	return s.jobResult(ctx, id, "", s.cfg.PrintWait), nil
+}
+
+// recordID is the transaction whose journal file err is about, for a *CorruptError.
+func recordID(err error) (string, bool) {
+	var corrupt *CorruptError
+	if !errors.As(err, &corrupt) {
+		return "", false
+	}
+	id := strings.TrimSuffix(filepath.Base(corrupt.Path), ".json")
+	return id, secupay.ValidID(id)
+}

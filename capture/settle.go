@@ -1,0 +1,212 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ecrd-pos/ecrd/secupay"
+)
+
+// The in-doubt rule (README "Guarantees", docs/durability.md):
+//
+// Once a start/cash may have reached secupay without an answer that settles it, the
+// transaction is in doubt. Only these settle it:
+//   - a read-back showing it captured: record the answer, print the receipt;
+//   - a read-back showing it ended without a capture (failed, cancelled): not captured;
+//   - a read-back showing it still capturable (created, processing, approved) at least
+//     InDoubtWait after the last start/cash was sent: secupay is not working on that call
+//     any more, so it never captured. Not captured; the POS may try again.
+//
+// Anything else — the read-back fails, shows "pending" or a word ecrd does not know, or shows
+// "created" within InDoubtWait of the call (secupay may still be processing it) — leaves it in
+// doubt. No start/cash is sent while it is in doubt, and no refusal answered to a later
+// start/cash is believed without a read-back (Record.Doubted).
+
+type settledKind int
+
+const (
+	settledInDoubt     settledKind = iota
+	settledCaptured                // tx holds the transaction as read
+	settledNotCaptured             // still capturable, and no earlier call can be pending
+	settledFinal                   // ended without a capture; err says how
+)
+
+type verdict struct {
+	kind settledKind
+	tx   *secupay.Transaction
+	err  error // *InDoubtError or *RefusedError
+}
+
+// settle reads the transaction back and decides an in-doubt capture by the in-doubt rule,
+// journaling what it decides. It is the one place that does, for the POS's requests, the
+// start-up resume and the resolver alike.
+func (s *Service) settle(ctx context.Context, log *zap.Logger, rec *Record) verdict {
+	return s.settleRead(ctx, log, rec, false)
+}
+
+// settleRead is settle; afterRefusal says the call just made was answered with a refusal,
+// which proves secupay is not working on that call, so a capturable status settles at once.
+func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, afterRefusal bool) verdict {
+	id := rec.TransactionID
+	doubt := func(reason string, retry time.Duration, err error) verdict {
+		return verdict{kind: settledInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry, Err: err}}
+	}
+	tx, err := s.cfg.Secupay.Transaction(ctx, id)
+	if err != nil {
+		log.Warn("capture in doubt: the transaction cannot be read back", zap.Error(err))
+		return doubt("the transaction cannot be read back", 0, err)
+	}
+	st := tx.Status
+	sent := rec.Sent
+	if sent.IsZero() {
+		sent = rec.Updated // journals written before Sent existed: the intent's write time
+	}
+	switch {
+	case st.Captured():
+		log.Info("settled: read back as captured", zap.String("status", string(st)))
+		return verdict{kind: settledCaptured, tx: tx}
+
+	case st.Final():
+		log.Info("settled: read back as ended without a capture", zap.String("status", string(st)))
+		r := Refusal{HTTPStatus: 200, Status: string(st)}
+		rec.Phase, rec.Refusal, rec.Doubt = PhaseNotCaptured, &r, ""
+		if err := s.put(rec); err != nil {
+			log.Error("journal write failed", zap.Error(err))
+		}
+		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
+
+	case st.Capturable():
+		quiet := sent.Add(s.cfg.InDoubtWait)
+		if wait := quiet.Sub(s.cfg.Now()); wait > 0 && !afterRefusal {
+			log.Info("still in doubt: not captured yet, but secupay may still be working on the last start/cash",
+				zap.String("status", string(st)), zap.Time("sent", sent), zap.Duration("in_doubt_for", wait))
+			return doubt(fmt.Sprintf("secupay shows it %q, but may still be working on the start/cash sent at %s",
+				st, sent.Format(time.RFC3339)), wait.Round(time.Second)+time.Second, nil)
+		}
+		log.Info("settled: read back as not captured", zap.String("status", string(st)), zap.Time("sent", sent))
+		rec.Phase, rec.Doubt = PhaseNotCaptured, ""
+		rec.Refusal = &Refusal{HTTPStatus: 200, Status: string(st),
+			ErrorDetails: fmt.Sprintf("read back %q after the start/cash sent at %s", st, sent.Format(time.RFC3339))}
+		if err := s.put(rec); err != nil {
+			log.Error("journal write failed", zap.Error(err))
+		}
+		return verdict{kind: settledNotCaptured, tx: tx}
+	}
+	log.Warn("still in doubt: secupay's status settles nothing", zap.String("status", string(st)))
+	return doubt(fmt.Sprintf("secupay shows it %q", st), 0, nil)
+}
+
+// Resume finishes what a previous life of the daemon left: captured transactions whose
+// receipts were not spooled yet are spooled, damaged receipt jobs are made again from the
+// journal, and captures in doubt are settled by reading the transaction back. It never
+// sends start/cash. Call it once at start.
+func (s *Service) Resume(ctx context.Context) {
+	recs, errs := s.cfg.Journal.All()
+	for _, err := range errs {
+		s.log.Error("journal record unreadable; its capture is in doubt until read back", zap.Error(err))
+		if id, ok := recordID(err); ok {
+			s.track(id, true)
+		}
+	}
+	pruned := 0
+	for _, rec := range recs {
+		switch {
+		case rec.unfinished():
+			s.track(rec.TransactionID, true)
+		case s.cfg.KeepFinished > 0 && time.Since(rec.Updated) > s.cfg.KeepFinished:
+			if err := s.cfg.Journal.Remove(rec.TransactionID); err != nil {
+				s.log.Warn("journal: prune", zap.String("transaction_id", rec.TransactionID), zap.Error(err))
+				continue
+			}
+			pruned++
+		}
+	}
+	if pruned > 0 {
+		s.log.Info("journal: finished records pruned", zap.Int("records", pruned), zap.Duration("older_than", s.cfg.KeepFinished))
+	}
+	s.Resolve(ctx)
+}
+
+// Unfinished returns how many transactions wait for their outcome or their receipt.
+func (s *Service) Unfinished() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.unfinished)
+}
+
+// Resolve works once through the unfinished transactions (see Resume), and remakes receipt
+// jobs the spool had to set aside.
+func (s *Service) Resolve(ctx context.Context) {
+	s.remakeDamaged(ctx)
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.unfinished))
+	for id := range s.unfinished {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		s.resumeOne(ctx, id)
+	}
+}
+
+// RunResolver calls Resolve every interval until ctx ends, so that a capture answered
+// "in doubt" to the POS, or a receipt the disk could not take, is settled without waiting
+// for the POS to ask again or for a restart.
+func (s *Service) RunResolver(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Resolve(ctx)
+		}
+	}
+}
+
+func (s *Service) resumeOne(ctx context.Context, id string) {
+	if s.begin(ctx, id, true) != nil {
+		return // a POS request is on it
+	}
+	defer s.end(id)
+	log := s.log.With(zap.String("transaction_id", id))
+	rec, err := s.load(id)
+	if err != nil {
+		log.Error("resume: journal", zap.Error(err))
+		return
+	}
+	if rec.inDoubt() {
+		v := s.settle(ctx, log, rec)
+		switch v.kind {
+		case settledInDoubt:
+			return // tried again on the next pass
+		case settledCaptured:
+			if err := s.recordCaptured(log, rec, v.tx); err != nil {
+				return
+			}
+		default:
+			s.track(id, false)
+			return
+		}
+	}
+	if rec.Phase != PhaseCaptured {
+		s.track(id, rec.unfinished())
+		return
+	}
+	if tx, err := answerOf(rec); err != nil {
+		log.Error("resume: stored answer unreadable", zap.Error(err))
+		s.track(id, false) // retrying cannot mend it; the record stays for a technician
+	} else if !rec.Spooled {
+		s.spoolReceipts(log, rec, tx)
+		log.Info("resume: receipt spooled", zap.Bool("spooled", rec.Spooled))
+	} else {
+		s.track(id, false)
+	}
+}
