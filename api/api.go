@@ -32,6 +32,13 @@ import (
 const (
 	MaxCaptureBody  = 64 << 10
 	MaxReceiptsBody = 4 << 20
+	// MaxReceiptLines bounds one receipt from the POS: 4 MiB of "{}" would otherwise decode
+	// into a million lines and hundreds of megabytes.
+	MaxReceiptLines = 10000
+	// receiptsAtOnce bounds the POS receipts decoded and rendered at once, so that the
+	// daemon's memory stays within a small multiple of one receipt's (a till may have
+	// 1 GiB, and the OOM killer would take the daemon with the journal in its hands).
+	receiptsAtOnce = 2
 )
 
 // Config wires the API.
@@ -54,7 +61,7 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	h := &handler{cfg: cfg, log: cfg.Logger}
+	h := &handler{cfg: cfg, log: cfg.Logger, renderSlots: make(chan struct{}, receiptsAtOnce)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/transactions/{id}/cash", h.capture)
 	mux.HandleFunc("POST /v1/transactions/{id}/reprint", h.reprint)
@@ -113,8 +120,9 @@ func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 type handler struct {
-	cfg Config
-	log *zap.Logger
+	cfg         Config
+	log         *zap.Logger
+	renderSlots chan struct{} // receiptsAtOnce
 }
 
 // recover turns a panic in a handler into a 500 answer and a log line, so a bug triggered
@@ -307,11 +315,24 @@ func (h *handler) reprint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) receipts(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.renderSlots <- struct{}{}:
+		defer func() { <-h.renderSlots }()
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "busy", "other receipts are being rendered; try again", nil)
+		return
+	}
 	body, ok := readBody(w, r, MaxReceiptsBody)
 	if !ok {
 		return
 	}
-	lines, err := receipt.Decode(body)
+	lines, err := receipt.DecodeLimited(body, MaxReceiptLines)
+	if errors.Is(err, receipt.ErrTooManyLines) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_many_lines",
+			fmt.Sprintf("a receipt may have at most %d lines", MaxReceiptLines), nil)
+		return
+	}
+	body = nil // the lines are decoded; let the collector have the body while rendering
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_receipt", err.Error(), nil)
 		return

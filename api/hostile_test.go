@@ -196,3 +196,63 @@ func TestControlBytesInPOSReceiptLines(t *testing.T) {
 		t.Fatalf("printing POS lines called secupay %d times", n)
 	}
 }
+
+// A receipt of more than MaxReceiptLines lines is refused before its lines are decoded:
+// eight concurrent 4 MiB bodies of empty lines once took the daemon past 2 GiB.
+func TestReceiptOfTooManyLinesIsRefused(t *testing.T) {
+	e := newAPI(t)
+	body := hugeReceipt()
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			req, _ := http.NewRequest("POST", "http://ecrd/v1/receipts", bytes.NewReader(body))
+			status, h, b := e.raw(t, req)
+			var out map[string]any
+			if json.Unmarshal(b, &out) != nil || h.Get("Content-Type") != "application/json" || status != 413 || errCode(out) != "too_many_lines" {
+				errs <- fmt.Sprintf("%d %s", status, b)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if msg := <-errs; msg != "" {
+			t.Errorf("huge receipt: %s, want 413 too_many_lines", msg)
+		}
+	}
+	e.nothingHappened(t)
+}
+
+// hugeReceipt is just under MaxReceiptsBody of empty line objects: about 1.3 million lines.
+func hugeReceipt() []byte {
+	n := (MaxReceiptsBody - 2) / 3
+	b := make([]byte, 0, MaxReceiptsBody)
+	b = append(b, '[')
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{', '}')
+	}
+	return append(b, ']')
+}
+
+// BenchmarkHugeReceiptRefused measures what refusing a 4 MiB receipt of empty lines costs
+// (-benchmem): bytes per op stay near the body's size, not the lines'.
+func BenchmarkHugeReceiptRefused(b *testing.B) {
+	e := newAPI(b)
+	body := hugeReceipt()
+	b.ReportAllocs()
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", "http://ecrd/v1/receipts", bytes.NewReader(body))
+		resp, err := e.c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

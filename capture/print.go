@@ -155,7 +155,10 @@ func (s *Service) remakeDamaged(ctx context.Context) {
 }
 
 func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
-	lines, err := receipt.DecodeLines(raw)
+	lines, err := receipt.DecodeLinesSkipping(raw, func(i int, err error) {
+		// Print the rest: a captured payment's receipt is never lost to one broken line.
+		log.Error("receipt line left out: it is not a line", zap.Int("line", i), zap.Error(err))
+	})
 	if err != nil {
 		return nil, err
 	}

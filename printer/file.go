@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // filePrinter is the fake printer of DESIGN.md: jobs are appended to a file, and a file beside
@@ -43,13 +44,25 @@ func (p *filePrinter) Print(ctx context.Context, job []byte) error {
 	if !st.Ready() {
 		return &WriteError{URI: p.uri, Total: len(job), Err: fmt.Errorf("printer is %s (%s)", st.State, st.Detail)}
 	}
-	f, err := os.OpenFile(p.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// O_NONBLOCK matters only when the path is a FIFO (a demo piping the printer into a
+	// viewer): opening one with no reader fails at once (ENXIO) instead of blocking the
+	// printer's lock, status requests and shutdown, and a reader that stops reading makes the
+	// write fail at ctx's deadline. On a regular file it changes nothing.
+	f, err := os.OpenFile(p.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o644)
+	if errors.Is(err, syscall.ENXIO) {
+		err = fmt.Errorf("%s is a FIFO with no reader: %w", p.path, err)
+	}
 	if err != nil {
 		return &WriteError{URI: p.uri, Total: len(job), Err: err}
 	}
+	if d, ok := ctx.Deadline(); ok {
+		f.SetWriteDeadline(d) // honoured for FIFOs; regular files never block
+	}
 	n, err := f.Write(job)
 	if err == nil {
-		err = f.Sync()
+		if err = f.Sync(); errors.Is(err, syscall.EINVAL) {
+			err = nil // a FIFO cannot be synced; there is nothing on disk to lose
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestFilePrinter(t *testing.T) {
@@ -103,5 +105,42 @@ func TestFilePrinterMissingDirectory(t *testing.T) {
 	}
 	if err := p.Print(context.Background(), []byte("x")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Print = %v, want ErrNotExist", err)
+	}
+}
+
+// A file printer that is a FIFO with no reader (or a reader that stopped reading) must fail
+// the job by its deadline, not hold the printer's lock forever: status requests and
+// shutdown wait on that lock.
+func TestFilePrinterFIFOWithoutReaderFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "printer.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Open("file:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.Print(ctx, []byte("job")); err == nil || !strings.Contains(err.Error(), "no reader") {
+		t.Fatalf("print to a FIFO with no reader: %v", err)
+	}
+	if _, err := p.Status(ctx); err != nil {
+		t.Fatalf("status after the failed job: %v", err)
+	}
+
+	// A reader that opened the FIFO and never reads: a job larger than the pipe's buffer
+	// fails at the deadline.
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	var we *WriteError
+	if err := p.Print(short, make([]byte, 1<<20)); !errors.As(err, &we) || we.Written >= we.Total {
+		t.Fatalf("print to a stalled FIFO: %v, want a partial WriteError", err)
 	}
 }

@@ -3,6 +3,7 @@ package receipt
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -120,5 +121,37 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("Decode(%s) error %q does not mention %q", tt.in, err, w)
 			}
 		}
+	}
+}
+
+// A captured payment's receipt prints even when one line is not a line object: that line is
+// left out and reported, the rest printed. The strict decoder refuses it (POS input).
+func TestDecodeLinesSkippingBadLines(t *testing.T) {
+	raw := []byte(`[{"type":"textline","value":{"text":"A"}}, 42, "x", null, [1], {"type":"textline","value":{"text":"B"}}]`)
+	var skipped []int
+	lines, err := DecodeLinesSkipping(raw, func(i int, err error) { skipped = append(skipped, i) })
+	if err != nil || len(lines) != 2 || lines[0].Value.Text != "A" || lines[1].Value.Text != "B" {
+		t.Fatalf("lines %+v, err %v", lines, err)
+	}
+	if fmt.Sprint(skipped) != "[1 2 3 4]" {
+		t.Fatalf("skipped %v, want [1 2 3 4]", skipped)
+	}
+	if _, err := DecodeLines(raw); err == nil {
+		t.Fatal("the strict decoder accepted a line that is not an object")
+	}
+	if _, err := DecodeLinesSkipping([]byte(`[1, 2]`), func(int, error) {}); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("nothing printable: %v, want ErrEmpty", err)
+	}
+}
+
+func TestDecodeLimited(t *testing.T) {
+	if _, err := DecodeLimited([]byte(`[{},{},{}]`), 2); !errors.Is(err, ErrTooManyLines) {
+		t.Fatalf("3 lines with a limit of 2: %v", err)
+	}
+	if _, err := DecodeLimited([]byte(`{"receipt":[{},{},{}]}`), 2); !errors.Is(err, ErrTooManyLines) {
+		t.Fatalf("3 lines in a transaction with a limit of 2: %v", err)
+	}
+	if lines, err := DecodeLimited([]byte(`[{},{}]`), 2); err != nil || len(lines) != 2 {
+		t.Fatalf("2 lines with a limit of 2: %v %v", lines, err)
 	}
 }

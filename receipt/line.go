@@ -33,14 +33,22 @@ var ErrEmpty = errors.New("receipt: no receipt lines")
 
 // Decode reads a Smart Transaction object (it uses its "receipt" key) or a
 // bare line array, whichever data holds.
-func Decode(data []byte) ([]Line, error) {
+func Decode(data []byte) ([]Line, error) { return DecodeLimited(data, 0) }
+
+// ErrTooManyLines is returned by DecodeLimited for a receipt longer than its limit.
+var ErrTooManyLines = errors.New("receipt: too many lines")
+
+// DecodeLimited is Decode for input from outside the till (the POS's own receipts): it
+// counts the lines before decoding any, and refuses more than maxLines (0: no limit), so
+// that a few megabytes of "{}" cannot become gigabytes of decoded lines.
+func DecodeLimited(data []byte, maxLines int) ([]Line, error) {
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
 	if len(trimmed) == 0 {
 		return nil, ErrEmpty
 	}
 	switch trimmed[0] {
 	case '[':
-		return DecodeLines(data)
+		return decodeLines(data, maxLines, nil)
 	case '{':
 		// Only the receipt is decoded; the rest of the transaction (whose
 		// field types drift between secupay versions) is skipped unseen.
@@ -50,7 +58,7 @@ func Decode(data []byte) ([]Line, error) {
 		if err := json.Unmarshal(data, &tx); err != nil {
 			return nil, jsonError("transaction", err)
 		}
-		return DecodeLines(tx.Receipt)
+		return decodeLines(tx.Receipt, maxLines, nil)
 	}
 	if err := json.Unmarshal(data, new(any)); err != nil {
 		return nil, jsonError("input", err)
@@ -63,10 +71,24 @@ func Decode(data []byte) ([]Line, error) {
 
 // DecodeLines reads a bare line array, such as the json.RawMessage of a
 // transaction's receipt or receipt_merchant. Missing, null or empty is ErrEmpty.
-func DecodeLines(raw []byte) ([]Line, error) {
+func DecodeLines(raw []byte) ([]Line, error) { return decodeLines(raw, 0, nil) }
+
+// DecodeLinesSkipping is DecodeLines for a receipt that must print even when part of it is
+// broken (a captured payment's): a line that is not a line object is left out and reported
+// to skipped, and the others are returned. Only an input with no line to print fails.
+func DecodeLinesSkipping(raw []byte, skipped func(line int, err error)) ([]Line, error) {
+	return decodeLines(raw, 0, skipped)
+}
+
+func decodeLines(raw []byte, maxLines int, skipped func(int, error)) ([]Line, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil, ErrEmpty
+	}
+	if maxLines > 0 && len(trimmed) > 0 && trimmed[0] == '[' {
+		if n := countElems(trimmed, maxLines); n > maxLines {
+			return nil, fmt.Errorf("%w: more than %d", ErrTooManyLines, maxLines)
+		}
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(trimmed, &elems); err != nil {
@@ -79,13 +101,41 @@ func DecodeLines(raw []byte) ([]Line, error) {
 	if len(elems) == 0 {
 		return nil, ErrEmpty
 	}
-	lines := make([]Line, len(elems))
+	lines := make([]Line, 0, len(elems))
 	for i, e := range elems {
-		if err := lines[i].UnmarshalJSON(e); err != nil {
-			return nil, fmt.Errorf("receipt: line %d: %w", i, err)
+		var l Line
+		if err := l.UnmarshalJSON(e); err != nil {
+			err = fmt.Errorf("receipt: line %d: %w", i, err)
+			if skipped == nil {
+				return nil, err
+			}
+			skipped(i, err)
+			continue
 		}
+		lines = append(lines, l)
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("%w: none of %d lines could be read", ErrEmpty, len(elems))
 	}
 	return lines, nil
+}
+
+// countElems counts the elements of the JSON array trimmed without keeping them; it stops
+// counting past limit.
+func countElems(trimmed []byte, limit int) int {
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if _, err := dec.Token(); err != nil {
+		return 0
+	}
+	var skip json.RawMessage
+	n := 0
+	for dec.More() && n <= limit {
+		if err := dec.Decode(&skip); err != nil {
+			return n
+		}
+		n++
+	}
+	return n
 }
 
 // UnmarshalJSON accepts a line object whose value is missing, null, an object

@@ -432,6 +432,13 @@ func TestCaptureCommand(t *testing.T) {
 }
 
 func TestServeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	os.WriteFile(tok, []byte("tok"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	open := filepath.Join(dir, "open")
+	os.WriteFile(open, []byte("tok"), 0o644)
 	for _, c := range []struct {
 		env  []string
 		args []string
@@ -442,6 +449,13 @@ func TestServeConfigErrors(t *testing.T) {
 		{nil, []string{"--paper", "99mm"}, "99mm"},
 		{nil, []string{"my-secret-token"}, "never from the command line"},
 		{[]string{"ECRD_PRINT_WAIT=soon"}, nil, "ECRD_PRINT_WAIT"},
+		// Configuration that would make every capture fail is refused at start, not answered
+		// "in doubt" on every capture.
+		{[]string{"ECRD_TOKEN_FILE=" + filepath.Join(dir, "missing")}, nil, "no such file"},
+		{[]string{"ECRD_TOKEN_FILE=" + empty}, nil, "is empty"},
+		{[]string{"ECRD_TOKEN_FILE=" + open}, nil, "group or others may access it"},
+		{[]string{"ECRD_TOKEN_FILE=" + tok, "ECRD_SECUPAY_URL=http://connect.secucard.com"}, nil, "use https"},
+		{[]string{"ECRD_TOKEN_FILE=" + tok, "ECRD_SECUPAY_URL=connect.secucard.com"}, nil, "--secupay-url"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		cmd := exec.CommandContext(ctx, ecrdBin, append([]string{"serve"}, c.args...)...)

@@ -40,7 +40,7 @@ type serveConfig struct {
 	layout                                     layoutFlags
 	drawer                                     string
 	printWait, secupayTimeout, poll            time.Duration
-	resolveEvery, journalKeep                  time.Duration
+	resolveEvery, journalKeep, inDoubtWait     time.Duration
 	logLevel, logFormat                        string
 }
 
@@ -60,6 +60,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.secupayTimeout, "secupay-timeout", 30*time.Second, "timeout of one secupay call")
 	fs.DurationVar(&c.poll, "printer-poll", 2*time.Second, "how often a waiting job asks the printer again")
 	fs.DurationVar(&c.resolveEvery, "resolve-interval", time.Minute, "how often captures with a lost answer are read back from secupay")
+	fs.DurationVar(&c.inDoubtWait, "in-doubt-wait", capture.DefaultInDoubtWait, "after a start/cash whose answer was lost, how long secupay may still be working on it: no other start/cash is sent for that transaction before a read-back this long after the call still shows it not captured")
 	fs.DurationVar(&c.journalKeep, "journal-keep", 90*24*time.Hour, "how long finished captures stay in the journal (pruned at start; 0 = forever)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json (for journald) or console")
@@ -191,7 +192,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		return nil, err
 	}
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp, Render: opt,
-		DrawerPin: drawerPin, PrintWait: cfg.printWait, KeepFinished: cfg.journalKeep, Logger: log})
+		DrawerPin: drawerPin, PrintWait: cfg.printWait, InDoubtWait: cfg.inDoubtWait, KeepFinished: cfg.journalKeep, Logger: log})
 
 	desc := "unix:" + cfg.socket
 	if ln == nil {
@@ -274,10 +275,13 @@ func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() 
 	case cfg.tokenFile != "" && cfg.oauthClientID != "":
 		return nil, nil, fmt.Errorf("%w: use --token-file or --oauth-client-id, not both", errUsage)
 	case cfg.tokenFile != "":
-		if err := secupay.CheckSecretFile(cfg.tokenFile); err != nil {
-			return nil, nil, err
+		// Read it now: a missing, empty, unreadable or too readable token is a configuration
+		// error to fix before the till takes money, not an error on every capture.
+		tokens := secupay.NewFileToken(cfg.tokenFile)
+		if _, err := tokens.Token(context.Background()); err != nil {
+			return nil, nil, fmt.Errorf("%w: --token-file (ECRD_TOKEN_FILE): %v", errUsage, err)
 		}
-		return secupay.NewFileToken(cfg.tokenFile), nil, nil
+		return tokens, nil, nil
 	case cfg.oauthClientID != "":
 		o, err := secupay.NewOAuth(secupay.OAuthConfig{BaseURL: cfg.secupayURL, ClientID: cfg.oauthClientID,
 			ClientSecretFile: cfg.oauthSecretFile, GrantType: cfg.oauthGrant, DeviceUUID: cfg.oauthDeviceUUID,

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/receipt"
+)
+
+// The review's defect, against the real daemon: secupay is slow, the daemon is killed while
+// its start/cash is in flight, and the POS asks again right after the restart. secupay goes
+// on and captures. The daemon must not send a second start/cash, must never answer
+// "refused", and must print the receipt once secupay is done.
+func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
+	e := newDaemonEnv(t)
+	const id = "STX_SLOWSECUPAYKILLED"
+	e.fake.SetProcessingTime(func(string) time.Duration { return 1500 * time.Millisecond })
+	p := e.start()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.request("POST", "/v1/transactions/"+id+"/cash") // killed under it
+	}()
+	eventually(t, "start/cash to reach secupay", func() bool { return e.fake.StartCashCalls(id) == 1 })
+	p.kill(t)
+	<-done
+
+	e.start()
+	for range 3 {
+		status, out := e.capture(id)
+		info, _ := out["error"].(map[string]any)
+		if status == 200 {
+			break // secupay finished already: read back captured
+		}
+		if status != 504 || info["outcome"] != "in_doubt" {
+			t.Fatalf("asked again while secupay still works: %d %v, want 504 in_doubt", status, out)
+		}
+	}
+	eventually(t, "secupay to finish", func() bool { return e.fake.Captures(id) == 1 })
+	status, out := e.capture(id)
+	if status != 200 || out["outcome"] != "captured" || out["status"] != "ok" {
+		t.Fatalf("after secupay finished: %d %v", status, out)
+	}
+	if n := e.fake.StartCashCalls(id); n != 1 {
+		t.Fatalf("%d start/cash calls for one payment", n)
+	}
+	waitJobPrinted(t, e.client(), id+".receipt")
+	if whole, _ := countJobs(t, e.receipts(), id); whole != 1 {
+		t.Fatalf("%d whole receipts", whole)
+	}
+}
+
+// The drawer opens at most once per capture, whichever step a crash hits: a receipt printed
+// twice (crash after printing, before it was recorded) opens it once; a crash after the
+// receipt was recorded but before the pulse leaves it shut rather than opening it twice.
+func TestDaemonDrawerOpensAtMostOnce(t *testing.T) {
+	kick := receipt.DrawerKick(0)
+	for _, c := range []struct {
+		point             string
+		copies, wantKicks int
+	}{
+		{"after-print", 2, 1}, // printed, not recorded: printed again, then the one pulse
+		{"before-kick", 1, 0}, // recorded, pulse not sent: never sent later
+		{"", 1, 1},            // no crash
+	} {
+		t.Run("crash="+c.point, func(t *testing.T) {
+			e := newDaemonEnv(t)
+			e.extraEnv = []string{"ECRD_DRAWER_KICK=0"}
+			id := "STX_DRAWER" + map[string]string{"after-print": "AP", "before-kick": "BK", "": "OK"}[c.point]
+			p := e.start("ECRD_CRASHPOINT=" + c.point)
+			e.request("POST", "/v1/transactions/"+id+"/cash")
+			if c.point != "" {
+				p.wait(t)
+				e.start()
+				status, out := e.capture(id)
+				if status != 200 {
+					t.Fatalf("after restart: %d %v", status, out)
+				}
+			}
+			waitJobPrinted(t, e.client(), id+".receipt")
+			waitQueueEmpty(t, e.client())
+			b, err := os.ReadFile(e.printerFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := bytes.Count(b, kick); n != c.wantKicks {
+				t.Fatalf("drawer opened %d times, want %d", n, c.wantKicks)
+			}
+			whole, _ := countJobs(t, splitJobs(bytes.ReplaceAll(b, kick, nil)), id)
+			if whole != c.copies {
+				t.Fatalf("%d whole receipts, want %d", whole, c.copies)
+			}
+			// A reprint never opens the drawer.
+			if status, body, err := e.request("POST", "/v1/transactions/"+id+"/reprint"); err != nil || status != 200 {
+				var out map[string]any
+				json.Unmarshal(body, &out)
+				t.Fatalf("reprint: %d %v %v", status, out, err)
+			}
+			waitQueueEmpty(t, e.client())
+			b, _ = os.ReadFile(e.printerFile)
+			if n := bytes.Count(b, kick); n != c.wantKicks {
+				t.Fatalf("after a reprint the drawer opened %d times, want %d", n, c.wantKicks)
+			}
+		})
+	}
+}
