@@ -263,11 +263,12 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 
 	rec, err := s.load(id)
 	if err != nil {
-		// The journal cannot say whether an earlier request sent start/cash: in doubt until
-		// the resolver can read the record (or secupay's answer) again.
-		log.Error("journal unreadable; capture in doubt", zap.Error(err))
-		s.track(id, true)
-		return nil, fmt.Errorf("%w: %w", ErrStorage, &InDoubtError{TransactionID: id, Reason: "its journal record cannot be read", Err: err})
+		// The journal cannot say whether an earlier request sent start/cash, and nothing is
+		// sent without it. Only a working state directory can settle this, so it is not
+		// handed to the resolver (which would fail on it every pass); the POS asks again.
+		log.Error("journal unreadable; nothing sent", zap.Error(err))
+		return nil, fmt.Errorf("%w: %w", ErrStorage, &InDoubtError{TransactionID: id,
+			Reason: "its journal record cannot be read, so whether an earlier request captured it is unknown; nothing was sent now", Err: err})
 	}
 
 	switch {

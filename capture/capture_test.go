@@ -452,7 +452,13 @@ func TestJournalFailureMeansNoCapture(t *testing.T) {
 	if n := e.fake.Requests(); n != 0 {
 		t.Fatalf("secupay called %d times without the intent journaled", n)
 	}
+	// Nothing was sent: nothing for the resolver to settle (no phantom unfinished capture
+	// and no error line per pass).
+	if n := e.svc.Unfinished(); n != 0 {
+		t.Fatalf("%d unfinished captures after a capture that sent nothing", n)
+	}
 }
+
 
 // stubSecupay answers captures with a fixed transaction.
 type stubSecupay struct{ tx string }

@@ -326,6 +326,10 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if n := e.fake.Requests(); n != 0 {
 			t.Fatalf("secupay called %d times without a journaled intent", n)
 		}
+		// Nothing was sent: no phantom unfinished capture for the resolver to fail on.
+		if n := e.svc.Unfinished(); n != 0 {
+			t.Fatalf("%d unfinished captures after an intent the disk refused", n)
+		}
 		if _, err := e.svc.PrintLines(context.Background(), []receipt.Line{{Type: "textline", Value: receipt.Value{Text: "x"}}}); !errors.Is(err, ErrStorage) {
 			t.Fatalf("PrintLines on a read-only state dir: %v", err)
 		}

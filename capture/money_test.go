@@ -179,3 +179,39 @@ func TestCorruptJournalRecordIsInDoubt(t *testing.T) {
 		})
 	}
 }
+
+// A receipt job whose spool file was damaged (it no longer parses) is made again from the
+// journal's stored answer at start: the journal, not the spool, is the record of a payment.
+func TestDamagedReceiptJobIsRemadeFromTheJournal(t *testing.T) {
+	state := t.TempDir()
+	e := newEnvAt(t, state, nil, nil)
+	e.setPrinter("paper_out")
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Job.State != JobQueued {
+		t.Fatalf("%+v, %v: want captured and queued", res, err)
+	}
+	e.stop()
+	job := filepath.Join(state, "spool", "queue", seed+".receipt.json")
+	if err := os.WriteFile(job, []byte(`{"id":"`+seed+`.receipt","data":"G0A`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := newEnvAt(t, state, nil, nil)
+	e2.setPrinter("paper_out")
+	e2.svc.Resume(context.Background())
+	if _, err := os.Stat(job + ".bad"); !os.IsNotExist(err) {
+		t.Fatalf("the damaged file is still there after the job was remade: %v", err)
+	}
+	if d := e2.spool.Damaged(); len(d) != 0 {
+		t.Fatalf("still damaged: %v", d)
+	}
+	if n := e2.fake.Requests(); n != 0 {
+		t.Fatalf("%d requests to secupay to remake a receipt", n)
+	}
+	in, err := e2.spool.Job(seed + ".receipt")
+	if err != nil || in.State != "queued" || in.Bytes == 0 {
+		t.Fatalf("remade job %+v, %v", in, err)
+	}
+	e2.setPrinter("online")
+	waitFor(t, "the remade receipt", func() bool { return e2.receipts() == 1 })
+}

@@ -399,3 +399,132 @@ func TestPruneKeepsNewestDone(t *testing.T) {
 		t.Fatalf("oldest job kept: %v", err)
 	}
 }
+
+// A job file that cannot be read for a while (an I/O error: here a directory stands where
+// the file was) keeps its job: the worker tries again and prints it once the file reads.
+// Only a file that reads but does not parse is set aside.
+func TestUnreadableJobFileIsRetriedNotDropped(t *testing.T) {
+	dir := t.TempDir()
+	p := newFake()
+	p.set(printer.StatePaperOut)
+	s, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(Job{ID: "j1", Kind: "receipt", Data: []byte("receipt one")}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "queue", "j1.json")
+	saved := path + ".saved"
+	if err := os.Rename(path, saved); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(path, 0o750) // read(2) on it fails with EISDIR, as a bad sector fails with EIO
+	stop := run(t, s)
+	p.set(printer.StateOnline)
+	waitFor(t, func() bool {
+		in, err := s.Job("j1")
+		return err == nil && in.Held && in.Reason != ""
+	})
+	if ids := s.Damaged(); len(ids) != 0 {
+		t.Fatalf("an unreadable job was taken for damaged: %v", ids)
+	}
+	os.Remove(path)
+	if err := os.Rename(saved, path); err != nil {
+		t.Fatal(err)
+	}
+	waitPrinted(t, s, "j1")
+	stop()
+	if got := p.printed(); len(got) != 1 || string(got[0]) != "receipt one" {
+		t.Fatalf("printed %q", got)
+	}
+
+	// The same at start-up: the file cannot be read when the spool opens.
+	if _, err := s.Add(Job{ID: "j2", Kind: "receipt", Data: []byte("receipt two")}); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, "queue", "j2.json")
+	os.Rename(path, saved)
+	os.Mkdir(path, 0o750)
+	s2, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pend := s2.Pending(); len(pend) != 1 || pend[0].ID != "j2" {
+		t.Fatalf("pending after an unreadable start: %+v", pend)
+	}
+	os.Remove(path)
+	os.Rename(saved, path)
+	stop = run(t, s2)
+	waitPrinted(t, s2, "j2")
+	stop()
+}
+
+// A queued job file that does not parse is set aside and reported as damaged, so that its
+// owner can remake it; Replace queues the remade job and removes the damaged file.
+func TestDamagedJobIsReportedAndReplaced(t *testing.T) {
+	dir := t.TempDir()
+	p := newFake()
+	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+	os.WriteFile(filepath.Join(dir, "queue", "STX_A.receipt.json"), []byte(`{"id":"STX_A.receipt","da`), 0o640)
+	s, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Damaged(); len(got) != 1 || got[0] != "STX_A.receipt" {
+		t.Fatalf("damaged %v", got)
+	}
+	// Still damaged after a restart: the set-aside file is the reminder.
+	if s, err = Open(dir, p, fastOpts()); err != nil || len(s.Damaged()) != 1 {
+		t.Fatalf("after a restart: %v, %v", s.Damaged(), err)
+	}
+	if _, err := s.Replace(Job{ID: "STX_A.receipt", Kind: "receipt", Data: []byte("remade")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Damaged(); len(got) != 0 {
+		t.Fatalf("still damaged after Replace: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "queue", "STX_A.receipt.json.bad")); !os.IsNotExist(err) {
+		t.Fatalf("damaged file left behind: %v", err)
+	}
+	stop := run(t, s)
+	waitPrinted(t, s, "STX_A.receipt")
+	stop()
+}
+
+// The drawer pulse goes after the job, once, and only when the job's done record is on
+// disk; a restart that finds the job printed sends neither again.
+func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
+	dir := t.TempDir()
+	p := newFake()
+	s, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, s)
+	if _, err := s.Add(Job{ID: "j", Kind: "receipt", Data: []byte("receipt"), Kick: []byte("KICK")}); err != nil {
+		t.Fatal(err)
+	}
+	waitPrinted(t, s, "j")
+	stop()
+	if got := p.printed(); len(got) != 2 || string(got[0]) != "receipt" || string(got[1]) != "KICK" {
+		t.Fatalf("printed %q, want the receipt then the pulse", got)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "done", "j.json"))
+	if err != nil || bytes.Contains(b, []byte("KICK")) || bytes.Contains(b, []byte(`"kick"`)) {
+		t.Fatalf("done record %s, %v: the pulse must not outlive the job", b, err)
+	}
+	s2, err := Open(dir, p, fastOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = run(t, s2)
+	if _, err := s2.Add(Job{ID: "j2", Kind: "receipt", Data: []byte("other")}); err != nil {
+		t.Fatal(err)
+	}
+	waitPrinted(t, s2, "j2")
+	stop()
+	if got := p.printed(); len(got) != 3 {
+		t.Fatalf("printed %q after a restart", got)
+	}
+}

@@ -67,6 +67,7 @@ func TestCrashMatrix(t *testing.T) {
 
 func testCrashPoint(t *testing.T, c crashCase) {
 	e := newDaemonEnv(t)
+	e.extraEnv = []string{"ECRD_IN_DOUBT_WAIT=500ms"}
 	id := crashID(c.point)
 	jobID := id + ".receipt"
 
@@ -106,9 +107,18 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	}
 
 	// Second life, no crash point: the POS asks again, as it does after a dropped connection.
+	// A capture left in "intent" is in doubt (start/cash may have left): the POS hears so
+	// until a read-back after the in-doubt wait settles it, then it is captured once.
 	p = e.start()
 	c2 := socketClient(e.socket, 30*time.Second)
 	status, out := postCapture(t, c2, id)
+	for status == 504 && c.readsBack {
+		if info, _ := out["error"].(map[string]any); info["outcome"] != "in_doubt" {
+			t.Fatalf("504 without outcome in_doubt: %v", out)
+		}
+		time.Sleep(100 * time.Millisecond) // paces the POS; the in-doubt wait is 500 ms here
+		status, out = postCapture(t, c2, id)
+	}
 	if status != 200 || out["status"] != "ok" || out["transaction_id"] != id {
 		t.Fatalf("asked again after the restart: %d %v", status, out)
 	}

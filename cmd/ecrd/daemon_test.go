@@ -53,6 +53,7 @@ type daemonEnv struct {
 	printerFile string
 	tokenFile   string
 	extraEnv    []string
+	wrap        []string // a command the daemon runs under (strace to inject faults)
 }
 
 func newDaemonEnv(t *testing.T) *daemonEnv {
@@ -120,7 +121,8 @@ func (e *daemonEnv) start(env ...string) *proc {
 
 func (e *daemonEnv) launch(env ...string) *proc {
 	e.t.Helper()
-	cmd := exec.Command(ecrdBin, "serve")
+	argv := append(append([]string(nil), e.wrap...), ecrdBin, "serve")
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(),
 		"ECRD_SOCKET="+e.socket,
 		"ECRD_STATE_DIR="+e.state,
@@ -136,12 +138,14 @@ func (e *daemonEnv) launch(env ...string) *proc {
 	cmd.Env = append(cmd.Env, env...)
 	p := &proc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	// Its own process group, so that a kill reaches a wrapped daemon (under strace) too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
 	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	e.t.Cleanup(func() {
-		cmd.Process.Kill()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-p.exited
 		if e.t.Failed() {
 			e.t.Logf("daemon log:\n%s", p.logs)
@@ -153,7 +157,7 @@ func (e *daemonEnv) launch(env ...string) *proc {
 // kill ends the daemon with SIGKILL: no cleanup runs, as on a power cut.
 func (p *proc) kill(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGKILL)
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	p.wait(t)
 }
 

@@ -107,3 +107,33 @@ func TestDaemonDrawerOpensAtMostOnce(t *testing.T) {
 		})
 	}
 }
+
+// A queued receipt whose job file cannot be read (EIO, injected by strace into the first two
+// reads of that file: at start-up and at the worker's first try) is not lost or set aside:
+// the worker reads it again and prints it.
+func TestDaemonJobFileEIOIsRetried(t *testing.T) {
+	e := newDaemonEnv(t)
+	const id = "STX_EIOJOBFILE"
+	os.WriteFile(e.printerFile+".status", []byte("paper_out\n"), 0o644)
+	p := e.start()
+	if status, out := e.capture(id); status != 200 || jobOf(out)["state"] != "queued" {
+		t.Fatalf("capture with the paper out: %d %v", status, out)
+	}
+	p.kill(t)
+
+	job := e.state + "/spool/queue/" + id + ".receipt.json"
+	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "-P", job,
+		"-e", "trace=read", "-e", "inject=read:error=EIO:when=1..2"}
+	p = e.start()
+	os.Remove(e.printerFile + ".status")
+	waitJobPrinted(t, e.client(), id+".receipt")
+	if whole, _ := countJobs(t, e.receipts(), id); whole != 1 {
+		t.Fatalf("%d whole receipts", whole)
+	}
+	if _, err := os.Stat(job + ".bad"); !os.IsNotExist(err) {
+		t.Fatalf("a job that could not be read for a moment was set aside: %v", err)
+	}
+	if !bytes.Contains([]byte(p.logs.String()), []byte("input/output error")) {
+		t.Fatalf("no EIO was injected (the test proves nothing):\n%s", p.logs)
+	}
+}
