@@ -459,7 +459,6 @@ func TestJournalFailureMeansNoCapture(t *testing.T) {
 	}
 }
 
-
 // stubSecupay answers captures with a fixed transaction.
 type stubSecupay struct{ tx string }
 
