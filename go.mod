@@ -12,4 +12,7 @@ require (
 	golang.org/x/text v0.44.0
 )
 
-require go.uber.org/multierr v1.10.0 // indirect
+require (
+	github.com/prometheus/client_golang v1.25.0 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+)

@@ -45,6 +45,10 @@ type Client struct {
 	HTTPClient *http.Client  // nil: a default with sane timeouts; TLS verification is never disabled
 	Timeout    time.Duration // per call (CaptureCash or Transaction, retries included); 0 means 30 s
 	Logger     *zap.Logger   // nil means no logs; the token is never logged
+	// Observe, if set, is told about every public call when it ends (for metrics): op is
+	// "capture" or "get", httpStatus the last answer's HTTP status (0: none came back), d the
+	// whole call including a token renewal, err nil on success. It must not block.
+	Observe func(op string, httpStatus int, d time.Duration, err error)
 }
 
 // CaptureCash tells secupay that the merchant took the money itself:
@@ -189,6 +193,9 @@ type call struct {
 }
 
 func (cl *call) log(start time.Time, tx *Transaction, err error) {
+	if cl.c.Observe != nil {
+		cl.c.Observe(cl.op, cl.last, time.Since(start), err)
+	}
 	if cl.c.Logger == nil {
 		return
 	}
