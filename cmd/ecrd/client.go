@@ -67,10 +67,14 @@ func cmdCapture(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	socket := fs.String("socket", "/run/ecrd/ecrd.sock", "the daemon's socket")
+	asJSON := fs.Bool("json", false, "print the status document (GET /v1/status) as JSON; exit 1 unless its status is ok")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	c := socketClient(*socket, 15*time.Second)
+	if *asJSON {
+		return statusJSON(c, stdout)
+	}
 	_, health, err := call(c, http.MethodGet, "/healthz")
 	if err != nil {
 		return err
@@ -95,6 +99,13 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("daemon answered %q: %w", prn, err)
 	}
 	fmt.Fprintf(stdout, "daemon:   %v\n", h["status"])
+	if probs, ok := h["problems"].([]any); ok {
+		for _, p := range probs {
+			if m, ok := p.(map[string]any); ok {
+				fmt.Fprintf(stdout, "problem:  %v\n", m["message"])
+			}
+		}
+	}
 	fmt.Fprintf(stdout, "printer:  %s %s", p.URI, p.Status.State)
 	if p.Status.Detail != "" {
 		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
@@ -108,4 +119,25 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errQuiet
+}
+
+// statusJSON prints the daemon's status document for scripts (README.md, "ecrd status
+// --json"): exit 0 only when the daemon says "ok".
+func statusJSON(c *http.Client, stdout io.Writer) error {
+	code, body, err := call(c, http.MethodGet, "/v1/status")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+		return fmt.Errorf("daemon answered %d %q", code, bytes.TrimSpace(body))
+	}
+	stdout.Write(bytes.TrimSpace(body))
+	fmt.Fprintln(stdout)
+	if st.Status != "ok" {
+		return errQuiet
+	}
+	return nil
 }
