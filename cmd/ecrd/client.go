@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/monitor"
 )
 
 // socketClient is an HTTP client that dials the daemon's Unix socket.
@@ -111,6 +113,7 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
 	}
 	fmt.Fprintf(stdout, "\nqueued:   %d job(s)\n", p.Queued)
+	statusDetails(c, stdout)
 	if da, ok := h["device_authorization"].(map[string]any); ok {
 		fmt.Fprintf(stdout, "secupay:  device not yet authorised: enter code %v at %v\n", da["user_code"], da["verification_url"])
 	}
@@ -140,4 +143,39 @@ func statusJSON(c *http.Client, stdout io.Writer) error {
 		return errQuiet
 	}
 	return nil
+}
+
+// statusDetails adds what GET /v1/status knows to the human status; a daemon too old to
+// have it is shown without.
+func statusDetails(c *http.Client, stdout io.Writer) {
+	code, body, err := call(c, http.MethodGet, "/v1/status")
+	if err != nil || code != http.StatusOK {
+		return
+	}
+	var st monitor.Status
+	if json.Unmarshal(body, &st) != nil {
+		return
+	}
+	when := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+	fmt.Fprintf(stdout, "version:  %s, up %s\n", st.Version, time.Duration(st.UptimeSeconds)*time.Second)
+	fmt.Fprintf(stdout, "since:    printer %s since %s\n", st.Printer.State, when(st.Printer.Since))
+	if st.Printer.Model != "" {
+		fmt.Fprintf(stdout, "model:    %s\n", st.Printer.Model)
+	}
+	if st.Queue.Jobs > 0 {
+		fmt.Fprintf(stdout, "oldest:   %s waiting\n", time.Duration(st.Queue.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+	}
+	fmt.Fprintf(stdout, "today:    %d receipt(s) printed\n", st.ReceiptsToday)
+	if st.UnfinishedCaptures > 0 {
+		fmt.Fprintf(stdout, "captures: %d unfinished since %s\n", st.UnfinishedCaptures, when(st.UnfinishedSince))
+	}
+	if e := st.Secupay.LastSuccess; e != nil {
+		fmt.Fprintf(stdout, "secupay:  last success %s (%s)\n", when(e.At), e.Op)
+	}
+	if e := st.Secupay.LastError; e != nil {
+		fmt.Fprintf(stdout, "secupay:  last error %s (%s): %s\n", when(e.At), e.Op, e.Error)
+	}
+	if !st.Secupay.TokenExpires.IsZero() {
+		fmt.Fprintf(stdout, "token:    expires %s\n", when(st.Secupay.TokenExpires))
+	}
 }

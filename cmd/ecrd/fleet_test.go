@@ -247,8 +247,15 @@ func TestStatusJSONAndDegradedHealth(t *testing.T) {
 		t.Fatalf("status --json while degraded: exit %d %s", code, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"status", "--socket", e.socket}, nil, &out, &errb); code != 1 || !strings.Contains(out.String(), "problem:  printer paper_out") {
-		t.Fatalf("human status while degraded: exit %d %s", code, out.String())
+	code := run([]string{"status", "--socket", e.socket}, nil, &out, &errb)
+	for _, want := range []string{"problem:  printer paper_out", "version:  dev, up ", "since:    printer paper_out since ",
+		"oldest:   ", "today:    1 receipt(s) printed", "secupay:  last success "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("human status while degraded lacks %q", want)
+		}
+	}
+	if code != 1 || t.Failed() {
+		t.Fatalf("human status while degraded: exit %d\n%s", code, out.String())
 	}
 }
 
