@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -20,6 +21,7 @@ type fleetFlags struct {
 	metricsAllowRemote bool
 	printerGrace       time.Duration
 	unfinishedLimit    time.Duration
+	printerCheck       time.Duration
 	// printerModel names the detected printer model for `ecrd status`; nil while unknown.
 	printerModel func() string
 }
@@ -29,6 +31,7 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.metricsAllowRemote, "metrics-allow-remote", false, "allow --metrics-listen on an address other machines can reach (the metrics carry no secrets, but say how busy the till is)")
 	fs.DurationVar(&f.printerGrace, "health-printer-grace", 5*time.Minute, "how long the printer may be not ready (paper out, cover open, offline) before /healthz answers 503")
 	fs.DurationVar(&f.unfinishedLimit, "health-unfinished-age", 10*time.Minute, "how long captures may stay in doubt or unspooled before /healthz answers 503")
+	fs.DurationVar(&f.printerCheck, "printer-check", 30*time.Second, "how often an idle printer is asked for its state, so that paper running out shows before the next receipt (0 = only when printing)")
 }
 
 // listenMetrics opens the TCP listener of --metrics-listen. An address other hosts can
@@ -63,6 +66,34 @@ func metricsServer(mon *monitor.Monitor, log *zap.Logger) *http.Server {
 	mux.Handle("GET /metrics", mon.Handler())
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: zap.NewStdLog(log)}
+}
+
+// checkPrinterLoop asks the printer for its state at start and then every interval while no
+// job waits (the worker asks it then), so that status, metrics and /healthz know about paper
+// running out on an idle till before the next customer's receipt. A check still running —
+// the printer is busy with a job — is not doubled, and never holds up the loop or shutdown.
+func (d *runningDaemon) checkPrinterLoop(ctx context.Context, every time.Duration) {
+	var running atomic.Bool
+	check := func() {
+		if len(d.spool.Pending()) > 0 || !running.CompareAndSwap(false, true) {
+			return
+		}
+		go func() {
+			defer running.Store(false)
+			d.spool.Status(ctx)
+		}()
+	}
+	check()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			check()
+		}
+	}
 }
 
 // statusEvery is how often the systemd status line is refreshed without a watchdog.

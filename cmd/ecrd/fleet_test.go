@@ -259,6 +259,29 @@ func TestStatusJSONAndDegradedHealth(t *testing.T) {
 	}
 }
 
+// TestIdlePrinterStateIsChecked: paper running out on an idle till shows in the status, the
+// metrics and, past the grace, /healthz — before the next receipt would find out.
+func TestIdlePrinterStateIsChecked(t *testing.T) {
+	e := newDaemonEnv(t)
+	e.start("ECRD_PRINTER_CHECK=50ms", "ECRD_HEALTH_PRINTER_GRACE=200ms")
+	os.WriteFile(e.printerFile+".status", []byte("paper_out\n"), 0o644)
+	waitFor(t, 10*time.Second, func() error {
+		status, body, err := e.request("GET", "/healthz")
+		if err != nil || status != 503 || !strings.Contains(string(body), "printer_not_ready") {
+			return fmt.Errorf("/healthz %d %s %v, want 503 printer_not_ready", status, body, err)
+		}
+		return nil
+	})
+	wantMetrics(t, e.scrape(), map[string]float64{`ecrd_printer_state{state="paper_out"}`: 1, `ecrd_queue_jobs`: 0, `ecrd_degraded`: 1})
+	os.WriteFile(e.printerFile+".status", []byte("online\n"), 0o644)
+	waitFor(t, 10*time.Second, func() error {
+		if status, body, err := e.request("GET", "/healthz"); err != nil || status != 200 {
+			return fmt.Errorf("/healthz %d %s %v after the roll was changed", status, body, err)
+		}
+		return nil
+	})
+}
+
 // notifyListener is systemd's side of sd_notify: a datagram socket the daemon sends
 // READY=1, STATUS=… and WATCHDOG=1 to.
 type notifyListener struct {
@@ -346,7 +369,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 		}
 		return fmt.Errorf("no %q among the notifications", want)
 	}
-	waitFor(t, 5*time.Second, func() error { return statusSeen("STATUS=printer unknown, 0 queued, 0 receipts today") })
+	waitFor(t, 5*time.Second, func() error { return statusSeen("STATUS=printer online, 0 queued, 0 receipts today") })
 
 	// The receipt goes to a printer that never takes it: the worker is stuck in open(2).
 	if status, out := e.capture(secupaytest.SeedID); status != 200 || jobOf(out)["state"] != "queued" {

@@ -276,6 +276,10 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	d.wg.Add(4)
 	go func() { defer d.wg.Done(); sp.Run(wctx) }()
 	go func() { defer d.wg.Done(); d.notifyLoop(lctx) }()
+	if cfg.printerCheck > 0 {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.checkPrinterLoop(wctx, cfg.printerCheck) }()
+	}
 	// Whatever a previous life left — receipts not yet spooled, captures whose answer was
 	// lost — is finished in the background; the API is usable meanwhile. Then the resolver
 	// keeps settling captures whose answer is lost while the daemon runs.
