@@ -423,12 +423,9 @@ var (
 
 func buildJournalBinary(t *testing.T) {
 	journalOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ecrd-journal-")
-		if err != nil {
-			journalErr = err
-			return
-		}
-		journalSock, journalBin = filepath.Join(dir, "socket"), filepath.Join(dir, "ecrd")
+		// Beside ecrdBin, so that TestMain removes it with the other binary.
+		dir := filepath.Dir(ecrdBin)
+		journalSock, journalBin = filepath.Join(dir, "journal.socket"), filepath.Join(dir, "ecrd-journal")
 		build := exec.Command("go", "build", "-ldflags",
 			"-X github.com/coreos/go-systemd/v22/journal.journalSocket="+journalSock, "-o", journalBin, ".")
 		if out, err := build.CombinedOutput(); err != nil {
