@@ -48,9 +48,16 @@ type Config struct {
 	// CaptureTimeout bounds one capture, including the wait for the receipt to print. The
 	// capture does not end when the POS hangs up: a half-done capture is worse than a late one.
 	CaptureTimeout time.Duration
-	// Health adds fields to GET /healthz (e.g. a pending device authorisation code).
+	// Health adds fields to GET /healthz (e.g. a pending device authorisation code). A
+	// "status" other than "ok" among them answers 503, for a monitor to act on.
 	Health func() map[string]any
-	Logger *zap.Logger
+	// ObserveCapture, if set, is told every capture request's outcome as the POS hears it
+	// (res set, or err as the capture service returned it), for metrics.
+	ObserveCapture func(id string, res *capture.Result, err error)
+	// Status answers GET /v1/status (nil: 404). Metrics answers GET /metrics (nil: 404).
+	Status  func() any
+	Metrics http.Handler
+	Logger  *zap.Logger
 }
 
 // Handler returns the API's HTTP handler.
@@ -69,6 +76,14 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/jobs/{id}", h.job)
 	mux.HandleFunc("GET /v1/printer", h.printer)
 	mux.HandleFunc("GET /healthz", h.health)
+	if cfg.Status != nil {
+		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, cfg.Status())
+		})
+	}
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return h.recover(jsonMuxErrors(mux))
 }
 
@@ -286,6 +301,9 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.detached(r)
 	defer cancel()
 	res, err := h.cfg.Capture.Capture(ctx, id)
+	if h.cfg.ObserveCapture != nil {
+		h.cfg.ObserveCapture(id, res, err)
+	}
 	if err != nil {
 		h.writeCaptureError(w, id, err)
 		return
@@ -376,7 +394,11 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 			out[k] = v
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	code := http.StatusOK
+	if out["status"] != "ok" {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, out)
 }
 
 // Listen creates the Unix socket at path with mode 0660 (the POS app's user shares the

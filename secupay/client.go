@@ -45,6 +45,10 @@ type Config struct {
 	HTTPClient *http.Client  // nil: a default with sane timeouts; TLS verification is never disabled
 	Timeout    time.Duration // per call (CaptureCash or Transaction, retries included); 0 means 30 s
 	Logger     *zap.Logger   // nil means no logs; the token is never logged
+	// Observe, if set, is told about every public call when it ends (for metrics): op is
+	// "capture" or "get", httpStatus the last answer's HTTP status (0: none came back), d the
+	// whole call including a token renewal, err nil on success. It must not block.
+	Observe func(op string, httpStatus int, d time.Duration, err error)
 }
 
 // Client speaks to the Smart Transactions API. It is safe for concurrent use.
@@ -216,6 +220,9 @@ type call struct {
 }
 
 func (cl *call) log(start time.Time, tx *Transaction, err error) {
+	if cl.c.cfg.Observe != nil {
+		cl.c.cfg.Observe(cl.op, cl.last, time.Since(start), err)
+	}
 	logger := cl.c.cfg.Logger
 	if logger == nil {
 		return

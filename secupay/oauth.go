@@ -65,6 +65,7 @@ type OAuth struct {
 	mu                  sync.Mutex // guards the pending user code, read by the daemon while a poll runs
 	userCode, verifyURL string
 	userCodeExpires     time.Time
+	tokenExpires        time.Time // when the current access token runs out, for ecrd status
 }
 
 // oauthState is what survives a restart: without the device code a till would need a
@@ -135,6 +136,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// TokenExpires returns when the access token in use runs out (zero before the first one).
+// It never waits for a token request in progress.
+func (o *OAuth) TokenExpires() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.tokenExpires
 }
 
 // PendingUserCode returns the user code a technician must confirm in SecuOffice (or with
@@ -309,6 +318,9 @@ func (o *OAuth) accept(t *tokenAnswer) (string, error) {
 		margin = t.expiresIn / 2
 	}
 	o.access, o.expires = t.access, o.now().Add(t.expiresIn-margin)
+	o.mu.Lock()
+	o.tokenExpires = o.now().Add(t.expiresIn)
+	o.mu.Unlock()
 	// secupay answers a refresh without a refresh_token: the session's one stays valid.
 	if t.refresh != "" && t.refresh != o.st.RefreshToken {
 		o.st.RefreshToken = t.refresh

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -84,6 +85,10 @@ type Options struct {
 	// KeepDone is how many printed jobs' records are kept for GET /v1/jobs (default 10000).
 	KeepDone int
 	Logger   *zap.Logger
+	// Observe, if set, is told about every print attempt when it ends: err nil means the job
+	// was printed, else the write failed and the job will be tried again. A job held because
+	// the printer is not ready is no attempt. It runs on the worker and must not block.
+	Observe func(job Info, err error)
 }
 
 func (o *Options) defaults() {
@@ -139,6 +144,11 @@ type Spool struct {
 	damaged map[string]bool
 
 	wake chan struct{} // a new job arrived
+
+	// due is when the worker must next come round its loop (unix nanoseconds; 0 while it
+	// is not running): Alive compares it with the clock so that the systemd watchdog can
+	// tell a worker stuck in a driver from one that is merely waiting or printing.
+	due atomic.Int64
 }
 
 type queuedRef struct {
@@ -492,16 +502,22 @@ func (s *Spool) notifyLocked() {
 // written when ctx ends is finished (within PrintTimeout) so that SIGTERM never leaves half
 // a receipt on the paper.
 func (s *Spool) Run(ctx context.Context) error {
+	defer s.due.Store(0)
 	backoff := s.opt.Poll
+	// While idle the loop still comes round every Poll, so that Alive can see it turn.
+	idle := time.NewTicker(s.opt.Poll)
+	defer idle.Stop()
 	for {
 		id, ok := s.next()
 		if !ok {
+			s.expect(s.opt.Poll)
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-s.wake:
-				continue
+			case <-idle.C:
 			}
+			continue
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -518,6 +534,7 @@ func (s *Spool) Run(ctx context.Context) error {
 			wait = backoff
 			backoff = min(backoff*2, s.opt.RetryMax)
 		}
+		s.expect(wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -526,6 +543,50 @@ func (s *Spool) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// expect records that the worker will be back in its loop within d (plus a second of slack
+// for a loaded machine).
+func (s *Spool) expect(d time.Duration) {
+	s.due.Store(time.Now().Add(d + time.Second).UnixNano())
+}
+
+// Alive reports an error when the worker is not running or has not come round its loop
+// when it promised to: waiting, polling a printer that is not ready and printing (within
+// StatusTimeout and PrintTimeout) all keep it alive; a Print or Status call that ignores
+// its deadline — a driver stuck in the kernel — does not.
+func (s *Spool) Alive(now time.Time) error {
+	due := s.due.Load()
+	if due == 0 {
+		return errors.New("spool: worker not running")
+	}
+	if late := now.Sub(time.Unix(0, due)); late > 0 {
+		return fmt.Errorf("spool: worker stuck (%s overdue)", late.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// LastStatus is the printer's state as the worker last saw it, without asking the printer
+// (which may be busy with a job): for status pages and metrics.
+func (s *Spool) LastStatus() PrinterStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.printerStatusLocked()
+}
+
+// PrintedSince counts the jobs printed at or after t that the spool still remembers
+// (KeepDone of them at most).
+func (s *Spool) PrintedSince(t time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := len(s.doneIDs) - 1; i >= 0; i-- {
+		if s.done[s.doneIDs[i]].Printed.Before(t) {
+			break // doneIDs are in printing order
+		}
+		n++
+	}
+	return n
 }
 
 func (s *Spool) next() (string, bool) {
@@ -544,6 +605,7 @@ var (
 
 // attempt asks the printer whether it is ready, and if so writes job id and marks it done.
 func (s *Spool) attempt(ctx context.Context, id string) error {
+	s.expect(s.opt.StatusTimeout)
 	sctx, cancel := context.WithTimeout(ctx, s.opt.StatusTimeout)
 	st, err := s.p.Status(sctx)
 	cancel()
@@ -591,6 +653,7 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 		return errWriteFailed
 	}
 	// The write finishes even when ctx ends (shutdown): half a receipt helps nobody.
+	s.expect(s.opt.PrintTimeout)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PrintTimeout)
 	crashpoint.Hit("before-print")
 	if crashpoint.Armed("mid-print") {
@@ -603,7 +666,11 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 		s.mu.Lock()
 		s.queued[id].Attempts++
 		s.holdLocked("print failed: " + err.Error())
+		failed := *s.queued[id]
 		s.mu.Unlock()
+		if s.opt.Observe != nil {
+			s.opt.Observe(failed, err)
+		}
 		s.log.Warn("job print failed, will retry", zap.String("job", id),
 			zap.String("transaction_id", r.TransactionID), zap.Error(err))
 		return errWriteFailed
@@ -612,7 +679,13 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	// The drawer pulse after the job is sent even during shutdown, like the job itself.
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.StatusTimeout)
 	defer cancel()
-	return s.markPrinted(kctx, r)
+	err = s.markPrinted(kctx, r)
+	if s.opt.Observe != nil {
+		if in, jerr := s.Job(id); jerr == nil {
+			s.opt.Observe(in, nil)
+		}
+	}
+	return err
 }
 
 // kick sends job r's drawer pulse once: only when the job's done record is durable, so that

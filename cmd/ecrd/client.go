@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/monitor"
 )
 
 // socketClient is an HTTP client that dials the daemon's Unix socket.
@@ -67,10 +69,14 @@ func cmdCapture(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	socket := fs.String("socket", "/run/ecrd/ecrd.sock", "the daemon's socket")
+	asJSON := fs.Bool("json", false, "print the status document (GET /v1/status) as JSON; exit 1 unless its status is ok")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	c := socketClient(*socket, 15*time.Second)
+	if *asJSON {
+		return statusJSON(c, stdout)
+	}
 	_, health, err := call(c, http.MethodGet, "/healthz")
 	if err != nil {
 		return err
@@ -95,11 +101,19 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("daemon answered %q: %w", prn, err)
 	}
 	fmt.Fprintf(stdout, "daemon:   %v\n", h["status"])
+	if probs, ok := h["problems"].([]any); ok {
+		for _, p := range probs {
+			if m, ok := p.(map[string]any); ok {
+				fmt.Fprintf(stdout, "problem:  %v\n", m["message"])
+			}
+		}
+	}
 	fmt.Fprintf(stdout, "printer:  %s %s", p.URI, p.Status.State)
 	if p.Status.Detail != "" {
 		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
 	}
 	fmt.Fprintf(stdout, "\nqueued:   %d job(s)\n", p.Queued)
+	statusDetails(c, stdout)
 	if da, ok := h["device_authorization"].(map[string]any); ok {
 		fmt.Fprintf(stdout, "secupay:  device not yet authorised: enter code %v at %v\n", da["user_code"], da["verification_url"])
 	}
@@ -108,4 +122,60 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errQuiet
+}
+
+// statusJSON prints the daemon's status document for scripts (README.md, "ecrd status
+// --json"): exit 0 only when the daemon says "ok".
+func statusJSON(c *http.Client, stdout io.Writer) error {
+	code, body, err := call(c, http.MethodGet, "/v1/status")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+		return fmt.Errorf("daemon answered %d %q", code, bytes.TrimSpace(body))
+	}
+	stdout.Write(bytes.TrimSpace(body))
+	fmt.Fprintln(stdout)
+	if st.Status != "ok" {
+		return errQuiet
+	}
+	return nil
+}
+
+// statusDetails adds what GET /v1/status knows to the human status; a daemon too old to
+// have it is shown without.
+func statusDetails(c *http.Client, stdout io.Writer) {
+	code, body, err := call(c, http.MethodGet, "/v1/status")
+	if err != nil || code != http.StatusOK {
+		return
+	}
+	var st monitor.Status
+	if json.Unmarshal(body, &st) != nil {
+		return
+	}
+	when := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+	fmt.Fprintf(stdout, "version:  %s, up %s\n", st.Version, time.Duration(st.UptimeSeconds)*time.Second)
+	fmt.Fprintf(stdout, "since:    printer %s since %s\n", st.Printer.State, when(st.Printer.Since))
+	if st.Printer.Model != "" {
+		fmt.Fprintf(stdout, "model:    %s\n", st.Printer.Model)
+	}
+	if st.Queue.Jobs > 0 {
+		fmt.Fprintf(stdout, "oldest:   %s waiting\n", time.Duration(st.Queue.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+	}
+	fmt.Fprintf(stdout, "today:    %d receipt(s) printed\n", st.ReceiptsToday)
+	if st.UnfinishedCaptures > 0 {
+		fmt.Fprintf(stdout, "captures: %d unfinished since %s\n", st.UnfinishedCaptures, when(st.UnfinishedSince))
+	}
+	if e := st.Secupay.LastSuccess; e != nil {
+		fmt.Fprintf(stdout, "secupay:  last success %s (%s)\n", when(e.At), e.Op)
+	}
+	if e := st.Secupay.LastError; e != nil {
+		fmt.Fprintf(stdout, "secupay:  last error %s (%s): %s\n", when(e.At), e.Op, e.Error)
+	}
+	if !st.Secupay.TokenExpires.IsZero() {
+		fmt.Fprintf(stdout, "token:    expires %s\n", when(st.Secupay.TokenExpires))
+	}
 }

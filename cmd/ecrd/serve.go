@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 
 	"github.com/ecrd-pos/ecrd/api"
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/journald"
+	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
@@ -41,7 +45,9 @@ type serveConfig struct {
 	drawer                                     string
 	printWait, secupayTimeout, poll            time.Duration
 	resolveEvery, journalKeep, inDoubtWait     time.Duration
+	printTimeout                               time.Duration
 	logLevel, logFormat                        string
+	fleetFlags
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -62,8 +68,10 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.resolveEvery, "resolve-interval", time.Minute, "how often captures with a lost answer are read back from secupay")
 	fs.DurationVar(&c.inDoubtWait, "in-doubt-wait", capture.DefaultInDoubtWait, "after a start/cash whose answer was lost, how long secupay may still be working on it: no other start/cash is sent for that transaction before a read-back this long after the call still shows it not captured")
 	fs.DurationVar(&c.journalKeep, "journal-keep", 90*24*time.Hour, "how long finished captures stay in the journal (pruned at start; 0 = forever)")
+	fs.DurationVar(&c.printTimeout, "print-timeout", 2*time.Minute, "longest time one receipt may take to print (a long receipt on a 9600 baud line); a printer stuck longer stops the watchdog")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.logFormat, "log-format", "json", "json (for journald) or console")
+	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (the journal's native protocol under systemd, else json), json, journald or console")
+	c.fleetFlags.register(fs)
 }
 
 func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -100,6 +108,9 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return d.shutdown(sctx)
 }
 
+// newLogger logs to w as JSON or console text, or to the journal in its native protocol
+// ("journald", or "auto" when systemd connected stderr to the journal) so that journalctl
+// can filter by priority and by field (README.md, "Logs").
 func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
@@ -108,26 +119,37 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "ts"
 	ec.EncodeTime = zapcore.ISO8601TimeEncoder
-	var enc zapcore.Encoder
+	jsonCore := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), lvl)
 	switch format {
+	case "auto":
+		if !journald.Available() {
+			return zap.New(jsonCore), nil
+		}
+		fallthrough
+	case "journald":
+		// JSON on stderr takes what the journal refuses: stderr is the journal's stream too.
+		return zap.New(journald.NewCore(lvl, journald.Options{Fallback: jsonCore}), zap.AddCaller()), nil
 	case "json":
-		enc = zapcore.NewJSONEncoder(ec)
+		return zap.New(jsonCore), nil
 	case "console":
-		enc = zapcore.NewConsoleEncoder(ec)
-	default:
-		return nil, fmt.Errorf("--log-format must be json or console, not %q", format)
+		return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+	return nil, fmt.Errorf("--log-format must be auto, json, journald or console, not %q", format)
 }
 
 // runningDaemon is ecrd's parts, started: spool worker, API server.
 type runningDaemon struct {
 	log        *zap.Logger
 	srv        *http.Server
+	metricsSrv *http.Server // nil unless --metrics-listen
 	spool      *spool.Spool
 	printer    printer.Printer
 	lock       *os.File
 	socketDesc string
+	monitor    *monitor.Monitor
+	apiAddr    net.Addr
+	stopping   atomic.Bool
+	cancelLoop context.CancelFunc
 
 	cancelWorker context.CancelFunc
 	wg           sync.WaitGroup
@@ -173,7 +195,11 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, err
 	}
-	client, err := secupay.NewClient(secupay.Config{BaseURL: cfg.secupayURL, Tokens: tokens, Timeout: cfg.secupayTimeout, Logger: log})
+	// The monitor is made once the parts it reads exist; the hooks below reach it through mon,
+	// which is set before any goroutine that could call them starts.
+	var mon *monitor.Monitor
+	client, err := secupay.NewClient(secupay.Config{BaseURL: cfg.secupayURL, Tokens: tokens, Timeout: cfg.secupayTimeout, Logger: log,
+		Observe: func(op string, status int, d time.Duration, err error) { mon.ObserveSecupay(op, status, d, err) }})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
 	}
@@ -181,7 +207,8 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log})
+	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log,
+		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -208,21 +235,55 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 			return nil, err
 		}
 	}
-	d := &runningDaemon{log: log, spool: sp, printer: p, lock: lock, socketDesc: desc}
+	var tokenExpires func() time.Time
+	if o, ok := tokens.(*secupay.OAuth); ok {
+		tokenExpires = o.TokenExpires
+	}
+	mon = monitor.New(monitor.Config{Version: version, Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
+		TokenExpires: tokenExpires, Model: cfg.printerModel,
+		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
+	// One observer per process: a second daemon in the same process (tests) takes it over.
+	atomicfile.Observe(mon.ObserveStorage)
+	d := &runningDaemon{log: log, spool: sp, printer: p, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
 	healthz := func() map[string]any {
-		out := map[string]any{"unfinished_captures": svc.Unfinished()}
+		out := mon.Health()
+		out["unfinished_captures"] = svc.Unfinished()
 		if health != nil {
 			maps.Copy(out, health())
 		}
 		return out
 	}
 	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Spool: sp,
-		CaptureTimeout: cfg.secupayTimeout*3 + cfg.printWait, Health: healthz, Logger: log}), log)
+		CaptureTimeout: cfg.secupayTimeout*3 + cfg.printWait, Health: healthz, Logger: log,
+		ObserveCapture: mon.ObserveCapture, Status: func() any { return mon.Status() }, Metrics: mon.Handler()}), log)
+	if cfg.metricsListen != "" {
+		mln, err := listenMetrics(cfg.fleetFlags, log)
+		if err != nil {
+			ln.Close()
+			p.Close()
+			return nil, err
+		}
+		d.metricsSrv = metricsServer(mon, log)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := d.metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener stopped", zap.Error(err))
+			}
+		}()
+	}
 
 	wctx, cancel := context.WithCancel(context.Background())
 	d.cancelWorker = cancel
-	d.wg.Add(3)
+	lctx, cancelLoop := context.WithCancel(context.Background())
+	d.cancelLoop = cancelLoop
+	d.wg.Add(4)
 	go func() { defer d.wg.Done(); sp.Run(wctx) }()
+	go func() { defer d.wg.Done(); d.notifyLoop(lctx) }()
+	if cfg.printerCheck > 0 {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.checkPrinterLoop(wctx, cfg.printerCheck) }()
+	}
 	// Whatever a previous life left — receipts not yet spooled, captures whose answer was
 	// lost — is finished in the background; the API is usable meanwhile. Then the resolver
 	// keeps settling captures whose answer is lost while the daemon runs.
@@ -246,8 +307,13 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 // shutdown stops accepting requests, lets captures in flight finish, then lets the spool
 // worker finish the job on the paper.
 func (d *runningDaemon) shutdown(ctx context.Context) error {
+	d.stopping.Store(true) // the watchdog is fed without checks while requests drain
 	err := d.srv.Shutdown(ctx)
+	if d.metricsSrv != nil {
+		d.metricsSrv.Close()
+	}
 	d.cancelWorker()
+	d.cancelLoop()
 	d.wg.Wait()
 	d.printer.Close()
 	d.lock.Close()

@@ -7,12 +7,48 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 )
+
+// observer is told about every fsync and every failed write, for metrics and health.
+var observer atomic.Pointer[func(op string, d time.Duration, err error)]
+
+// Observe sets the function told about storage: op "fsync" for each fsync of a file or a
+// directory with its duration and error, op "write" for each WriteFile, Rename or SyncDir
+// that failed (d is 0 then). nil stops it. The function must be quick and must not block:
+// it runs on the journal's and the spool's write path.
+func Observe(f func(op string, d time.Duration, err error)) {
+	if f == nil {
+		observer.Store(nil)
+		return
+	}
+	observer.Store(&f)
+}
+
+func observe(op string, d time.Duration, err error) {
+	if f := observer.Load(); f != nil {
+		(*f)(op, d, err)
+	}
+}
+
+// sync fsyncs f and reports how long it took.
+func sync(f *os.File) error {
+	start := time.Now()
+	err := f.Sync()
+	observe("fsync", time.Since(start), err)
+	return err
+}
 
 // WriteFile writes data to a temporary file in path's directory, fsyncs it, renames it over
 // path and fsyncs the directory. The temporary name starts with "." and ends in ".tmp" so
 // that directory scans can skip (and clean up) leftovers of a crash.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
+func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+	defer func() {
+		if err != nil {
+			observe("write", 0, err)
+		}
+	}()
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -35,7 +71,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := sync(f); err != nil {
 		return fmt.Errorf("atomicfile: sync %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
@@ -45,13 +81,14 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	ok = true
-	return SyncDir(dir)
+	return syncDir(dir)
 }
 
 // Rename moves oldpath to newpath and fsyncs both directories, so that the move itself
 // survives power loss (a rename lives in the directory, not in the file).
 func Rename(oldpath, newpath string) error {
 	if err := os.Rename(oldpath, newpath); err != nil {
+		observe("write", 0, err)
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	if err := SyncDir(filepath.Dir(newpath)); err != nil {
@@ -65,12 +102,20 @@ func Rename(oldpath, newpath string) error {
 
 // SyncDir fsyncs a directory: without it a new name or a rename may not survive power loss.
 func SyncDir(dir string) error {
+	err := syncDir(dir)
+	if err != nil {
+		observe("write", 0, err)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := sync(d); err != nil {
 		return fmt.Errorf("atomicfile: sync dir %s: %w", dir, err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestWriteFileReplacesWholeAndLeavesNoTemp(t *testing.T) {
@@ -64,5 +65,35 @@ func TestIsTemp(t *testing.T) {
 		if IsTemp(name) != want {
 			t.Errorf("IsTemp(%q) = %v", name, !want)
 		}
+	}
+}
+
+// TestObserveSeesFsyncsAndFailures: the hook behind ecrd_fsync_duration_seconds hears the
+// file's and the directory's fsync of a write, and a write that failed.
+func TestObserveSeesFsyncsAndFailures(t *testing.T) {
+	var syncs, failures int
+	Observe(func(op string, d time.Duration, err error) {
+		switch {
+		case op == "fsync" && err == nil:
+			syncs++
+		case op == "write" && err != nil:
+			failures++
+		default:
+			t.Errorf("unexpected observation %s %v %v", op, d, err)
+		}
+	})
+	defer Observe(nil)
+	dir := t.TempDir()
+	if err := WriteFile(filepath.Join(dir, "a"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if syncs != 2 || failures != 0 {
+		t.Fatalf("after one write: %d fsyncs, %d failures; want 2, 0", syncs, failures)
+	}
+	if err := WriteFile(filepath.Join(dir, "missing", "a"), []byte("x"), 0o600); err == nil {
+		t.Fatal("write into a missing directory succeeded")
+	}
+	if failures != 1 {
+		t.Fatalf("failures = %d after a failed write, want 1", failures)
 	}
 }
