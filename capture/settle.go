@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
@@ -159,11 +160,13 @@ func (s *Service) Resolve(ctx context.Context) {
 // "in doubt" to the POS, or a receipt the disk could not take, is settled without waiting
 // for the POS to ask again or for a restart.
 func (s *Service) RunResolver(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
+		// Each wait is drawn from [interval/2, 3·interval/2): the same mean, but a fleet of
+		// tills restarted together after an outage does not read secupay in lockstep.
+		t := time.NewTimer(interval/2 + rand.N(interval))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 			s.Resolve(ctx)

@@ -342,14 +342,17 @@ func (n *notifyListener) pings(since time.Time) int {
 }
 
 // TestWatchdogStopsWhenWorkerFreezes: the daemon pings the watchdog while it works; when the
-// print worker freezes — the printer "device" is a FIFO nobody reads, so opening it blocks
-// in the kernel past every deadline, like a hung driver — the pings stop, and resume when
-// the worker moves again. The systemd status line says what the till is doing.
+// print worker freezes — strace holds its open(2) of the printer device for 4 s, past every
+// deadline, like a hung driver — the pings stop, and resume when the worker moves again.
+// The systemd status line says what the till is doing.
 func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 	e := newDaemonEnv(t)
-	if err := syscall.Mkfifo(e.printerFile, 0o644); err != nil {
+	if err := os.WriteFile(e.printerFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	const hang = 4 * time.Second
+	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "-P", e.printerFile,
+		"-e", "trace=openat", "-e", fmt.Sprintf("inject=openat:delay_enter=%d", hang.Microseconds())}
 	n, sock := newNotifyListener(t, e.dir)
 	const interval = 400 * time.Millisecond // WatchdogSec: pings every 200 ms
 	p := e.start("NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", interval.Microseconds()),
@@ -396,13 +399,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 		t.Errorf("/healthz with a frozen worker: %d %s %v", status, body, err)
 	}
 
-	// Someone reads the "printer": the worker moves again and so do the pings.
-	r, err := os.OpenFile(e.printerFile, os.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	go io.Copy(io.Discard, r)
+	// The "driver" lets go: the worker moves again and so do the pings.
 	thawed := time.Now()
 	waitFor(t, 10*time.Second, func() error {
 		if c := n.pings(thawed); c < 2 {
