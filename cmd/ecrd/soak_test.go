@@ -607,9 +607,8 @@ func parsePaper(b, kick []byte) (jobs []paperJob, kicksAt []int) {
 // of its own behind the printed receipt.
 func (s *soak) probeLayout() {
 	c := socketClient(s.e.socket, 15*time.Second)
-	status, out := postCapture(s.t, c, soakProbeID)
-	if status != 200 || out["status"] != "ok" {
-		s.fatalf("the probe capture %s before the chaos: %d %v", soakProbeID, status, out)
+	if label := s.posAsk(context.Background(), c, soakProbeID); label != "200 ok" {
+		s.fatalf("the probe capture %s before the chaos, with secupay answering at once: %s", soakProbeID, label)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
