@@ -11,7 +11,8 @@ package main
 // start/cash and keeps working on it after the daemon's 1 s timeout gave up — so the daemon
 // sees lost answers for payments secupay captures all the same — and answers some calls with
 // cut bodies, proxy HTML pages and 500s, before or after capturing. A killer SIGKILLs the
-// daemon every 2–10 s (sometimes SIGTERM) and restarts it on the same state directory.
+// daemon every 2–10 s (sometimes SIGTERM) and restarts it on the same state directory; one
+// life in three is set to kill itself at a named step of a capture (ECRD_CRASHPOINT).
 //
 // Then the chaos stops, the daemon restarts once cleanly, the POS asks every id until it gets
 // 200 or a refusal, the queue drains, and for every transaction:
@@ -176,7 +177,8 @@ type soak struct {
 	lives     int
 	sigkills  int
 	sigterms  int
-	fatal     []string // from goroutines, reported by the test goroutine
+	crashes   map[string]int // lives ended at their crash point
+	fatal     []string       // from goroutines, reported by the test goroutine
 	answers   map[string]int
 	perID     map[string]map[string]int
 	final     map[string]string
@@ -185,11 +187,27 @@ type soak struct {
 
 // soakLife is one process of the daemon; its log goes to a file kept when the test fails.
 type soakLife struct {
-	n       int
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	err     error
-	logPath string
+	n          int
+	crashpoint string // ECRD_CRASHPOINT of this life: it kills itself there
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	err        error
+	logPath    string
+}
+
+// soakCrashPoints are the named steps (internal/crashpoint) a life may be set to die at, one
+// life in three: the killer's random moments rarely land between two writes of a capture, a
+// crash point always does. after-print and mid-print leave a receipt on paper twice, and with
+// it, unless the kick is written only after the receipt is marked printed, the drawer kick.
+var soakCrashPoints = []string{"before-start", "after-answer", "after-journal", "after-spool", "before-print", "mid-print", "after-print"}
+
+// diedAtCrashPoint reports whether l ended as its crash point ends a process: by SIGKILL.
+func (l *soakLife) diedAtCrashPoint() bool {
+	if l.crashpoint == "" {
+		return false
+	}
+	ws, ok := l.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 const (
@@ -200,7 +218,7 @@ const (
 func newSoak(t *testing.T, cfg soakSettings) *soak {
 	s := &soak{t: t, cfg: cfg, e: newDaemonEnv(t), plan: map[string]*soakFault{}, failures: map[string]int{},
 		latRand: map[string]*rand.Rand{}, answers: map[string]int{}, perID: map[string]map[string]int{},
-		final: map[string]string{}, unsettled: map[string]string{}, kick: receipt.DrawerKick(0)}
+		final: map[string]string{}, crashes: map[string]int{}, unsettled: map[string]string{}, kick: receipt.DrawerKick(0)}
 	dir, err := os.MkdirTemp("", "ecrd-soak-logs-")
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +263,6 @@ func newSoak(t *testing.T, cfg soakSettings) *soak {
 		"ECRD_RESOLVE_INTERVAL=200ms",
 		"ECRD_DRAWER_KICK=0",
 		"ECRD_LOG_LEVEL=info",
-		"ECRD_CRASHPOINT=",
 	}
 	if s.inDoubt {
 		s.env = append(s.env, "ECRD_IN_DOUBT_WAIT="+soakInDoubtWait.String())
@@ -287,19 +304,21 @@ func (s *soak) latency(id string) time.Duration {
 
 // --- the daemon's lives ---
 
-// launch starts a new life and waits until it answers on its socket.
-func (s *soak) launch() (*soakLife, error) {
+// launch starts a new life, set to die at crashpoint ("" for none), and waits until it
+// answers on its socket — or died at its crash point (a queued receipt prints at start).
+func (s *soak) launch(crashpoint string) (*soakLife, error) {
 	s.mu.Lock()
 	s.lives++
 	n := s.lives
 	s.mu.Unlock()
-	l := &soakLife{n: n, exited: make(chan struct{}), logPath: filepath.Join(s.logDir, fmt.Sprintf("life-%03d.log", n))}
+	l := &soakLife{n: n, crashpoint: crashpoint, exited: make(chan struct{}), logPath: filepath.Join(s.logDir, fmt.Sprintf("life-%03d.log", n))}
 	logf, err := os.Create(l.logPath)
 	if err != nil {
 		return nil, err
 	}
 	l.cmd = exec.Command(ecrdBin, "serve")
 	l.cmd.Env = append(os.Environ(), s.env...)
+	l.cmd.Env = append(l.cmd.Env, "ECRD_CRASHPOINT="+crashpoint)
 	l.cmd.Stdout, l.cmd.Stderr = logf, logf
 	if err := l.cmd.Start(); err != nil {
 		logf.Close()
@@ -315,6 +334,12 @@ func (s *soak) launch() (*soakLife, error) {
 		}
 		select {
 		case <-l.exited:
+			if l.diedAtCrashPoint() {
+				s.mu.Lock()
+				s.d = l
+				s.mu.Unlock()
+				return l, nil
+			}
 			return nil, fmt.Errorf("daemon life %d exited at start: %v (log %s)", n, l.err, l.logPath)
 		default:
 		}
@@ -330,14 +355,14 @@ func (s *soak) launch() (*soakLife, error) {
 }
 
 // stop ends the current life with sig and waits for it. A life that had already ended by
-// itself is an error: the daemon must not die but when killed.
+// itself is an error — the daemon must not die but when killed or at its crash point.
 func (s *soak) stop(sig syscall.Signal) error {
 	s.mu.Lock()
 	l := s.d
 	s.mu.Unlock()
 	select {
 	case <-l.exited:
-		return fmt.Errorf("daemon life %d exited by itself: %v (log %s)", l.n, l.err, l.logPath)
+		return s.ended(l)
 	default:
 	}
 	l.cmd.Process.Signal(sig)
@@ -362,32 +387,63 @@ func (s *soak) stop(sig syscall.Signal) error {
 	return nil
 }
 
+// ended accounts for a life that ended by itself: at its crash point, or an error.
+func (s *soak) ended(l *soakLife) error {
+	if !l.diedAtCrashPoint() {
+		return fmt.Errorf("daemon life %d exited by itself: %v (log %s)", l.n, l.err, l.logPath)
+	}
+	s.mu.Lock()
+	s.crashes[l.crashpoint]++
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *soak) goroutineFatal(err error) {
 	s.mu.Lock()
 	s.fatal = append(s.fatal, err.Error())
 	s.mu.Unlock()
 }
 
-// killer kills (mostly SIGKILL, one in five SIGTERM) and restarts the daemon every 2–10 s.
+// killer kills (mostly SIGKILL, one in five SIGTERM) and restarts the daemon every 2–10 s;
+// a life that died at its crash point is restarted at once, as systemd's Restart= would.
 func (s *soak) killer(ctx context.Context, stopAll context.CancelFunc) {
 	rng := rand.New(rand.NewSource(s.cfg.seed + 7919))
+	fail := func(err error) {
+		s.goroutineFatal(err)
+		stopAll()
+	}
 	for {
+		s.mu.Lock()
+		l := s.d
+		s.mu.Unlock()
 		wait := 2*time.Second + time.Duration(rng.Int63n(int64(8*time.Second)))
 		sig := syscall.SIGKILL
 		if rng.Intn(5) == 0 {
 			sig = syscall.SIGTERM
 		}
-		if !sleepCtx(ctx, wait) {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return
+		case <-l.exited:
+			timer.Stop()
+			if err := s.ended(l); err != nil {
+				fail(err)
+				return
+			}
+		case <-timer.C:
+			if err := s.stop(sig); err != nil {
+				fail(err)
+				return
+			}
 		}
-		if err := s.stop(sig); err != nil {
-			s.goroutineFatal(err)
-			stopAll()
-			return
+		crashpoint := ""
+		if rng.Intn(3) == 0 {
+			crashpoint = soakCrashPoints[rng.Intn(len(soakCrashPoints))]
 		}
-		if _, err := s.launch(); err != nil {
-			s.goroutineFatal(err)
-			stopAll()
+		if _, err := s.launch(crashpoint); err != nil {
+			fail(err)
 			return
 		}
 	}
@@ -567,7 +623,8 @@ func (s *soak) waitDrained() {
 
 // paperJob is one job in the printer file, with the transaction its text names.
 type paperJob struct {
-	id    string // "" if it names none (a torn job cut before the id)
+	data  []byte
+	id    string // "" if it names none and no retry follows it
 	whole bool
 	names int // distinct transaction ids in the job
 }
@@ -583,7 +640,7 @@ func parsePaper(b, kick []byte) (jobs []paperJob, kicksAt []int) {
 			for _, m := range soakIDText.FindAll(j, -1) {
 				names[string(m)] = true
 			}
-			pj := paperJob{whole: wholeReceipt(j), names: len(names)}
+			pj := paperJob{data: j, whole: wholeReceipt(j), names: len(names)}
 			for n := range names {
 				pj.id = n
 			}
@@ -594,12 +651,52 @@ func parsePaper(b, kick []byte) (jobs []paperJob, kicksAt []int) {
 		i := bytes.Index(b, kick)
 		if i < 0 {
 			addJobs(b)
-			return jobs, kicksAt
+			break
 		}
 		addJobs(b[:i])
 		kicksAt = append(kicksAt, len(jobs))
 		b = b[i+len(kick):]
 	}
+	// A job torn before its id line names no transaction. The spool prints its queue in
+	// order and retries a torn job whole before anything else, so the first whole job after
+	// it that starts with its bytes is that retry, and names the transaction.
+	for i := range jobs {
+		if jobs[i].whole || jobs[i].id != "" {
+			continue
+		}
+		for k := i + 1; k < len(jobs); k++ {
+			if jobs[k].whole && bytes.HasPrefix(jobs[k].data, jobs[i].data) {
+				jobs[i].id = jobs[k].id
+				break
+			}
+		}
+	}
+	return jobs, kicksAt
+}
+
+// attributeKicks counts the drawer kicks per transaction. Each belongs to the receipt job it
+// was written with: the one after it when the kick is the job's first bytes (before the
+// fix), the one before it when it is written after the job printed.
+func attributeKicks(jobs []paperJob, kicksAt []int, layout string) (kicks map[string]int, problems []string) {
+	kicks = map[string]int{}
+	for k, at := range kicksAt {
+		var j *paperJob
+		switch {
+		case layout == kickBeforeJob && at < len(jobs):
+			j = &jobs[at]
+		case layout == kickAfterJob && at > 0:
+			j = &jobs[at-1]
+			if !j.whole {
+				problems = append(problems, fmt.Sprintf("kick %d follows a torn job (of %q): the drawer must open only after its receipt printed", k, j.id))
+			}
+		}
+		if j == nil || j.id == "" {
+			problems = append(problems, fmt.Sprintf("kick %d on paper (%s) belongs to no transaction's receipt (after job %d of %d)", k, layout, at, len(jobs)))
+			continue
+		}
+		kicks[j.id]++
+	}
+	return kicks, problems
 }
 
 // probeLayout captures soakProbeID alone and learns from the paper where this daemon puts
@@ -637,7 +734,7 @@ func (s *soak) run() {
 	for _, f := range s.plan {
 		s.e.fake.Fault(f.fault)
 	}
-	if _, err := s.launch(); err != nil {
+	if _, err := s.launch(""); err != nil {
 		s.fatalf("%v", err)
 	}
 	s.probeLayout()
@@ -664,7 +761,7 @@ func (s *soak) run() {
 	if err := s.stop(syscall.SIGTERM); err != nil {
 		s.fatalf("%v", err)
 	}
-	if _, err := s.launch(); err != nil {
+	if _, err := s.launch(""); err != nil {
 		s.fatalf("%v", err)
 	}
 	s.settle()
@@ -705,25 +802,9 @@ func (s *soak) check() {
 			}
 		}
 	}
-	kicks := map[string]int{}
-	for k, at := range kicksAt {
-		// Each kick belongs to the receipt job it was written with: the one after it before
-		// the fix (its first bytes), the one before it after the fix.
-		var j *paperJob
-		switch {
-		case s.layout == kickBeforeJob && at < len(jobs):
-			j = &jobs[at]
-		case s.layout == kickAfterJob && at > 0:
-			j = &jobs[at-1]
-			if !j.whole {
-				s.violate("guarantee 3 (drawer kick)", "kick %d follows a torn job (of %q): the drawer must open only after its receipt printed", k, j.id)
-			}
-		}
-		if j == nil || j.id == "" {
-			s.violate("guarantee 3 (drawer kick)", "kick %d on paper (%s) belongs to no transaction's receipt (after job %d of %d)", k, s.layout, at, len(jobs))
-			continue
-		}
-		kicks[j.id]++
+	kicks, problems := attributeKicks(jobs, kicksAt, s.layout)
+	for _, p := range problems {
+		s.violate("guarantee 3 (drawer kick)", "%s", p)
 	}
 
 	paid, refused, multiCopy := 0, 0, 0
@@ -796,9 +877,9 @@ func (s *soak) check() {
 		broken = append(broken, fmt.Sprintf("%s: %d", g, n))
 	}
 	slices.Sort(broken)
-	summary := fmt.Sprintf("soak seed=%d: ids=%d paid=%d refused=%d unsettled=%d; start/cash=%d, secupay captures=%d; receipts whole=%d torn=%d (torn without id %d, ids with >1 whole copy %d); drawer kicks=%d (%s); daemon lives=%d (SIGKILL %d, SIGTERM %d); POS answers: %s",
+	summary := fmt.Sprintf("soak seed=%d: ids=%d paid=%d refused=%d unsettled=%d; start/cash=%d, secupay captures=%d; receipts whole=%d torn=%d (torn without id %d, ids with >1 whole copy %d); drawer kicks=%d (%s); daemon lives=%d (SIGKILL %d, SIGTERM %d, died at crash point %d: %s); POS answers: %s",
 		s.cfg.seed, len(s.ids), paid, refused, len(s.unsettled), s.e.fake.TotalStartCashCalls(), sumCaptures(s.e.fake, s.ids),
-		totalWhole, totalTorn, tornUnnamed, multiCopy, len(kicksAt), s.layout, s.lives, s.sigkills, s.sigterms, strings.Join(answers, " "))
+		totalWhole, totalTorn, tornUnnamed, multiCopy, len(kicksAt), s.layout, s.lives, s.sigkills, s.sigterms, sumCounts(s.crashes), countsOf(s.crashes), strings.Join(answers, " "))
 	if len(broken) > 0 {
 		s.t.Errorf("%s\nBROKEN: %s", summary, strings.Join(broken, "; "))
 	} else {
@@ -806,9 +887,12 @@ func (s *soak) check() {
 	}
 }
 
-func (s *soak) answersOf(id string) string {
+func (s *soak) answersOf(id string) string { return countsOf(s.perID[id]) }
+
+// countsOf prints counts as "[a×2, b×1]", sorted.
+func countsOf(m map[string]int) string {
 	var parts []string
-	for label, n := range s.perID[id] {
+	for label, n := range m {
 		parts = append(parts, fmt.Sprintf("%s×%d", label, n))
 	}
 	if len(parts) == 0 {
@@ -818,10 +902,61 @@ func (s *soak) answersOf(id string) string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
+func sumCounts(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
 func sumCaptures(f *secupaytest.Server, ids []string) int {
 	n := 0
 	for _, id := range ids {
 		n += f.Captures(id)
 	}
 	return n
+}
+
+// TestSoakPaperParse checks the soak's reading of the paper on a made-up printer file, in
+// both places the drawer kick can be: a kick belongs to the job it was written with, and a
+// job torn before its id line belongs to the whole retry that follows it.
+func TestSoakPaperParse(t *testing.T) {
+	kick := receipt.DrawerKick(0)
+	job := func(id string) []byte {
+		b := append([]byte(nil), jobStart...)
+		b = append(b, "------ Barzahlung ------\nVorgang: "+id+"\n7,96 EUR\n"...)
+		return append(b, 0x1d, 0x56, 66, 0)
+	}
+	a, b := job(soakID(1)), job(soakID(2))
+	tornB := b[:12] // cut before the id line
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, c := range []struct {
+		layout string
+		paper  []byte
+	}{
+		{kickBeforeJob, cat(kick, a, kick, tornB, kick, b)},
+		{kickAfterJob, cat(a, kick, tornB, b, kick)},
+	} {
+		jobs, kicksAt := parsePaper(c.paper, kick)
+		var got []string
+		for _, j := range jobs {
+			got = append(got, fmt.Sprintf("%s/%v", j.id, j.whole))
+		}
+		want := []string{soakID(1) + "/true", soakID(2) + "/false", soakID(2) + "/true"}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: jobs %v, want %v", c.layout, got, want)
+		}
+		kicks, problems := attributeKicks(jobs, kicksAt, c.layout)
+		if len(problems) > 0 {
+			t.Errorf("%s: %v", c.layout, problems)
+		}
+		wantKicks := map[string]int{soakID(1): 1, soakID(2): 2}
+		if c.layout == kickAfterJob {
+			wantKicks[soakID(2)] = 1
+		}
+		if fmt.Sprint(kicks) != fmt.Sprint(wantKicks) {
+			t.Errorf("%s: kicks %v, want %v", c.layout, kicks, wantKicks)
+		}
+	}
 }
