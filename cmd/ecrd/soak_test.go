@@ -538,7 +538,7 @@ func (s *soak) pos(ctx context.Context, n int, began time.Time) {
 			if rng.Intn(5) == 0 {
 				s.posAsk(ctx, c, id) // asked again at once: a replay
 			}
-		case "504 secupay_timeout":
+		case "504 secupay_timeout", "504 in_doubt":
 			if rng.Intn(2) == 0 {
 				if s.posAsk(ctx, c, id) == "200 ok" {
 					paid[id] = true
