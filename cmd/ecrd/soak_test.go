@@ -65,8 +65,9 @@ const (
 	soakMaxLatency     = 3 * time.Second
 	// soakInDoubtWait is --in-doubt-wait: after a start/cash whose answer was lost, the daemon
 	// sends no other start/cash for that transaction for this long. It must exceed
-	// soakMaxLatency, or a correct daemon would be blamed for a secupay slower than it waits.
-	soakInDoubtWait = 4 * time.Second
+	// soakMaxLatency, or a correct daemon would be blamed for a secupay slower than it waits;
+	// the 2 s margin covers the fake's timers running late on a loaded machine.
+	soakInDoubtWait = 5 * time.Second
 	// soakSettle bounds the end: every id answered definitively, the queue drained.
 	soakSettle = 3 * time.Minute
 	// soakProbeID is captured alone before the chaos, to learn where the drawer kick is written.
