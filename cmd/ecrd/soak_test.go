@@ -212,8 +212,8 @@ func (l *soakLife) diedAtCrashPoint() bool {
 }
 
 const (
-	kickBeforeJob = "kick prepended to the receipt job (before the fix)"
-	kickAfterJob  = "kick written after the printed receipt job"
+	kickBeforeJob = "kick as the first bytes of the receipt job"
+	kickAfterJob  = "kick written after the receipt job printed"
 )
 
 func newSoak(t *testing.T, cfg soakSettings) *soak {
