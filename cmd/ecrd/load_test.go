@@ -209,7 +209,7 @@ func procStats(t testing.TB, pid int) (rss int64, fds int) {
 // the GC's headroom (GOGC=100) may double: about 0.6 KiB per measured capture. Anything else
 // kept per capture is a leak.
 //
-// `make test` runs 1 000 captures (900 measured; 1.3 MiB of growth measured on the CI machine):
+// `make test` runs 1 000 captures (900 measured; 1.1–1.8 MiB of growth measured on the CI machine):
 // a leaked connection per capture (its goroutine and stack plus 8 KiB of read and write
 // buffers, over 10 KiB) adds more than 9 MiB, and a leaked descriptor per capture 900 open
 // files; RSS bound 4 MiB. Leaks of a few KiB per capture hide in the noise of so short a run:
