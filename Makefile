@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 BIN     := bin/ecrd
 
-.PHONY: all build deps test vet fmt-check bench fuzz demo clean
+.PHONY: all build deps test vet fmt-check bench fuzz soak demo clean
 
 all: build
 
@@ -27,6 +27,13 @@ test: deps fmt-check vet
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The soak (cmd/ecrd/soak_test.go, build tag soak): the money guarantees under lost answers,
+# secupay faults and random daemon kills for ECRD_SOAK_DURATION (3m), plus the 10,000-capture
+# leak test. Minutes long, so not part of `make test`. ECRD_SOAK_SEED repeats a run's plan.
+soak: deps fmt-check
+	$(GO) vet -tags soak ./cmd/ecrd
+	$(GO) test -race -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/ecrd
 
 # Short fuzz runs of every fuzz target; CI runs the seed corpora through `make test` already.
 fuzz: deps
