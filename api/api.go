@@ -41,10 +41,29 @@ const (
 	receiptsAtOnce = 2
 )
 
-// Config wires the API.
+// Captures is what the API asks of the capture service (capture.Service).
+type Captures interface {
+	Capture(ctx context.Context, id string) (*capture.Result, error)
+	Reprint(ctx context.Context, id string) (*capture.Result, error)
+}
+
+// LinePrinter prints receipt lines the POS sends itself, with no secupay involved.
+type LinePrinter interface {
+	PrintLines(ctx context.Context, lines []receipt.Line) (capture.JobResult, error)
+}
+
+// Spool is what the API reads of the print spool (spool.Spool). Status may ask the printer.
+type Spool interface {
+	Job(id string) (spool.Info, error)
+	Status(ctx context.Context) spool.PrinterStatus
+	Pending() []spool.Info
+}
+
+// Config wires the API. Capture, Lines and Spool are required.
 type Config struct {
-	Capture *capture.Service
-	Spool   *spool.Spool
+	Capture Captures
+	Lines   LinePrinter
+	Spool   Spool
 	// CaptureTimeout bounds one capture, including the wait for the receipt to print. The
 	// capture does not end when the POS hangs up: a half-done capture is worse than a late one.
 	CaptureTimeout time.Duration
@@ -157,38 +176,6 @@ func (h *handler) recover(next http.Handler) http.Handler {
 	})
 }
 
-// ErrorBody is the JSON shape of every error answer.
-type ErrorBody struct {
-	Error ErrorInfo `json:"error"`
-}
-
-// What a capture's answer says about the money. Every answer to a capture carries one, so a
-// POS never has to guess from a status code.
-const (
-	OutcomeCaptured    = "captured"     // secupay captured: never take the payment again
-	OutcomeNotCaptured = "not_captured" // nothing captured: asking again (or another payment) is safe
-	OutcomeInDoubt     = "in_doubt"     // unknown yet: ecrd settles it by reading secupay back; ask again later
-)
-
-// ErrorInfo describes an error. Secupay's own fields are included when it refused.
-type ErrorInfo struct {
-	Code          string `json:"code"`
-	Message       string `json:"message"`
-	TransactionID string `json:"transaction_id,omitempty"`
-	// Outcome is set on every error of a capture: captured, not_captured or in_doubt.
-	Outcome string `json:"outcome,omitempty"`
-	// RetryAfter (seconds) is when asking again about a capture in doubt can settle it.
-	RetryAfter int `json:"retry_after,omitempty"`
-	// From secupay's refusal: show ErrorUser to the cashier, quote SupportID to support.
-	HTTPStatus   int    `json:"secupay_http_status,omitempty"`
-	SecupayError string `json:"secupay_error,omitempty"`
-	ErrorUser    string `json:"error_user,omitempty"`
-	ErrorDetails string `json:"error_details,omitempty"`
-	SecupayCode  string `json:"secupay_code,omitempty"`
-	SupportID    string `json:"support_id,omitempty"`
-	Status       string `json:"secupay_status,omitempty"`
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -222,11 +209,9 @@ func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error)
 	case errors.Is(err, capture.ErrCapturedNotRecorded):
 		writeError(w, http.StatusInternalServerError, "captured_not_recorded", err.Error(), outcome(OutcomeCaptured))
 	case errors.As(err, &refused):
-		r := refused.Refusal
 		writeError(w, http.StatusBadGateway, "secupay_refused", err.Error(), func(i *ErrorInfo) {
 			outcome(OutcomeNotCaptured)(i)
-			i.HTTPStatus, i.SecupayError, i.ErrorUser, i.ErrorDetails = r.HTTPStatus, r.Error, r.ErrorUser, r.ErrorDetails
-			i.SecupayCode, i.SupportID, i.Status = r.Code, r.SupportID, r.Status
+			refusalInfo(i, refused.Refusal)
 		})
 	case errors.Is(err, capture.ErrUnreachable):
 		writeError(w, http.StatusBadGateway, "secupay_unreachable", err.Error(), outcome(OutcomeNotCaptured))
@@ -308,13 +293,7 @@ func (h *handler) capture(w http.ResponseWriter, r *http.Request) {
 		h.writeCaptureError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, captured{Result: res, Outcome: OutcomeCaptured})
-}
-
-// captured is the answer to a capture that secupay captured.
-type captured struct {
-	*capture.Result
-	Outcome string `json:"outcome"`
+	writeJSON(w, http.StatusOK, resultOf(res))
 }
 
 func (h *handler) reprint(w http.ResponseWriter, r *http.Request) {
@@ -329,7 +308,7 @@ func (h *handler) reprint(w http.ResponseWriter, r *http.Request) {
 		h.writeCaptureError(w, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, resultOf(res))
 }
 
 func (h *handler) receipts(w http.ResponseWriter, r *http.Request) {
@@ -357,7 +336,7 @@ func (h *handler) receipts(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.detached(r)
 	defer cancel()
-	job, err := h.cfg.Capture.PrintLines(ctx, lines)
+	job, err := h.cfg.Lines.PrintLines(ctx, lines)
 	if err != nil {
 		if errors.Is(err, capture.ErrStorage) {
 			writeError(w, http.StatusInternalServerError, "storage", err.Error(), nil)
@@ -366,7 +345,7 @@ func (h *handler) receipts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_receipt", err.Error(), nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"job": job})
+	writeJSON(w, http.StatusOK, receiptsAnswer{Job: jobResultOf(job)})
 }
 
 func (h *handler) job(w http.ResponseWriter, r *http.Request) {
@@ -380,11 +359,11 @@ func (h *handler) job(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, in)
+	writeJSON(w, http.StatusOK, jobOf(in))
 }
 
 func (h *handler) printer(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.cfg.Spool.Status(r.Context()))
+	writeJSON(w, http.StatusOK, printerStatusOf(h.cfg.Spool.Status(r.Context())))
 }
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) {

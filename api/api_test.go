@@ -78,7 +78,7 @@ func newAPI(tb testing.TB) *apiEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := NewServer(Handler(Config{Capture: svc, Spool: sp}), nil)
+	srv := NewServer(Handler(Config{Capture: svc, Lines: svc, Spool: sp}), nil)
 	done := make(chan struct{})
 	go func() { srv.Serve(ln); close(done) }()
 	tb.Cleanup(func() { srv.Close(); <-done })

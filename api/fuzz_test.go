@@ -52,7 +52,7 @@ func fuzzHandler(f *testing.F) (http.Handler, *seenPaths) {
 	f.Cleanup(proxy.Close)
 
 	svc, sp, _ := newService(f, fake, proxy.URL, 100*time.Millisecond)
-	return Handler(Config{Capture: svc, Spool: sp, CaptureTimeout: 5 * time.Second}), seen
+	return Handler(Config{Capture: svc, Lines: svc, Spool: sp, CaptureTimeout: 5 * time.Second}), seen
 }
 
 // FuzzAPIRequest sends arbitrary methods, paths and bodies through the API handler. The

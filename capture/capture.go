@@ -111,22 +111,22 @@ const (
 	JobFailed  = "failed"
 )
 
-// JobResult is a print job as the POS sees it.
+// JobResult is where a print job is, for the answer to a capture (api maps it to JSON).
 type JobResult struct {
-	ID    string `json:"id,omitempty"`
-	State string `json:"state"`
-	Error string `json:"error,omitempty"` // why it is queued or failed
+	ID    string
+	State string // JobPrinted, JobQueued or JobFailed
+	Error string // why it is queued or failed
 }
 
-// Result is the answer to a capture or reprint.
+// Result is the outcome of a capture or reprint (api maps it to JSON).
 type Result struct {
-	TransactionID string     `json:"transaction_id"`
-	Status        string     `json:"status"`
-	TransID       string     `json:"trans_id,omitempty"`
-	PaymentMethod string     `json:"payment_method,omitempty"`
-	Replayed      bool       `json:"replayed,omitempty"`
-	Job           JobResult  `json:"job"`
-	MerchantJob   *JobResult `json:"merchant_job,omitempty"`
+	TransactionID string
+	Status        string
+	TransID       string
+	PaymentMethod string
+	Replayed      bool // answered from the journal
+	Job           JobResult
+	MerchantJob   *JobResult
 }
 
 // Config wires a Service.

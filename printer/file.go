@@ -11,8 +11,8 @@ import (
 	"syscall"
 )
 
-// filePrinter is the fake printer of DESIGN.md: jobs are appended to a file, and a file beside
-// it (<path>.status) holds the state a test or demo wants the printer to be in.
+// filePrinter is the fake printer (docs/architecture.md): jobs are appended to a file, and a
+// file beside it (<path>.status) holds the state a test or demo wants the printer to be in.
 type filePrinter struct {
 	uri, path string
 	mu        sync.Mutex

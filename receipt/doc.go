@@ -13,5 +13,8 @@
 // never send UTF-8 or any byte of receipt text below 0x20 to a printer: the
 // only control bytes in a job are the commands this package writes.
 // github.com/kenshaw/escpos is used only into an in-memory buffer and only
-// for the calls that emit correct bytes (see research/escpos.md).
+// for the calls that emit correct bytes (see docs/escpos.md). Its setters
+// (SetFontSize, SetAlign, SetFont, SetLang, ...) must only ever get constants:
+// on a value they do not know they call log.Logger.Fatalf, which would exit
+// the daemon in the middle of a capture.
 package receipt

@@ -276,7 +276,7 @@ func (cl *call) do(ctx context.Context, method, path, tok string) (*answer, erro
 	}
 	// The seed (secupay's "Step 4: Capture the Payment") shows an "Authenticate: Bearer …"
 	// header. That is a documentation typo: secupay's OAuth page, its other examples and every
-	// SDK send "Authorization: Bearer …" (see shared/research/secupay-api.md §0), so only
+	// SDK send "Authorization: Bearer …" (docs/secupay.md, "Authentication"), so only
 	// Authorization is sent.
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json")

@@ -55,18 +55,18 @@ type Job struct {
 
 // Info is what the spool knows about a job.
 type Info struct {
-	ID            string    `json:"id"`
-	TransactionID string    `json:"transaction_id,omitempty"`
-	Kind          string    `json:"kind"`
-	State         State     `json:"state"`
-	Reason        string    `json:"reason,omitempty"` // why a queued job is not printed yet
-	Attempts      int       `json:"attempts"`
-	Bytes         int       `json:"bytes"`
-	Created       time.Time `json:"created"`
-	Printed       time.Time `json:"printed,omitzero"`
+	ID            string
+	TransactionID string
+	Kind          string
+	State         State
+	Reason        string // why a queued job is not printed yet
+	Attempts      int
+	Bytes         int
+	Created       time.Time
+	Printed       time.Time
 	// Held is true once the worker has looked at the job and found it cannot print now:
 	// the answer to the POS can then say "queued" and why, without waiting longer.
-	Held bool `json:"-"`
+	Held bool
 }
 
 // ErrNotFound is returned for a job id the spool does not know.
@@ -458,11 +458,11 @@ func (s *Spool) Pending() []Info {
 
 // PrinterStatus is the printer's state as the worker last saw it.
 type PrinterStatus struct {
-	URI     string         `json:"uri"`
-	Status  printer.Status `json:"status"`
-	Error   string         `json:"error,omitempty"`
-	Checked time.Time      `json:"checked,omitzero"`
-	Queued  int            `json:"queued"`
+	URI     string
+	Status  printer.Status
+	Error   string
+	Checked time.Time
+	Queued  int
 }
 
 // Status asks the printer now (the printer serialises this with a job in progress) and

@@ -23,7 +23,7 @@ type crashCase struct {
 	minCopies, maxCopies int
 	halfCopies           int // torn jobs left by a crash in mid-write
 	// The journal held only the intent: the restart must read the transaction (GET) before
-	// anything else, never decide blind (DESIGN.md rule 2).
+	// anything else, never decide blind (docs/durability.md, rule 2).
 	readsBack bool
 }
 
@@ -38,7 +38,7 @@ var crashMatrix = []crashCase{
 	// If it did but had not marked the job done, the restart prints it again: at most twice.
 	{point: "after-spool", startsAtCrash: 1, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
 	{point: "before-print", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
-	// Half the job is on paper: the restart prints the whole job again (DESIGN.md rule 3).
+	// Half the job is on paper: the restart prints the whole job again (docs/durability.md, rule 3).
 	{point: "mid-print", startsAtCrash: 1, paperAtCrash: "half", minCopies: 1, maxCopies: 1, halfCopies: 1},
 	// The printer took the last byte but the spool had not recorded it: printed twice, the
 	// documented rare duplicate, never zero times.
@@ -52,7 +52,7 @@ func crashID(point string) string {
 }
 
 // TestCrashMatrix kills the real daemon at every crash point of a capture, restarts it without
-// the crash point, and checks DESIGN.md's durability rules from the outside: secupay captured
+// the crash point, and checks the durability rules of docs/durability.md from the outside: secupay captured
 // exactly once and never saw a blind second start/cash, the POS asking again hears "ok", and
 // the receipt is on paper whole at least once and at most twice — and a further restart adds
 // nothing.

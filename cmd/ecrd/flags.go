@@ -76,8 +76,7 @@ func (l *layoutFlags) options() (receipt.Options, error) {
 	default:
 		return receipt.Options{}, fmt.Errorf("%w: --cut must be partial or full, not %q", errUsage, l.cut)
 	}
-	// Let the renderer validate columns and code page once, with its own words.
-	if _, err := receipt.Render([]receipt.Line{{Type: "space"}}, opt); err != nil {
+	if err := opt.Validate(); err != nil {
 		return receipt.Options{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return opt, nil

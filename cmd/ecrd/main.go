@@ -1,6 +1,6 @@
 // Command ecrd finishes secupay cash payments and prints their receipts on ESC/POS printers.
 // This package is wiring only: flags, configuration, logging, signals and systemd; the work
-// is done by the packages it connects (see DESIGN.md's data flow).
+// is done by the packages it connects (see docs/architecture.md).
 package main
 
 import (

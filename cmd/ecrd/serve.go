@@ -184,12 +184,15 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, err
 	}
+	// Whatever is opened below is closed again, newest first, if the daemon does not start.
+	var undo []func() error
 	ok := false
 	defer func() {
-		if !ok {
-			lock.Close()
+		for i := len(undo) - 1; i >= 0 && !ok; i-- {
+			undo[i]()
 		}
 	}()
+	undo = append(undo, lock.Close)
 
 	tokens, health, err := tokenSource(cfg, log)
 	if err != nil {
@@ -207,15 +210,14 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	undo = append(undo, p.Close)
 	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
-		p.Close()
 		return nil, err
 	}
 	journal, err := capture.OpenJournal(filepath.Join(cfg.stateDir, "journal"))
 	if err != nil {
-		p.Close()
 		return nil, err
 	}
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp, Render: opt,
@@ -225,16 +227,15 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if ln == nil {
 		lns, err := activation.Listeners()
 		if err != nil {
-			p.Close()
 			return nil, fmt.Errorf("systemd socket activation: %w", err)
 		}
 		if len(lns) > 0 && lns[0] != nil {
 			ln, desc = lns[0], "systemd:"+lns[0].Addr().String()
 		} else if ln, err = api.Listen(cfg.socket); err != nil {
-			p.Close()
 			return nil, err
 		}
 	}
+	undo = append(undo, ln.Close)
 	var tokenExpires func() time.Time
 	if o, ok := tokens.(*secupay.OAuth); ok {
 		tokenExpires = o.TokenExpires
@@ -253,14 +254,12 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		}
 		return out
 	}
-	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Spool: sp,
-		CaptureTimeout: cfg.secupayTimeout*3 + cfg.printWait, Health: healthz, Logger: log,
+	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
+		CaptureTimeout: capture.Timeout(cfg.secupayTimeout, cfg.printWait), Health: healthz, Logger: log,
 		ObserveCapture: mon.ObserveCapture, Status: func() any { return mon.Status() }, Metrics: mon.Handler()}), log)
 	if cfg.metricsListen != "" {
 		mln, err := listenMetrics(cfg.fleetFlags, log)
 		if err != nil {
-			ln.Close()
-			p.Close()
 			return nil, err
 		}
 		d.metricsSrv = metricsServer(mon, log)
