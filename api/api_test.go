@@ -160,7 +160,7 @@ func TestCaptureContract(t *testing.T) {
 	if status != 200 || again["replayed"] != true || again["trans_id"] != "29008411" {
 		t.Fatalf("repeat: %d %v", status, again)
 	}
-	if n := e.fake.StartCashCalls(secupaytest.SeedID); n != 1 {
+	if n := e.fake.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 	status, jobOut := e.do(t, "GET", "/v1/jobs/"+job["id"].(string), nil)
@@ -171,7 +171,7 @@ func TestCaptureContract(t *testing.T) {
 
 func TestRefusalCarriesSecupayFields(t *testing.T) {
 	e := newAPI(t)
-	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 400, Body: secupaytest.ErrorBody(400, "ProductFormatException",
+	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 400, Body: secupaytest.ErrorBody("ProductFormatException",
 		"basket sum mismatch", "Der Betrag stimmt nicht", 2010, "sup1")})
 	status, out := e.do(t, "POST", "/v1/transactions/"+secupaytest.SeedID+"/cash", nil)
 	if status != 502 || errCode(out) != "secupay_refused" {
@@ -250,7 +250,7 @@ func TestBadRequests(t *testing.T) {
 			}
 		}
 	}
-	if n := e.fake.Requests(); n != 0 {
+	if n := e.fake.Calls().Requests; n != 0 {
 		t.Fatalf("bad requests reached secupay %d times", n)
 	}
 	if b, _ := os.ReadFile(e.printerFile); len(b) != 0 {
@@ -305,7 +305,7 @@ func TestConcurrentSameIDAnswers409OrReplay(t *testing.T) {
 	}()
 	// Wait until the first capture is at secupay, then ask again.
 	deadline := time.Now().Add(5 * time.Second)
-	for e.fake.StartCashCalls(secupaytest.SeedID) == 0 && time.Now().Before(deadline) {
+	for e.fake.Calls().StartCash[secupaytest.SeedID] == 0 && time.Now().Before(deadline) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	status, out := e.do(t, "POST", path, nil)

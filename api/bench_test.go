@@ -33,7 +33,7 @@ func BenchmarkCaptureOverSocket(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	if n := e.fake.TotalStartCashCalls(); n != i {
+	if n := e.fake.Calls().TotalStartCash; n != i {
 		b.Fatalf("%d start/cash calls for %d captures", n, i)
 	}
 }

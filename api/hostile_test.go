@@ -40,7 +40,7 @@ func mustJSONError(t *testing.T, what string, status int, h http.Header, b []byt
 
 func (e *apiEnv) nothingHappened(t *testing.T) {
 	t.Helper()
-	if n := e.fake.Requests(); n != 0 {
+	if n := e.fake.Calls().Requests; n != 0 {
 		t.Errorf("%d requests reached secupay", n)
 	}
 	if b, _ := os.ReadFile(e.printerFile); len(b) != 0 {
@@ -192,7 +192,7 @@ func TestControlBytesInPOSReceiptLines(t *testing.T) {
 			t.Fatalf("control byte %#02x at %d came from receipt text", b, i)
 		}
 	}
-	if n := e.fake.Requests(); n != 0 {
+	if n := e.fake.Calls().Requests; n != 0 {
 		t.Fatalf("printing POS lines called secupay %d times", n)
 	}
 }

@@ -125,7 +125,7 @@ func TestCaptureOnceAndPrint(t *testing.T) {
 	if res.Job.State != JobPrinted || res.Job.ID != seed+".receipt" {
 		t.Fatalf("job %+v, want printed", res.Job)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 	if n := e.receipts(); n != 1 {
@@ -160,7 +160,7 @@ func TestSameIDAgainIsReplayed(t *testing.T) {
 			t.Fatalf("repeat %d = %+v", i, again)
 		}
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls for one payment", n)
 	}
 	if n := e.receipts(); n != 1 {
@@ -193,7 +193,7 @@ func TestConcurrentCapturesOfOneID(t *testing.T) {
 	if ok < 1 || ok+busy != len(errs) {
 		t.Fatalf("%d ok, %d in progress", ok, busy)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 	if n := e.receipts(); n != 1 {
@@ -230,7 +230,7 @@ func TestRefusalIsTypedAndPrintsNothing(t *testing.T) {
 	if err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("retry after refusal: %+v, %v", res, err)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -275,7 +275,7 @@ func TestTwoHundredNotCleanOKIsInDoubt(t *testing.T) {
 			if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
 				t.Fatalf("asked again: %v, want in doubt", err)
 			}
-			if n := e.fake.StartCashCalls(seed); n != 1 {
+			if n := e.fake.Calls().StartCash[seed]; n != 1 {
 				t.Fatalf("%d start/cash calls while in doubt", n)
 			}
 			if n := e.receipts(); n != 0 {
@@ -312,10 +312,10 @@ func TestLostAnswerIsResolvedByReading(t *testing.T) {
 	if res.Job.State != JobPrinted {
 		t.Fatalf("job %+v", res.Job)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls: a lost answer must be resolved by GET, not a second start", n)
 	}
-	if n := e.fake.GetCalls(seed); n < 1 {
+	if n := e.fake.Calls().Get[seed]; n < 1 {
 		t.Fatal("outcome not read back")
 	}
 	if n := e.receipts(); n != 1 {
@@ -350,7 +350,7 @@ func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
 	if res.Job.State != JobPrinted {
 		t.Fatalf("job %+v", res.Job)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -364,14 +364,14 @@ func TestServerErrorIsInDoubtUntilReadBack(t *testing.T) {
 	if !errors.As(err, &doubt) || !doubt.NoAnswer || doubt.RetryAfter <= 0 {
 		t.Fatalf("err = %#v, want in doubt with a retry time", err)
 	}
-	if n := e.fake.GetCalls(seed); n != 1 {
+	if n := e.fake.Calls().Get[seed]; n != 1 {
 		t.Fatalf("%d GETs: a 5xx must be checked by reading the transaction", n)
 	}
 	e.passInDoubtWait()
 	if res, err := e.svc.Capture(context.Background(), seed); err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("after the wait: %+v, %v", res, err)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -387,7 +387,7 @@ func TestPendingAtSecupayIsNotRefused(t *testing.T) {
 	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("second ask while pending: %v", err)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls while secupay reports pending", n)
 	}
 }
@@ -434,7 +434,7 @@ func TestInvalidIDsNeverReachSecupay(t *testing.T) {
 			t.Errorf("Capture(%q) = %v, want ErrInvalidID", id, err)
 		}
 	}
-	if n := e.fake.Requests(); n != 0 {
+	if n := e.fake.Calls().Requests; n != 0 {
 		t.Fatalf("%d requests reached secupay", n)
 	}
 }
@@ -449,7 +449,7 @@ func TestJournalFailureMeansNoCapture(t *testing.T) {
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("err = %v, want ErrStorage", err)
 	}
-	if n := e.fake.Requests(); n != 0 {
+	if n := e.fake.Calls().Requests; n != 0 {
 		t.Fatalf("secupay called %d times without the intent journaled", n)
 	}
 	// Nothing was sent: nothing for the resolver to settle (no phantom unfinished capture
@@ -554,7 +554,7 @@ func TestReprintNeedsACapture(t *testing.T) {
 	if n := e.receipts(); n != 3 {
 		t.Fatalf("%d receipts, want the original and two reprints", n)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("reprint called start/cash: %d", n)
 	}
 }
@@ -593,7 +593,7 @@ func TestResumeSpoolsAndResolves(t *testing.T) {
 	if n := e.receipts(); n != 2 {
 		t.Fatalf("%d receipts after resume, want 2", n)
 	}
-	if e.fake.StartCashCalls(never) != 0 {
+	if e.fake.Calls().StartCash[never] != 0 {
 		t.Fatal("resume sent start/cash")
 	}
 	if rec, _ := e.journal.Get(never); rec.Phase != PhaseIntent {
@@ -636,7 +636,7 @@ func TestSpoolFailureIsRetriedOnReplay(t *testing.T) {
 	if n := e.receipts(); n != 1 {
 		t.Fatalf("%d receipts", n)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 }
@@ -678,7 +678,7 @@ func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
 	if n := e.svc.Unfinished(); n != 0 {
 		t.Fatalf("%d still unfinished", n)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 	res, err := e.svc.Capture(context.Background(), seed)
@@ -732,7 +732,7 @@ func TestUnreachableSecupayIsNotAnUnknownOutcome(t *testing.T) {
 	if err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("secupay back: %+v, %v", res, err)
 	}
-	if n := e.fake.GetCalls(seed); n != 0 {
+	if n := e.fake.Calls().Get[seed]; n != 0 {
 		t.Fatalf("%d GETs: nothing was sent, so nothing had to be read back", n)
 	}
 }

@@ -47,7 +47,7 @@ type want struct {
 // withBody answers start/cash with secupay's error body for status.
 func withBody(status int, exception, support string) secupaytest.Fault {
 	return secupaytest.Fault{Op: "start", ID: seed, Status: status,
-		Body: secupaytest.ErrorBody(status, exception, "injected "+exception, "Es ist ein Fehler aufgetreten", 1000+status, support)}
+		Body: secupaytest.ErrorBody(exception, "injected "+exception, "Es ist ein Fehler aufgetreten", 1000+status, support)}
 }
 
 // seedWithStatus is the seed's documented answer with another status.
@@ -313,13 +313,13 @@ func (e *env) check(t *testing.T, when string, w want, res *Result, err error) {
 			t.Fatalf("%s: err = %v, want ErrOutcomeUnknown", when, err)
 		}
 	}
-	if n := e.fake.StartCashCalls(seed); n != w.starts {
+	if n := e.fake.Calls().StartCash[seed]; n != w.starts {
 		t.Errorf("%s: %d start/cash calls, want %d", when, n, w.starts)
 	}
-	if n := e.fake.Captures(seed); n != w.captures {
+	if n := e.fake.Calls().Captures[seed]; n != w.captures {
 		t.Errorf("%s: captured %d times at secupay, want %d", when, n, w.captures)
 	}
-	if n := e.fake.GetCalls(seed); w.gets >= 0 && n != w.gets {
+	if n := e.fake.Calls().Get[seed]; w.gets >= 0 && n != w.gets {
 		t.Errorf("%s: %d GETs, want %d", when, n, w.gets)
 	}
 	// A refused or unknown capture must print nothing, even later.

@@ -261,7 +261,7 @@ func captureWhile(t *testing.T, e *env, breakIt func()) (*Result, error) {
 	ch := make(chan out, 1)
 	go func() { r, err := e.svc.Capture(context.Background(), seed); ch <- out{r, err} }()
 	deadline := time.Now().Add(5 * time.Second)
-	for e.fake.StartCashCalls(seed) == 0 {
+	for e.fake.Calls().StartCash[seed] == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("start/cash never sent")
 		}
@@ -323,7 +323,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "read-only") {
 			t.Fatalf("err = %v, want ErrStorage naming the read-only file system", err)
 		}
-		if n := e.fake.Requests(); n != 0 {
+		if n := e.fake.Calls().Requests; n != 0 {
 			t.Fatalf("secupay called %d times without a journaled intent", n)
 		}
 		// Nothing was sent: no phantom unfinished capture for the resolver to fail on.
@@ -338,8 +338,8 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
-			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
+		if e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
+			t.Fatalf("captures %d receipts %d", e.fake.Calls().Captures[seed], e.receipts())
 		}
 		checkConsistent(t, e, state)
 	})
@@ -356,7 +356,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
 			t.Fatalf("capture while read-only: %v", err)
 		}
-		if e.fake.StartCashCalls(other) != 0 {
+		if e.fake.Calls().StartCash[other] != 0 {
 			t.Fatal("start/cash sent without a journaled intent")
 		}
 		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseIntent {
@@ -367,9 +367,9 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		if e.fake.StartCashCalls(seed) != 1 || e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
 			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
-				e.fake.StartCashCalls(seed), e.fake.Captures(seed), e.receipts())
+				e.fake.Calls().StartCash[seed], e.fake.Calls().Captures[seed], e.receipts())
 		}
 		checkConsistent(t, e, state)
 	})
@@ -386,7 +386,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
 			t.Fatalf("capture while full: %v", err)
 		}
-		if e.fake.StartCashCalls(other) != 0 {
+		if e.fake.Calls().StartCash[other] != 0 {
 			t.Fatal("start/cash sent without a journaled intent")
 		}
 		if e.receipts() != 0 {
@@ -397,9 +397,9 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		if e.fake.StartCashCalls(seed) != 1 || e.fake.Captures(seed) != 1 || e.receipts() != 1 {
+		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
 			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
-				e.fake.StartCashCalls(seed), e.fake.Captures(seed), e.receipts())
+				e.fake.Calls().StartCash[seed], e.fake.Calls().Captures[seed], e.receipts())
 		}
 		// The other transaction can be captured now too.
 		if res, err := e.svc.Capture(context.Background(), other); err != nil || res.Job.State != JobPrinted {
@@ -445,8 +445,8 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		if e.fake.Captures(seed) != 1 || e.receipts() != 1 {
-			t.Fatalf("captures %d receipts %d", e.fake.Captures(seed), e.receipts())
+		if e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
+			t.Fatalf("captures %d receipts %d", e.fake.Calls().Captures[seed], e.receipts())
 		}
 		checkConsistent(t, e, state)
 	})
@@ -492,7 +492,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	e.fake.Fault(secupaytest.Fault{Op: "start", Cut: true})
 	e.fake.Fault(secupaytest.Fault{Op: "get", Status: 503, Body: "<html>busy</html>"})
 	e.svc.Capture(ctx, "STX_UNKNOWNONE")
-	if grants := e.fake.Grants(); len(grants) < 2 {
+	if grants := e.fake.Calls().Grants; len(grants) < 2 {
 		t.Fatalf("grants %v: the test did not renew the token", grants)
 	}
 

@@ -23,7 +23,7 @@ func slowSecupay(t *testing.T, e *env, processing time.Duration) {
 // waitCaptured waits until the fake has captured id (its processing finished).
 func waitCaptured(t *testing.T, e *env, id string) {
 	t.Helper()
-	waitFor(t, "secupay to finish the capture", func() bool { return e.fake.Captures(id) == 1 })
+	waitFor(t, "secupay to finish the capture", func() bool { return e.fake.Calls().Captures[id] == 1 })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -57,7 +57,7 @@ func TestSlowSecupayIsNeverSentASecondStartCash(t *testing.T) {
 			t.Fatalf("asked again (%d): %v, want in doubt with a retry time", i, err)
 		}
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls while the first was still processed", n)
 	}
 	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseInDoubt || rec.Refusal != nil {
@@ -70,7 +70,7 @@ func TestSlowSecupayIsNeverSentASecondStartCash(t *testing.T) {
 	if err != nil || res.Status != "ok" || res.Job.State != JobPrinted {
 		t.Fatalf("after secupay finished: %+v, %v", res, err)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 	if n := e.receipts(); n != 1 {
@@ -96,7 +96,7 @@ func TestResolverSettlesASlowCaptureWithoutThePOS(t *testing.T) {
 	if e.svc.Unfinished() != 0 {
 		t.Fatalf("%d unfinished after settling", e.svc.Unfinished())
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 }
@@ -119,13 +119,13 @@ func TestInDoubtWait(t *testing.T) {
 	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseNotCaptured {
 		t.Fatalf("after the wait the resolver left %s, want not_captured", rec.Phase)
 	}
-	if n := e.fake.StartCashCalls(seed); n != 1 {
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("the resolver sent start/cash: %d calls", n)
 	}
 	if res, err := e.svc.Capture(context.Background(), seed); err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("the POS asking after the wait: %+v, %v", res, err)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -146,7 +146,7 @@ func TestRefusalOfALaterAttemptIsReadBack(t *testing.T) {
 	if err != nil || res.Job.State != JobPrinted {
 		t.Fatalf("the second start/cash was refused as already started; the read-back shows it captured: %+v, %v", res, err)
 	}
-	if n := e.fake.Captures(seed); n != 1 {
+	if n := e.fake.Calls().Captures[seed]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -170,7 +170,7 @@ func TestCorruptJournalRecordIsInDoubt(t *testing.T) {
 			if err != nil || res.Job.State != JobPrinted {
 				t.Fatalf("%+v, %v: want captured from the read-back", res, err)
 			}
-			if n := e.fake.StartCashCalls(seed); n != 0 {
+			if n := e.fake.Calls().StartCash[seed]; n != 0 {
 				t.Fatalf("%d start/cash calls on a transaction with a journal record", n)
 			}
 			if rec, err := e.journal.Get(seed); err != nil || rec.Phase != PhaseCaptured {
@@ -205,7 +205,7 @@ func TestDamagedReceiptJobIsRemadeFromTheJournal(t *testing.T) {
 	if d := e2.spool.Damaged(); len(d) != 0 {
 		t.Fatalf("still damaged: %v", d)
 	}
-	if n := e2.fake.Requests(); n != 0 {
+	if n := e2.fake.Calls().Requests; n != 0 {
 		t.Fatalf("%d requests to secupay to remake a receipt", n)
 	}
 	in, err := e2.spool.Job(seed + ".receipt")

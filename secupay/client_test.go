@@ -65,7 +65,7 @@ func TestCaptureCashSeed(t *testing.T) {
 	if !json.Valid(tx.Raw) || !strings.Contains(string(tx.Raw), "John's Bakery") {
 		t.Errorf("Raw does not keep the whole answer: %.100s", tx.Raw)
 	}
-	if n := srv.StartCashCalls(secupaytest.SeedID); n != 1 {
+	if n := srv.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 		t.Errorf("start/cash calls = %d, want 1", n)
 	}
 
@@ -128,7 +128,7 @@ func TestCaptureRenewsExpiredToken(t *testing.T) {
 		t.Errorf("status %q, renews %d", tx.Status, toks.renews)
 	}
 	// Refused, read back ("created"), then captured once.
-	if s, g, cap := srv.StartCashCalls(secupaytest.SeedID), srv.GetCalls(secupaytest.SeedID), srv.Captures(secupaytest.SeedID); s != 2 || g != 1 || cap != 1 {
+	if s, g, cap := srv.Calls().StartCash[secupaytest.SeedID], srv.Calls().Get[secupaytest.SeedID], srv.Calls().Captures[secupaytest.SeedID]; s != 2 || g != 1 || cap != 1 {
 		t.Errorf("start calls %d, gets %d, captures %d; want 2, 1, 1", s, g, cap)
 	}
 }
@@ -143,7 +143,7 @@ func TestCaptureFirstThenTokenRefusedDoesNotStartAgain(t *testing.T) {
 	if tx.Status != "ok" || tx.TransID != "29008411" || toks.renews != 1 {
 		t.Errorf("got %+v, renews %d", tx, toks.renews)
 	}
-	if n := srv.StartCashCalls(secupaytest.SeedID); n != 1 {
+	if n := srv.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 		t.Errorf("start/cash calls = %d, want 1: a captured transaction was started again", n)
 	}
 }
@@ -157,7 +157,7 @@ func TestCaptureAfterRenewReadsOtherStatus(t *testing.T) {
 	if !errors.As(err, &se) || se.Status != "cancelled" || se.Transaction == nil {
 		t.Fatalf("err = %v", err)
 	}
-	if n := srv.StartCashCalls(secupaytest.SeedID); n != 1 {
+	if n := srv.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 		t.Errorf("start/cash calls = %d, want 1", n)
 	}
 }
@@ -169,8 +169,8 @@ func TestTransactionRetriesOnceAfter401(t *testing.T) {
 	if err != nil || tx.Status != "created" {
 		t.Fatalf("%v %+v", err, tx)
 	}
-	if toks.renews != 1 || srv.GetCalls(secupaytest.SeedID) != 2 {
-		t.Errorf("renews %d gets %d", toks.renews, srv.GetCalls(secupaytest.SeedID))
+	if toks.renews != 1 || srv.Calls().Get[secupaytest.SeedID] != 2 {
+		t.Errorf("renews %d gets %d", toks.renews, srv.Calls().Get[secupaytest.SeedID])
 	}
 
 	// Refused twice: the second refusal is the answer, no loop.
@@ -193,7 +193,7 @@ func TestSecondCaptureIsRefused(t *testing.T) {
 	if !errors.As(err, &se) || se.HTTPStatus != 400 || se.Err != "ProductInternalException" {
 		t.Fatalf("err = %v", err)
 	}
-	if srv.Captures(secupaytest.SeedID) != 1 {
+	if srv.Calls().Captures[secupaytest.SeedID] != 1 {
 		t.Error("captured twice")
 	}
 }
@@ -207,15 +207,15 @@ func TestErrorBodies(t *testing.T) {
 		text   string
 	}{
 		{"400 code as string", 400,
-			secupaytest.ErrorBody(400, "ProductFormatException", "no payload", "Ungültige Daten", "1001", "abc123"),
+			secupaytest.ErrorBody("ProductFormatException", "no payload", "Ungültige Daten", "1001", "abc123"),
 			Error{HTTPStatus: 400, Status: "error", Err: "ProductFormatException", ErrorDetails: "no payload", ErrorUser: "Ungültige Daten", Code: "1001", SupportID: "abc123"},
 			"400 ProductFormatException: no payload (code 1001, support id abc123)"},
 		{"403 other exception, code as number", 403,
-			secupaytest.ErrorBody(403, "ProductSecurityException", "forbidden", "Nicht erlaubt", 2011, "f8e0"),
+			secupaytest.ErrorBody("ProductSecurityException", "forbidden", "Nicht erlaubt", 2011, "f8e0"),
 			Error{HTTPStatus: 403, Status: "error", Err: "ProductSecurityException", ErrorDetails: "forbidden", ErrorUser: "Nicht erlaubt", Code: "2011", SupportID: "f8e0"},
 			"403 ProductSecurityException: forbidden (code 2011, support id f8e0)"},
 		{"409 duplicate", 409,
-			secupaytest.ErrorBody(409, "ProductDuplicateException", "duplicate", "Doppelt", 1005, "d1"),
+			secupaytest.ErrorBody("ProductDuplicateException", "duplicate", "Doppelt", 1005, "d1"),
 			Error{HTTPStatus: 409, Status: "error", Err: "ProductDuplicateException", ErrorDetails: "duplicate", ErrorUser: "Doppelt", Code: "1005", SupportID: "d1"},
 			"409 ProductDuplicateException: duplicate (code 1005, support id d1)"},
 		{"502 proxy without supportId, code 0", 502,
@@ -275,7 +275,7 @@ func TestTokenRefusedDocumentedError(t *testing.T) {
 		!strings.Contains(err.Error(), "was refused by secupay") {
 		t.Errorf("Error() = %q", err)
 	}
-	if srv.StartCashCalls(secupaytest.SeedID) != 1 || srv.GetCalls(secupaytest.SeedID) != 0 {
+	if srv.Calls().StartCash[secupaytest.SeedID] != 1 || srv.Calls().Get[secupaytest.SeedID] != 0 {
 		t.Error("a static token that cannot be renewed must not be retried")
 	}
 }
@@ -312,7 +312,7 @@ func TestOutcomeUnknown(t *testing.T) {
 			if errors.As(err, &se) {
 				t.Errorf("an unusable answer must not look like secupay's refusal: %v", err)
 			}
-			if srv.StartCashCalls(secupaytest.SeedID) != 1 {
+			if srv.Calls().StartCash[secupaytest.SeedID] != 1 {
 				t.Error("retried start/cash after an unknown outcome")
 			}
 		})
@@ -341,7 +341,7 @@ func TestInvalidIDsSendNothing(t *testing.T) {
 			t.Errorf("get %q: no error", id)
 		}
 	}
-	if n := srv.Requests(); n != 0 {
+	if n := srv.Calls().Requests; n != 0 {
 		t.Errorf("%d requests reached the server", n)
 	}
 	if !ValidID("STX_"+strings.Repeat("A", 64)) || ValidID("STX_"+strings.Repeat("A", 65)) || !ValidID(secupaytest.SeedID) {
@@ -420,7 +420,7 @@ func TestAutoCreateManyConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := srv.TotalStartCashCalls(); n != 200 {
+	if n := srv.Calls().TotalStartCash; n != 200 {
 		t.Errorf("start calls %d", n)
 	}
 }
@@ -434,7 +434,7 @@ func TestInsecureHTTPClientRefused(t *testing.T) {
 	if _, err := NewClient(cfg); err == nil || !strings.Contains(err.Error(), "TLS verification disabled") {
 		t.Errorf("InsecureSkipVerify accepted: %v", err)
 	}
-	if srv.Requests() != 0 {
+	if srv.Calls().Requests != 0 {
 		t.Error("request sent")
 	}
 }

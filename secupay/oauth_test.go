@@ -65,7 +65,7 @@ func TestOAuthClientCredentialsCaches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := srv.TokenCalls(); n != 1 {
+	if n := srv.Calls().Token; n != 1 {
 		t.Errorf("token requests = %d, want 1", n)
 	}
 }
@@ -80,13 +80,13 @@ func TestOAuthRenewsBeforeExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.add(1200*time.Second - 61*time.Second)
-	if tok, _ := o.Token(ctx); tok != first || srv.TokenCalls() != 1 {
+	if tok, _ := o.Token(ctx); tok != first || srv.Calls().Token != 1 {
 		t.Errorf("renewed too early")
 	}
 	clk.add(2 * time.Second) // now 59 s before expiry
 	second, err := o.Token(ctx)
-	if err != nil || second == first || srv.TokenCalls() != 2 {
-		t.Errorf("not renewed within the last minute: %v, calls %d", err, srv.TokenCalls())
+	if err != nil || second == first || srv.Calls().Token != 2 {
+		t.Errorf("not renewed within the last minute: %v, calls %d", err, srv.Calls().Token)
 	}
 	if second != srv.Token() {
 		t.Error("holding a token the server no longer accepts")
@@ -107,13 +107,13 @@ func TestOAuthRenewAfterRefusal(t *testing.T) {
 	if err != nil || tx.Status != "ok" {
 		t.Fatalf("%v", err)
 	}
-	if srv.TokenCalls() != 2 || srv.Captures(secupaytest.SeedID) != 1 {
-		t.Errorf("token calls %d captures %d", srv.TokenCalls(), srv.Captures(secupaytest.SeedID))
+	if srv.Calls().Token != 2 || srv.Calls().Captures[secupaytest.SeedID] != 1 {
+		t.Errorf("token calls %d captures %d", srv.Calls().Token, srv.Calls().Captures[secupaytest.SeedID])
 	}
 	// Renew with a token that is no longer the cached one returns the cached one: another
 	// caller already renewed, and asking again would log that caller out.
 	cur, _ := o.Token(context.Background())
-	if tok, _ := o.Renew(context.Background(), "an-old-token"); tok != cur || srv.TokenCalls() != 2 {
+	if tok, _ := o.Renew(context.Background(), "an-old-token"); tok != cur || srv.Calls().Token != 2 {
 		t.Error("renewed although the refused token was already replaced")
 	}
 }
@@ -154,7 +154,7 @@ func TestOAuthDeviceFlow(t *testing.T) {
 		t.Error("no user code shown")
 	}
 	// 1 registration + 3 pending polls + 1 granted.
-	if g := srv.Grants(); len(g) != 5 || g[0] != "device" {
+	if g := srv.Calls().Grants; len(g) != 5 || g[0] != "device" {
 		t.Errorf("grants %v", g)
 	}
 
@@ -176,7 +176,7 @@ func TestOAuthDeviceFlow(t *testing.T) {
 	if err != nil || tok2 == tok {
 		t.Fatal(err)
 	}
-	if g := srv.Grants(); g[len(g)-1] != "refresh_token" {
+	if g := srv.Calls().Grants; g[len(g)-1] != "refresh_token" {
 		t.Errorf("grants %v", g)
 	}
 
@@ -189,7 +189,7 @@ func TestOAuthDeviceFlow(t *testing.T) {
 	if _, err := o2.Token(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if g := srv.Grants(); g[len(g)-1] != "refresh_token" {
+	if g := srv.Calls().Grants; g[len(g)-1] != "refresh_token" {
 		t.Errorf("grants after restart %v", g)
 	}
 }
@@ -226,7 +226,7 @@ func TestOAuthNoConcurrentTokenRequests(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := srv.MaxConcurrentTokenRequests(); n != 1 {
+	if n := srv.Calls().MaxConcurrentToken; n != 1 {
 		t.Errorf("%d token requests at once", n)
 	}
 }

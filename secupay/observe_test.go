@@ -30,7 +30,7 @@ func TestObserveSeesEveryCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Fault(secupaytest.Fault{Op: "get", Status: 404,
-		Body: secupaytest.ErrorBody(404, "ProductNotFoundException", "Not found", "unbekannt", 1002, "s1")})
+		Body: secupaytest.ErrorBody("ProductNotFoundException", "Not found", "unbekannt", 1002, "s1")})
 	if _, err := c.Transaction(context.Background(), secupaytest.SeedID); err == nil {
 		t.Fatal("want the 404 refusal")
 	}

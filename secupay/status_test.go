@@ -102,7 +102,7 @@ func TestTokenRefusedAndNotRenewableIsInDoubt(t *testing.T) {
 	if got := Classify(err); got != InDoubt {
 		t.Fatalf("Classify(%v) = %v, want in_doubt", err, got)
 	}
-	if srv.Captures(secupaytest.SeedID) != 1 {
+	if srv.Calls().Captures[secupaytest.SeedID] != 1 {
 		t.Fatal("the fault should have captured first")
 	}
 }
@@ -127,7 +127,7 @@ func TestNoTokenIsNotSent(t *testing.T) {
 			}
 		})
 	}
-	if n := srv.Requests(); n != 0 {
+	if n := srv.Calls().Requests; n != 0 {
 		t.Errorf("%d requests reached secupay without a token", n)
 	}
 }

@@ -80,10 +80,10 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	if !killedBySIGKILL(p) {
 		t.Fatalf("daemon ended with %v, not by its crash point's SIGKILL\n%s", p.err, p.logs)
 	}
-	if n := e.fake.StartCashCalls(id); n != c.startsAtCrash {
+	if n := e.fake.Calls().StartCash[id]; n != c.startsAtCrash {
 		t.Fatalf("at the crash secupay saw %d start/cash calls, want %d", n, c.startsAtCrash)
 	}
-	if n := e.fake.Captures(id); n != c.startsAtCrash {
+	if n := e.fake.Calls().Captures[id]; n != c.startsAtCrash {
 		t.Fatalf("at the crash secupay captured %d times, want %d", n, c.startsAtCrash)
 	}
 	whole, half := countJobs(t, e.receipts(), id)
@@ -127,16 +127,16 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	}
 	waitJobPrinted(t, c2, jobID)
 	waitQueueEmpty(t, c2)
-	if n := e.fake.StartCashCalls(id); n != 1 {
+	if n := e.fake.Calls().StartCash[id]; n != 1 {
 		t.Fatalf("secupay saw %d start/cash calls in all, want 1", n)
 	}
-	if n := e.fake.Captures(id); n != 1 {
+	if n := e.fake.Calls().Captures[id]; n != 1 {
 		t.Fatalf("secupay captured %d times, want 1", n)
 	}
-	if c.readsBack && e.fake.GetCalls(id) == 0 {
+	if c.readsBack && e.fake.Calls().Get[id] == 0 {
 		t.Fatal("the capture left in \"intent\" was resolved without reading the transaction")
 	}
-	if n := e.fake.TotalStartCashCalls(); n != 1 {
+	if n := e.fake.Calls().TotalStartCash; n != 1 {
 		t.Fatalf("secupay saw %d start/cash calls for any transaction, want 1", n)
 	}
 	paper := readPrinterFile(t, e)
@@ -145,7 +145,7 @@ func testCrashPoint(t *testing.T, c crashCase) {
 		t.Fatalf("after the restart the paper holds %d whole and %d torn receipts, want %d..%d whole and %d torn",
 			whole, half, c.minCopies, c.maxCopies, c.halfCopies)
 	}
-	t.Logf("%s: %d start/cash, paper holds %d whole and %d torn receipts", c.point, e.fake.StartCashCalls(id), whole, half)
+	t.Logf("%s: %d start/cash, paper holds %d whole and %d torn receipts", c.point, e.fake.Calls().StartCash[id], whole, half)
 	if whole+half > 2 {
 		t.Fatalf("%d jobs on paper for one payment", whole+half)
 	}
@@ -164,7 +164,7 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	if status != 200 || out["status"] != "ok" || out["replayed"] != true || jobOf(out)["state"] != "printed" {
 		t.Fatalf("asked again after the second restart: %d %v", status, out)
 	}
-	if n := e.fake.StartCashCalls(id); n != 1 {
+	if n := e.fake.Calls().StartCash[id]; n != 1 {
 		t.Fatalf("after the second restart secupay saw %d start/cash calls, want 1", n)
 	}
 	if again := readPrinterFile(t, e); !bytes.Equal(again, paper) {

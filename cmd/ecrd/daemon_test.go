@@ -252,7 +252,7 @@ func TestDaemonCapturesOncePrintsOnce(t *testing.T) {
 	if status != 200 || out["replayed"] != true {
 		t.Fatalf("repeat: %d %v", status, out)
 	}
-	if n := e.fake.StartCashCalls(secupaytest.SeedID); n != 1 {
+	if n := e.fake.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 	r := e.receipts()
@@ -285,7 +285,7 @@ func TestDaemonSecupayErrors(t *testing.T) {
 	if status != 200 || jobOf(out)["state"] != "printed" {
 		t.Fatalf("after recovery: %d %v", status, out)
 	}
-	if n := e.fake.Captures(secupaytest.SeedID); n != 1 {
+	if n := e.fake.Calls().Captures[secupaytest.SeedID]; n != 1 {
 		t.Fatalf("captured %d times", n)
 	}
 }
@@ -327,7 +327,7 @@ func TestDaemonKilledAfterAnswerPrintsOnRestart(t *testing.T) {
 				t.Fatal("the daemon answered although it should have died at " + point)
 			}
 			p.wait(t)
-			if e.fake.Captures(secupaytest.SeedID) != 1 {
+			if e.fake.Calls().Captures[secupaytest.SeedID] != 1 {
 				t.Fatal("secupay did not capture before the crash")
 			}
 			if r := e.receipts(); len(r) != 0 {
@@ -341,7 +341,7 @@ func TestDaemonKilledAfterAnswerPrintsOnRestart(t *testing.T) {
 			if status != 200 || out["status"] != "ok" {
 				t.Fatalf("asked again after restart: %d %v", status, out)
 			}
-			if n := e.fake.StartCashCalls(secupaytest.SeedID); n != 1 {
+			if n := e.fake.Calls().StartCash[secupaytest.SeedID]; n != 1 {
 				t.Fatalf("%d start/cash calls", n)
 			}
 			if r := e.receipts(); len(r) != 1 {

@@ -101,7 +101,7 @@ func cmdDemo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "secupay saw %d start/cash call(s); the printer file holds %d bytes (%d receipt(s))\n\n",
-		fake.StartCashCalls(id), len(printed), bytes.Count(printed, []byte{0x1b, 0x40}))
+		fake.Calls().StartCash[id], len(printed), bytes.Count(printed, []byte{0x1b, 0x40}))
 
 	lines, err := receipt.Decode(fake.Transaction(id))
 	if err != nil {

@@ -80,7 +80,7 @@ func TestDaemonMetricsAfterCaptureRefusalPaperOut(t *testing.T) {
 		t.Fatalf("capture: %d %v", status, out)
 	}
 	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 404,
-		Body: secupaytest.ErrorBody(404, "ProductNotFoundException", "Not found", "Transaktion unbekannt", 1002, "abc123")})
+		Body: secupaytest.ErrorBody("ProductNotFoundException", "Not found", "Transaktion unbekannt", 1002, "abc123")})
 	if status, out := e.capture("STX_REFUSED1"); status != 502 {
 		t.Fatalf("refusal: %d %v", status, out)
 	}
@@ -542,7 +542,7 @@ func TestJournaldNativeLogging(t *testing.T) {
 		t.Fatal("capture failed")
 	}
 	e.fake.Fault(secupaytest.Fault{Op: "start", Status: 404,
-		Body: secupaytest.ErrorBody(404, "ProductNotFoundException", "Not found", "unbekannt", 1002, "abc123")})
+		Body: secupaytest.ErrorBody("ProductNotFoundException", "Not found", "unbekannt", 1002, "abc123")})
 	if status, _ := e.capture("STX_REFUSED2"); status != 502 {
 		t.Fatal("refusal expected")
 	}

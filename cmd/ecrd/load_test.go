@@ -163,10 +163,10 @@ func TestLoadConcurrentCaptures(t *testing.T) {
 	}
 	waitQueueEmpty(t, socketClient(e.socket, 30*time.Second))
 	for _, id := range ids {
-		if got := e.fake.Captures(id); got != 1 {
+		if got := e.fake.Calls().Captures[id]; got != 1 {
 			t.Errorf("%s captured %d times", id, got)
 		}
-		if got := e.fake.StartCashCalls(id); got != 1 {
+		if got := e.fake.Calls().StartCash[id]; got != 1 {
 			t.Errorf("%s: %d start/cash calls", id, got)
 		}
 	}
@@ -280,11 +280,11 @@ func testSequentialCapturesNoLeak(t *testing.T, run leakRun) {
 		t.Errorf("the keep-alive client dialled %d times", d)
 	}
 	waitQueueEmpty(t, socketClient(e.socket, 30*time.Second))
-	if got := e.fake.TotalStartCashCalls(); got != run.total {
+	if got := e.fake.Calls().TotalStartCash; got != run.total {
 		t.Errorf("%d start/cash calls for %d captures", got, run.total)
 	}
 	for _, id := range ids {
-		if got := e.fake.Captures(id); got != 1 {
+		if got := e.fake.Calls().Captures[id]; got != 1 {
 			t.Fatalf("%s captured %d times", id, got)
 		}
 	}

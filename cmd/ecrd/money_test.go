@@ -24,7 +24,7 @@ func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
 		defer close(done)
 		e.request("POST", "/v1/transactions/"+id+"/cash") // killed under it
 	}()
-	eventually(t, "start/cash to reach secupay", func() bool { return e.fake.StartCashCalls(id) == 1 })
+	eventually(t, "start/cash to reach secupay", func() bool { return e.fake.Calls().StartCash[id] == 1 })
 	p.kill(t)
 	<-done
 
@@ -39,12 +39,12 @@ func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
 			t.Fatalf("asked again while secupay still works: %d %v, want 504 in_doubt", status, out)
 		}
 	}
-	eventually(t, "secupay to finish", func() bool { return e.fake.Captures(id) == 1 })
+	eventually(t, "secupay to finish", func() bool { return e.fake.Calls().Captures[id] == 1 })
 	status, out := e.capture(id)
 	if status != 200 || out["outcome"] != "captured" || out["status"] != "ok" {
 		t.Fatalf("after secupay finished: %d %v", status, out)
 	}
-	if n := e.fake.StartCashCalls(id); n != 1 {
+	if n := e.fake.Calls().StartCash[id]; n != 1 {
 		t.Fatalf("%d start/cash calls for one payment", n)
 	}
 	waitJobPrinted(t, e.client(), id+".receipt")

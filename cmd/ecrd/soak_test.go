@@ -811,8 +811,8 @@ func (s *soak) check() {
 	paid, refused, multiCopy := 0, 0, 0
 	totalKicks := 0
 	for _, id := range s.ids {
-		captures := s.e.fake.Captures(id)
-		starts := s.e.fake.StartCashCalls(id)
+		captures := s.e.fake.Calls().Captures[id]
+		starts := s.e.fake.Calls().StartCash[id]
 		final, settled := s.final[id]
 		if !settled {
 			final = "unsettled (last answer " + strconv.Quote(s.unsettled[id]) + ")"
@@ -879,7 +879,7 @@ func (s *soak) check() {
 	}
 	slices.Sort(broken)
 	summary := fmt.Sprintf("soak seed=%d: ids=%d paid=%d refused=%d unsettled=%d; start/cash=%d, secupay captures=%d; receipts whole=%d torn=%d (torn without id %d, ids with >1 whole copy %d); drawer kicks=%d (%s); daemon lives=%d (SIGKILL %d, SIGTERM %d, died at crash point %d: %s); POS answers: %s",
-		s.cfg.seed, len(s.ids), paid, refused, len(s.unsettled), s.e.fake.TotalStartCashCalls(), sumCaptures(s.e.fake, s.ids),
+		s.cfg.seed, len(s.ids), paid, refused, len(s.unsettled), s.e.fake.Calls().TotalStartCash, sumCaptures(s.e.fake, s.ids),
 		totalWhole, totalTorn, tornUnnamed, multiCopy, len(kicksAt), s.layout, s.lives, s.sigkills, s.sigterms, sumCounts(s.crashes), countsOf(s.crashes), strings.Join(answers, " "))
 	if len(broken) > 0 {
 		s.t.Errorf("%s\nBROKEN: %s", summary, strings.Join(broken, "; "))
@@ -914,7 +914,7 @@ func sumCounts(m map[string]int) int {
 func sumCaptures(f *secupaytest.Server, ids []string) int {
 	n := 0
 	for _, id := range ids {
-		n += f.Captures(id)
+		n += f.Calls().Captures[id]
 	}
 	return n
 }

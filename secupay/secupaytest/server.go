@@ -16,9 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -65,24 +63,11 @@ type Server struct {
 	devices     map[string]*device // by device_code
 	interval    int
 	faults      []*Fault
-	startCalls  map[string]int
-	getCalls    map[string]int
-	captures    map[string]int
-	totalStart  int
-	requests    int
-	tokenCalls  int
-	grants      []string
+	calls       Calls
 	inFlightTok int
-	maxFlight   int
 	nextTransID int
 	processing  map[string]bool               // start/cash calls secupay is still working on
 	procTime    func(id string) time.Duration // SetProcessingTime
-}
-
-type device struct {
-	uuid, userCode string
-	confirmed      bool
-	expires        time.Time
 }
 
 // NewServer starts the fake on 127.0.0.1 with no transactions, accepting DefaultToken.
@@ -94,9 +79,7 @@ func NewServer() *Server {
 		refresh:     map[string]bool{},
 		devices:     map[string]*device{},
 		interval:    5,
-		startCalls:  map[string]int{},
-		getCalls:    map[string]int{},
-		captures:    map[string]int{},
+		calls:       Calls{StartCash: map[string]int{}, Get: map[string]int{}, Captures: map[string]int{}},
 		processing:  map[string]bool{},
 		nextTransID: 29008412,
 	}
@@ -137,48 +120,6 @@ func (s *Server) SetAutoCreate(on bool) {
 	s.mu.Lock()
 	s.autoCreate = on
 	s.mu.Unlock()
-}
-
-// Token is the bearer token currently accepted ("" after ExpireToken).
-func (s *Server) Token() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.token
-}
-
-// SetToken makes tok the one accepted token.
-func (s *Server) SetToken(tok string) {
-	s.mu.Lock()
-	s.token = tok
-	s.mu.Unlock()
-}
-
-// RotateToken issues a new token, invalidating the current one as secupay does, and returns
-// it (a test writes it into a token file, say).
-func (s *Server) RotateToken() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issueLocked()
-}
-
-// ExpireToken invalidates the current token; none is accepted until one is issued.
-func (s *Server) ExpireToken() {
-	s.mu.Lock()
-	s.token = ""
-	s.mu.Unlock()
-}
-
-// IssuedTokens returns every token the server issued (for checking logs never contain one).
-func (s *Server) IssuedTokens() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string{DefaultToken}, s.issued...)
-}
-
-func (s *Server) issueLocked() string {
-	s.token = "tok_" + randHex(13)
-	s.issued = append(s.issued, s.token)
-	return s.token
 }
 
 // AddSeed adds the seed's transaction in status "created", with the seed's receipt.
@@ -258,99 +199,6 @@ func (s *Server) Transaction(id string) json.RawMessage {
 	return data
 }
 
-// SetDeviceInterval sets the polling interval (seconds) the device grant announces.
-func (s *Server) SetDeviceInterval(seconds int) {
-	s.mu.Lock()
-	s.interval = seconds
-	s.mu.Unlock()
-}
-
-// ConfirmDevice confirms every pending device registration, as a technician entering the user
-// code in SecuOffice would. It returns how many were confirmed.
-func (s *Server) ConfirmDevice() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, d := range s.devices {
-		if !d.confirmed {
-			d.confirmed = true
-			n++
-		}
-	}
-	return n
-}
-
-// PendingUserCodes returns the user codes waiting for confirmation.
-func (s *Server) PendingUserCodes() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var codes []string
-	for _, d := range s.devices {
-		if !d.confirmed {
-			codes = append(codes, d.userCode)
-		}
-	}
-	return codes
-}
-
-// StartCashCalls counts start/cash requests for id that reached the server (refused ones too).
-func (s *Server) StartCashCalls(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.startCalls[id]
-}
-
-// TotalStartCashCalls counts start/cash requests for any id.
-func (s *Server) TotalStartCashCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.totalStart
-}
-
-// Captures counts the start/cash requests that actually captured id (0 or 1 unless a test
-// resets the status).
-func (s *Server) Captures(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.captures[id]
-}
-
-// GetCalls counts GET requests for id.
-func (s *Server) GetCalls(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.getCalls[id]
-}
-
-// Requests counts every request that reached the server, on any path.
-func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.requests
-}
-
-// TokenCalls counts /oauth/token requests; Grants lists their grant_type in order.
-func (s *Server) TokenCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tokenCalls
-}
-
-// Grants lists the grant_type of every /oauth/token request, in order.
-func (s *Server) Grants() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.grants...)
-}
-
-// MaxConcurrentTokenRequests is the most /oauth/token requests ever in progress at once.
-// secupay invalidates a token when it issues the next, so a correct client keeps this at 1.
-func (s *Server) MaxConcurrentTokenRequests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.maxFlight
-}
-
 // --- HTTP ---
 
 const apiPrefix = "/api/v2/Smart/Transactions/"
@@ -358,17 +206,17 @@ const apiPrefix = "/api/v2/Smart/Transactions/"
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	op, id, method := route(r)
 	s.mu.Lock()
-	s.requests++
+	s.calls.Requests++
 	switch op {
 	case "start":
-		s.startCalls[id]++
-		s.totalStart++
+		s.calls.StartCash[id]++
+		s.calls.TotalStartCash++
 	case "get":
-		s.getCalls[id]++
+		s.calls.Get[id]++
 	case "token":
-		s.tokenCalls++
+		s.calls.Token++
 		s.inFlightTok++
-		s.maxFlight = max(s.maxFlight, s.inFlightTok)
+		s.calls.MaxConcurrentToken = max(s.calls.MaxConcurrentToken, s.inFlightTok)
 	}
 	f := s.takeFaultLocked(op, id)
 	var processing time.Duration
@@ -582,7 +430,7 @@ func (s *Server) startLocked(id, method string, tx map[string]any) answer {
 	if r, ok := tx["receipt"].([]any); !ok || len(r) == 0 {
 		tx["receipt"] = generatedReceipt(tx)
 	}
-	s.captures[id]++
+	s.calls.Captures[id]++
 	return ok200(tx)
 }
 
@@ -630,113 +478,12 @@ func generatedReceipt(tx map[string]any) []any {
 	}
 }
 
-// --- /oauth/token ---
-
-func (s *Server) handleToken(r *http.Request) answer {
-	form, err := tokenForm(r)
-	if err != nil {
-		return oauthError(http.StatusBadRequest, "invalid_request", err.Error())
-	}
-	grant := form.Get("grant_type")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.grants = append(s.grants, grant)
-	if form.Get("client_id") == "" || form.Get("client_secret") == "" {
-		return oauthError(http.StatusBadRequest, "invalid_client", "Client credentials were not found in the headers or body")
-	}
-	if form.Get("client_id") != ClientID || form.Get("client_secret") != ClientSecret {
-		return oauthError(http.StatusBadRequest, "invalid_client", "The client credentials are invalid")
-	}
-	switch grant {
-	case "":
-		return oauthError(http.StatusBadRequest, "invalid_request", "The grant type was not specified in the request")
-	case "client_credentials":
-		return tokenAnswer(s.issueLocked(), "", "https://scope.secucard.com/e/api")
-	case "refresh_token":
-		if !s.refresh[form.Get("refresh_token")] {
-			return oauthError(http.StatusBadRequest, "invalid_grant", "Invalid refresh token")
-		}
-		// As documented: no refresh_token in the answer, the session's one stays valid.
-		return tokenAnswer(s.issueLocked(), "", nil)
-	case "device":
-		return s.deviceLocked(form)
-	default:
-		return oauthError(http.StatusBadRequest, "unsupported_grant_type", "Grant type "+strconv.Quote(grant)+" not supported")
-	}
-}
-
-func (s *Server) deviceLocked(form url.Values) answer {
-	if code := form.Get("code"); code != "" {
-		d, ok := s.devices[code]
-		switch {
-		case !ok:
-			return oauthError(http.StatusBadRequest, "invalid_grant", "Invalid device code")
-		case !d.confirmed && time.Now().After(d.expires):
-			delete(s.devices, code)
-			return oauthError(http.StatusBadRequest, "expired_token", "The device code has expired")
-		case !d.confirmed:
-			return oauthError(http.StatusUnauthorized, "authorization_pending", "The user has not yet confirmed the device")
-		}
-		rt := randHex(20)
-		s.refresh[rt] = true
-		return tokenAnswer(s.issueLocked(), rt, nil)
-	}
-	uuid := form.Get("uuid")
-	if uuid == "" {
-		return oauthError(http.StatusBadRequest, "invalid_request", `Missing parameters: "uuid" or "code" required`)
-	}
-	code := randHex(16)
-	d := &device{uuid: uuid, userCode: strings.ToLower(randHex(4)), expires: time.Now().Add(1200 * time.Second)}
-	s.devices[code] = d
-	data, _ := json.Marshal(map[string]any{
-		"device_code": code, "user_code": d.userCode, "verification_url": VerificationURL,
-		"expires_in": 1200, "interval": s.interval,
-	})
-	return answer{http.StatusOK, data}
-}
-
-// tokenForm reads the grant as a form (PHP SDK) or as JSON (the docs' examples, Java SDK).
-func tokenForm(r *http.Request) (url.Values, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "application/json" {
-		var m map[string]any
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("body is not JSON")
-		}
-		v := url.Values{}
-		for k, x := range m {
-			v.Set(k, fmt.Sprint(x))
-		}
-		return v, nil
-	}
-	return url.ParseQuery(string(body))
-}
-
-func tokenAnswer(access, refresh string, scope any) answer {
-	m := map[string]any{"access_token": access, "expires_in": 1200, "token_type": "bearer", "scope": scope}
-	if refresh != "" {
-		m["refresh_token"] = refresh
-	}
-	data, _ := json.Marshal(m)
-	return answer{http.StatusOK, data}
-}
-
-func oauthError(status int, code, desc string) answer {
-	data, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
-	return answer{status, data}
-}
-
 // --- helpers ---
 
 // ErrorBody is secupay's error payload (ProductExceptionPayload). code is written as given:
 // pass an int for the documented number, a string for the SDK's type, nil to leave it out;
-// supportID "" leaves supportId out (secupay's proxy does). httpStatus is unused in the body
-// but keeps call sites reading like the answer they build.
-func ErrorBody(httpStatus int, exception, details, user string, code any, supportID string) string {
+// supportID "" leaves supportId out (secupay's proxy does). The HTTP status goes in the Fault.
+func ErrorBody(exception, details, user string, code any, supportID string) string {
 	return string(errBody(exception, details, user, code, supportID))
 }
 

@@ -54,7 +54,7 @@ func TestSeedCaptureAsDocumented(t *testing.T) {
 	if code, _ := do(t, s, "GET", "/api/v2/Smart/Transactions/STX_%2F", DefaultToken, "", ""); code != 404 {
 		t.Errorf("escaped slash: %d", code)
 	}
-	if s.StartCashCalls(SeedID) != 2 || s.Captures(SeedID) != 1 || s.GetCalls(SeedID) != 2 {
+	if s.Calls().StartCash[SeedID] != 2 || s.Calls().Captures[SeedID] != 1 || s.Calls().Get[SeedID] != 2 {
 		t.Error("counters")
 	}
 }
