@@ -35,10 +35,17 @@ soak: deps fmt-check
 	$(GO) vet -tags soak ./cmd/ecrd
 	$(GO) test -race -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/ecrd
 
-# Short fuzz runs of every fuzz target; CI runs the seed corpora through `make test` already.
+# Short fuzz runs of every fuzz target (FuzzDecode, FuzzRender, FuzzDecodeTransaction,
+# FuzzAPIRequest, ...), FUZZTIME each. The targets are found by name, so a new one cannot be
+# left out; CI runs their seed corpora through `make test` already.
+FUZZTIME ?= 30s
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz FuzzRender -fuzztime 30s ./receipt
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./receipt
+	@targets=$$(grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|/[^/]*_test.go:func | |' | sort); \
+	[ -n "$$targets" ] || { echo "no fuzz targets found"; exit 1; }; \
+	echo "$$targets" | while read pkg fn; do \
+		echo "$(GO) test -run '^$$' -fuzz '^$$fn$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 demo: build
 	$(BIN) demo

@@ -84,22 +84,6 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	return syncDir(dir)
 }
 
-// Rename moves oldpath to newpath and fsyncs both directories, so that the move itself
-// survives power loss (a rename lives in the directory, not in the file).
-func Rename(oldpath, newpath string) error {
-	if err := os.Rename(oldpath, newpath); err != nil {
-		observe("write", 0, err)
-		return fmt.Errorf("atomicfile: %w", err)
-	}
-	if err := SyncDir(filepath.Dir(newpath)); err != nil {
-		return err
-	}
-	if od := filepath.Dir(oldpath); od != filepath.Dir(newpath) {
-		return SyncDir(od)
-	}
-	return nil
-}
-
 // SyncDir fsyncs a directory: without it a new name or a rename may not survive power loss.
 func SyncDir(dir string) error {
 	err := syncDir(dir)

@@ -41,25 +41,6 @@ func TestWriteFileIntoMissingDirFails(t *testing.T) {
 	}
 }
 
-func TestRenameMoves(t *testing.T) {
-	dir := t.TempDir()
-	os.Mkdir(filepath.Join(dir, "a"), 0o700)
-	os.Mkdir(filepath.Join(dir, "b"), 0o700)
-	src, dst := filepath.Join(dir, "a", "j"), filepath.Join(dir, "b", "j")
-	if err := WriteFile(src, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := Rename(src, dst); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(src); !os.IsNotExist(err) {
-		t.Errorf("source still there: %v", err)
-	}
-	if _, err := os.Stat(dst); err != nil {
-		t.Errorf("destination missing: %v", err)
-	}
-}
-
 func TestIsTemp(t *testing.T) {
 	for name, want := range map[string]bool{".job.json.123.tmp": true, "job.json": false, ".tmp": false, "x.tmp": false} {
 		if IsTemp(name) != want {

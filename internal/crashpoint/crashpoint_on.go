@@ -8,9 +8,6 @@ import (
 	"syscall"
 )
 
-// Enabled reports whether this binary was built with crash points.
-const Enabled = true
-
 // target is read once: the crash tests start the daemon with ECRD_CRASHPOINT=name.
 var target = strings.TrimSpace(os.Getenv("ECRD_CRASHPOINT"))
 
