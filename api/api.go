@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -74,7 +75,7 @@ type Config struct {
 	// (res set, or err as the capture service returned it), for metrics.
 	ObserveCapture func(id string, res *capture.Result, err error)
 	// Status answers GET /v1/status (nil: 404). Metrics answers GET /metrics (nil: 404).
-	Status  func() any
+	Status  func() monitor.Status
 	Metrics http.Handler
 	Logger  *zap.Logger
 }
@@ -97,7 +98,7 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /healthz", h.health)
 	if cfg.Status != nil {
 		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, cfg.Status())
+			writeJSON(w, http.StatusOK, statusOf(cfg.Status()))
 		})
 	}
 	if cfg.Metrics != nil {

@@ -205,7 +205,7 @@ func wiredHandler(t *testing.T, fake *secupaytest.Server, baseURL string) (http.
 			out["device_authorization"] = map[string]string{"user_code": "ABCD-EFGH", "verification_url": "http://www.secuoffice.com"}
 			return out
 		},
-		Status: func() any { return mon.Status() }, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture}), pf
+		Status: mon.Status, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture}), pf
 }
 
 // TestAnswersMatchOpenAPI sends every endpoint real requests, good and bad, and checks each

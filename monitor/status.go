@@ -6,41 +6,41 @@ import (
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
-// Status is the document of `ecrd status --json` and GET /v1/status. Fields are only ever
-// added (README.md, "ecrd status --json"); scripts on a fleet read it.
+// Status is what the status document of `ecrd status --json` and GET /v1/status says
+// (README.md, "ecrd status --json"); package api owns its JSON.
 type Status struct {
-	Version       string    `json:"version"`
-	Started       time.Time `json:"started"`
-	UptimeSeconds int64     `json:"uptime_seconds"`
+	Version       string
+	Started       time.Time
+	UptimeSeconds int64
 	// Health is "ok" or "degraded", as /healthz says; Problems says why.
-	Health             string      `json:"status"`
-	Problems           []Problem   `json:"problems"`
-	Printer            PrinterInfo `json:"printer"`
-	Queue              QueueInfo   `json:"queue"`
-	UnfinishedCaptures int         `json:"unfinished_captures"`
-	UnfinishedSince    time.Time   `json:"unfinished_since,omitzero"`
-	ReceiptsToday      int         `json:"receipts_today"`
-	Secupay            SecupayInfo `json:"secupay"`
+	Health             string
+	Problems           []Problem
+	Printer            PrinterInfo
+	Queue              QueueInfo
+	UnfinishedCaptures int
+	UnfinishedSince    time.Time
+	ReceiptsToday      int
+	Secupay            SecupayInfo
 }
 
 // PrinterInfo is the printer as the print worker last saw it.
 type PrinterInfo struct {
-	URI    string        `json:"uri"`
-	Model  string        `json:"model"` // as detected; "" when unknown
-	State  printer.State `json:"state"`
-	Detail string        `json:"detail,omitempty"`
-	Error  string        `json:"error,omitempty"`
-	Ready  bool          `json:"ready"`
+	URI    string
+	Model  string // as detected; "" when unknown
+	State  printer.State
+	Detail string
+	Error  string
+	Ready  bool
 	// Since is when the state was first seen; Checked when the printer was last asked.
-	Since   time.Time `json:"since"`
-	Checked time.Time `json:"checked,omitzero"`
+	Since   time.Time
+	Checked time.Time
 }
 
 // QueueInfo is the print queue, oldest job first.
 type QueueInfo struct {
-	Jobs             int         `json:"jobs"`
-	OldestAgeSeconds float64     `json:"oldest_age_seconds"`
-	Pending          []QueuedJob `json:"pending"` // the oldest maxListed jobs
+	Jobs             int
+	OldestAgeSeconds float64
+	Pending          []QueuedJob // the oldest maxListed jobs
 }
 
 // maxListed bounds the jobs listed in a status: a till whose printer was out all day must
@@ -49,29 +49,29 @@ const maxListed = 50
 
 // QueuedJob is one job waiting for the printer.
 type QueuedJob struct {
-	ID            string    `json:"id"`
-	TransactionID string    `json:"transaction_id,omitempty"`
-	Kind          string    `json:"kind"`
-	Created       time.Time `json:"created"`
-	AgeSeconds    float64   `json:"age_seconds"`
-	Attempts      int       `json:"attempts"`
-	Reason        string    `json:"reason,omitempty"`
+	ID            string
+	TransactionID string
+	Kind          string
+	Created       time.Time
+	AgeSeconds    float64
+	Attempts      int
+	Reason        string
 }
 
 // SecupayInfo is what the daemon last heard from secupay.
 type SecupayInfo struct {
-	LastSuccess *Event `json:"last_success"`
-	LastError   *Event `json:"last_error"`
+	LastSuccess *Event
+	LastError   *Event
 	// TokenExpires is when the access token runs out; absent for a static token file.
-	TokenExpires time.Time `json:"token_expires,omitzero"`
+	TokenExpires time.Time
 }
 
 // Event is one thing that happened, with its time.
 type Event struct {
-	At         time.Time `json:"at"`
-	Op         string    `json:"op"`
-	HTTPStatus int       `json:"http_status,omitempty"`
-	Error      string    `json:"error,omitempty"`
+	At         time.Time
+	Op         string
+	HTTPStatus int
+	Error      string
 }
 
 // Status returns the daemon's status now.

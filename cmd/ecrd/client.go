@@ -11,7 +11,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/monitor"
+	"github.com/ecrd-pos/ecrd/api"
 )
 
 // socketClient is an HTTP client that dials the daemon's Unix socket.
@@ -152,7 +152,7 @@ func statusDetails(c *http.Client, stdout io.Writer) {
 	if err != nil || code != http.StatusOK {
 		return
 	}
-	var st monitor.Status
+	var st api.Status
 	if json.Unmarshal(body, &st) != nil {
 		return
 	}

@@ -256,7 +256,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	}
 	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
 		CaptureTimeout: capture.Timeout(cfg.secupayTimeout, cfg.printWait), Health: healthz, Logger: log,
-		ObserveCapture: mon.ObserveCapture, Status: func() any { return mon.Status() }, Metrics: mon.Handler()}), log)
+		ObserveCapture: mon.ObserveCapture, Status: mon.Status, Metrics: mon.Handler()}), log)
 	if cfg.metricsListen != "" {
 		mln, err := listenMetrics(cfg.fleetFlags, log)
 		if err != nil {
