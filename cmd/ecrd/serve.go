@@ -30,6 +30,7 @@ import (
 	"github.com/ecrd-pos/ecrd/internal/journald"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -158,24 +159,9 @@ type runningDaemon struct {
 // startDaemon opens everything cfg names and starts serving on ln (nil: systemd's socket
 // if activated, else cfg.socket).
 func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDaemon, error) {
-	if cfg.secupayURL == "" {
-		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL) is required", errUsage)
-	}
-	if cfg.printerURI == "" {
-		return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
-	}
-	opt, err := cfg.layout.options()
+	opt, drawerPin, err := cfg.check()
 	if err != nil {
 		return nil, err
-	}
-	var drawerPin *int
-	switch cfg.drawer {
-	case "off", "":
-	case "0", "1":
-		pin, _ := strconv.Atoi(cfg.drawer)
-		drawerPin = &pin
-	default:
-		return nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, cfg.drawer)
 	}
 	if err := os.MkdirAll(cfg.stateDir, 0o750); err != nil {
 		return nil, err
@@ -223,17 +209,9 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp, Render: opt,
 		DrawerPin: drawerPin, PrintWait: cfg.printWait, InDoubtWait: cfg.inDoubtWait, KeepFinished: cfg.journalKeep, Logger: log})
 
-	desc := "unix:" + cfg.socket
-	if ln == nil {
-		lns, err := activation.Listeners()
-		if err != nil {
-			return nil, fmt.Errorf("systemd socket activation: %w", err)
-		}
-		if len(lns) > 0 && lns[0] != nil {
-			ln, desc = lns[0], "systemd:"+lns[0].Addr().String()
-		} else if ln, err = api.Listen(cfg.socket); err != nil {
-			return nil, err
-		}
+	ln, desc, err := listenAPI(cfg, ln)
+	if err != nil {
+		return nil, err
 	}
 	undo = append(undo, ln.Close)
 	var tokenExpires func() time.Time
@@ -271,7 +249,57 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 			}
 		}()
 	}
+	d.start(cfg, svc, ln)
+	ok = true
+	return d, nil
+}
 
+// check validates the settings that need no file or device, so that a typo stops
+// `ecrd serve` before it touches the state directory.
+func (cfg serveConfig) check() (receipt.Options, *int, error) {
+	if cfg.secupayURL == "" {
+		return receipt.Options{}, nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL) is required", errUsage)
+	}
+	if cfg.printerURI == "" {
+		return receipt.Options{}, nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
+	}
+	opt, err := cfg.layout.options()
+	if err != nil {
+		return receipt.Options{}, nil, err
+	}
+	switch cfg.drawer {
+	case "off", "":
+		return opt, nil, nil
+	case "0", "1":
+		pin, _ := strconv.Atoi(cfg.drawer)
+		return opt, &pin, nil
+	}
+	return receipt.Options{}, nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, cfg.drawer)
+}
+
+// listenAPI returns ln if set, else systemd's socket if activated, else a new socket at
+// cfg.socket; and how to name it in the log.
+func listenAPI(cfg serveConfig, ln net.Listener) (net.Listener, string, error) {
+	if ln != nil {
+		return ln, "unix:" + cfg.socket, nil
+	}
+	lns, err := activation.Listeners()
+	if err != nil {
+		return nil, "", fmt.Errorf("systemd socket activation: %w", err)
+	}
+	if len(lns) > 0 && lns[0] != nil {
+		return lns[0], "systemd:" + lns[0].Addr().String(), nil
+	}
+	if ln, err = api.Listen(cfg.socket); err != nil {
+		return nil, "", err
+	}
+	return ln, "unix:" + cfg.socket, nil
+}
+
+// start runs the daemon's goroutines: the print worker, the systemd loop, the idle printer
+// check, the resume and resolver, and the API server on ln.
+func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.Listener) {
+	sp, log := d.spool, d.log
 	wctx, cancel := context.WithCancel(context.Background())
 	d.cancelWorker = cancel
 	lctx, cancelLoop := context.WithCancel(context.Background())
@@ -299,8 +327,6 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 			log.Error("api server stopped", zap.Error(err))
 		}
 	}()
-	ok = true
-	return d, nil
 }
 
 // shutdown stops accepting requests, lets captures in flight finish, then lets the spool
