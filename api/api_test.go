@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -304,10 +305,7 @@ func TestConcurrentSameIDAnswers409OrReplay(t *testing.T) {
 		first <- resp.StatusCode
 	}()
 	// Wait until the first capture is at secupay, then ask again.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.fake.Calls().StartCash[secupaytest.SeedID] == 0 && time.Now().Before(deadline) {
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Until(t, 5*time.Second, "the first capture at secupay", func() bool { return e.fake.Calls().StartCash[secupaytest.SeedID] > 0 })
 	status, out := e.do(t, "POST", path, nil)
 	if status != 409 || errCode(out) != "in_progress" {
 		t.Fatalf("concurrent capture: %d %v", status, out)

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
@@ -267,7 +268,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		defer close(first)
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "http://ecrd"+cash("STX_TWICE"), nil))
 	}()
-	waitFor(t, func() bool { return fake.Calls().StartCash["STX_TWICE"] > 0 })
+	wait.Until(t, 5*time.Second, "the first capture at secupay", func() bool { return fake.Calls().StartCash["STX_TWICE"] > 0 })
 	c.send(t, h, probe{method: "POST", path: cash("STX_TWICE"), status: 409, code: "in_progress"})
 	<-first
 
@@ -349,16 +350,4 @@ func (b *blockingLines) PrintLines(ctx context.Context, lines []receipt.Line) (c
 	b.started <- struct{}{}
 	<-b.release
 	return capture.JobResult{State: capture.JobPrinted}, nil
-}
-
-// waitFor polls cond until it holds or five seconds pass.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }

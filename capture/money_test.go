@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
@@ -28,13 +29,7 @@ func waitCaptured(t *testing.T, e *env, id string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, 10*time.Second, what, cond)
 }
 
 // The review's defect: secupay is still working on a start/cash when the client gives up.

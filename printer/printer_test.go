@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 )
 
 func TestParseURI(t *testing.T) {
@@ -240,13 +242,7 @@ func (s *simPrinter) queries() []int {
 // state, never on sleeps.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Until(t, 10*time.Second, what, cond)
 }
 
 func testJob(n int) []byte {

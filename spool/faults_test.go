@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
@@ -533,13 +534,7 @@ func waitBytes(t *testing.T, r *fifoReader, n int) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.Until(t, 20*time.Second, "the spool", cond)
 }
 
 // A network printer that takes part of a SMALL receipt and resets the connection: the whole

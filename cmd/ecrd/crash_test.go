@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 )
 
 // crashCase is one step of a capture at which the daemon dies (SIGKILL, as on a power cut),
@@ -230,13 +232,7 @@ func postCapture(t testing.TB, c *http.Client, id string) (int, map[string]any) 
 // polling, it never stands in for the condition.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	wait.Until(t, 30*time.Second, what, cond)
 }
 
 func waitJobPrinted(t testing.TB, c *http.Client, jobID string) {

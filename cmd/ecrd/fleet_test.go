@@ -20,23 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
 // waitFor polls cond until it returns nil, failing with its last error at the deadline.
 func waitFor(t *testing.T, d time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	wait.For(t, d, "the daemon", cond)
 }
 
 // metricValue reads one series from Prometheus' text format: series is the name with its
