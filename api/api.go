@@ -1,7 +1,10 @@
-// Package api is ecrd's local HTTP API, served over a Unix socket to the POS app on the till.
-// It validates requests, maps them onto the capture service and the spool, and maps their
-// errors onto HTTP statuses and a stable JSON error shape. It must never talk to secupay or
-// to a printer itself, and never answer "captured" for a payment the journal does not hold.
+// Package api is ecrd's local HTTP API, served over a Unix socket to the POS app on the till
+// (docs/api.md, docs/openapi.yaml). It validates requests, calls the capture service and the
+// spool through the small interfaces it declares (Captures, LinePrinter, Spool), and owns the
+// JSON the POS reads: its wire types (wire.go, status.go) are mapped once from the other
+// packages' types, and every error onto one HTTP status, code and outcome. It must never talk
+// to secupay or to a printer itself, and never answer "captured" for a payment the journal
+// does not hold.
 package api
 
 import (
