@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -350,4 +354,58 @@ func (b *blockingLines) PrintLines(ctx context.Context, lines []receipt.Line) (c
 	b.started <- struct{}{}
 	<-b.release
 	return capture.JobResult{State: capture.JobPrinted}, nil
+}
+
+// TestEveryErrorCodeIsInTheSpec reads the API's source for every error code it can write —
+// the literal codes of writeError calls and of the variables they pass — so that a code added
+// to the code but not to docs/openapi.yaml fails here even before a test answers it.
+func TestEveryErrorCodeIsInTheSpec(t *testing.T) {
+	c := loadContract(t)
+	inSpec := map[string]bool{}
+	for _, v := range c.doc.Components.Schemas["ErrorCode"].Value.Enum {
+		inSpec[v.(string)] = true
+	}
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		literal := func(e ast.Expr) {
+			if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				code, _ := strconv.Unquote(lit.Value)
+				found++
+				if !inSpec[code] {
+					t.Errorf("%s: error code %q is not in docs/openapi.yaml's ErrorCode", fset.Position(lit.Pos()), code)
+				}
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "writeError" && len(n.Args) > 2 {
+					literal(n.Args[2])
+				}
+			case *ast.AssignStmt:
+				// code := "…" / code = "…", passed to writeError by name
+				for i, lhs := range n.Lhs {
+					if id, ok := lhs.(*ast.Ident); ok && id.Name == "code" && i < len(n.Rhs) {
+						literal(n.Rhs[i])
+					}
+				}
+			}
+			return true
+		})
+	}
+	if found < len(inSpec) {
+		t.Fatalf("found %d error codes in the source, fewer than the spec's %d: the scan is broken", found, len(inSpec))
+	}
 }
