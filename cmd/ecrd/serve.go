@@ -256,25 +256,25 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 
 // check validates the settings that need no file or device, so that a typo stops
 // `ecrd serve` before it touches the state directory.
-func (cfg serveConfig) check() (receipt.Options, *int, error) {
-	if cfg.secupayURL == "" {
+func (c serveConfig) check() (receipt.Options, *int, error) {
+	if c.secupayURL == "" {
 		return receipt.Options{}, nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL) is required", errUsage)
 	}
-	if cfg.printerURI == "" {
+	if c.printerURI == "" {
 		return receipt.Options{}, nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
 	}
-	opt, err := cfg.layout.options()
+	opt, err := c.layout.options()
 	if err != nil {
 		return receipt.Options{}, nil, err
 	}
-	switch cfg.drawer {
+	switch c.drawer {
 	case "off", "":
 		return opt, nil, nil
 	case "0", "1":
-		pin, _ := strconv.Atoi(cfg.drawer)
+		pin, _ := strconv.Atoi(c.drawer)
 		return opt, &pin, nil
 	}
-	return receipt.Options{}, nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, cfg.drawer)
+	return receipt.Options{}, nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, c.drawer)
 }
 
 // listenAPI returns ln if set, else systemd's socket if activated, else a new socket at

@@ -1,5 +1,9 @@
 //go:build crashpoints
 
+// Package crashpoint marks the steps of a capture where the crash tests kill the daemon.
+// This is the build with `-tags crashpoints`, which only the crash tests make: Hit stops the
+// process with SIGKILL at the step named by ECRD_CRASHPOINT (crashpoint.go is the release
+// build, where Hit does nothing).
 package crashpoint
 
 import (
