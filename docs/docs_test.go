@@ -60,3 +60,30 @@ func TestCommentsCiteDocsThatExist(t *testing.T) {
 		t.Fatal("no comment cites docs/: the walk found nothing to check")
 	}
 }
+
+// mdLink matches a relative link target in Markdown: [text](target) or [text](target#anchor).
+var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
+
+// TestMarkdownLinksExist fails for a relative link in README.md or docs/*.md to a file that
+// is not in the repository.
+func TestMarkdownLinksExist(t *testing.T) {
+	files, err := filepath.Glob("*.md")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	for _, name := range append(files, filepath.Join("..", "README.md")) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(name), target)); err != nil {
+				t.Errorf("%s links to %s, which does not exist", name, target)
+			}
+		}
+	}
+}
