@@ -283,7 +283,7 @@ func TestPrinterFaults(t *testing.T) {
 		pf := filepath.Join(dir, "printer.bin")
 		os.WriteFile(pf+".status", []byte("paper_out\n"), 0o644)
 		p := openReal(t, "file:"+pf)
-		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		s, err := openSpool(t, filepath.Join(dir, "spool"), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +307,7 @@ func TestPrinterFaults(t *testing.T) {
 		np.dropAfter = 8 << 10
 		np.mu.Unlock()
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -350,7 +350,7 @@ func TestPrinterFaults(t *testing.T) {
 		np := newNetPrinter(t)
 		np.set(simCoverOpen)
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,7 +383,7 @@ func TestPrinterFaults(t *testing.T) {
 		}
 		r1 := plug()
 		p := openReal(t, "lp:"+dev+"?write_timeout=2s")
-		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		s, err := openSpool(t, filepath.Join(dir, "spool"), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func TestPrinterFaults(t *testing.T) {
 			}
 		}()
 		p := openReal(t, "serial:"+slave.Name()+"?baud=115200&status_timeout=300ms&write_timeout=300ms&chunk=4096")
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -553,7 +553,7 @@ func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
 		np.dropAfter = 1000 // its accept loop already runs
 		np.mu.Unlock()
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}

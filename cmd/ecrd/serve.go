@@ -28,6 +28,7 @@ import (
 	"github.com/ecrd-pos/ecrd/capture"
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/journald"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -144,6 +145,7 @@ type runningDaemon struct {
 	metricsSrv *http.Server // nil unless --metrics-listen
 	spool      *spool.Spool
 	printer    printer.Printer
+	wal        *wal.Log
 	lock       *os.File
 	socketDesc string
 	monitor    *monitor.Monitor
@@ -203,17 +205,27 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
 	}
+	// The state directory's write-ahead log: the journal's and the spool's files change only
+	// through it (replayed here after a crash or power cut).
+	stateLog, err := wal.Open(cfg.stateDir, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range stateLog.ReplayErrors() {
+		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
+	}
 	p, err := printer.Open(cfg.printerURI)
 	if err != nil {
+		stateLog.Close()
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log,
+	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
-	journal, err := capture.OpenJournal(filepath.Join(cfg.stateDir, "journal"))
+	journal, err := capture.OpenJournal(stateLog)
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -244,7 +256,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
-	d := &runningDaemon{log: log, spool: sp, printer: p, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
+	d := &runningDaemon{log: log, spool: sp, printer: p, wal: stateLog, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
 	healthz := func() map[string]any {
 		out := mon.Health()
 		out["unfinished_captures"] = svc.Unfinished()
@@ -316,6 +328,7 @@ func (d *runningDaemon) shutdown(ctx context.Context) error {
 	d.cancelLoop()
 	d.wg.Wait()
 	d.printer.Close()
+	d.wal.Close()
 	d.lock.Close()
 	d.log.Info("ecrd stopped")
 	return err
