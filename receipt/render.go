@@ -170,7 +170,7 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(l.arena) + 2*len(l.lines) + 64)
 	p := escpos.New(&buf)
-	p.Init()                                               // ESC @
+	p.Init()                                                // ESC @
 	p.WriteRaw([]byte{0x1B, 'R', 0, 0x1B, 't', c.slots[0]}) // ESC R 0 (USA set), ESC t n
 	var cur style
 	page := 0 // the page selected on the printer now

@@ -21,13 +21,13 @@ type dbFile struct {
 }
 
 type dbProfile struct {
-	Name      string                     `json:"name"`
-	Vendor    string                     `json:"vendor"`
-	Notes     string                     `json:"notes"`
-	CodePages map[string]string          `json:"codePages"`
-	Features  map[string]bool            `json:"features"`
-	Fonts     map[string]dbFont          `json:"fonts"`
-	Media     dbMedia                    `json:"media"`
+	Name      string            `json:"name"`
+	Vendor    string            `json:"vendor"`
+	Notes     string            `json:"notes"`
+	CodePages map[string]string `json:"codePages"`
+	Features  map[string]bool   `json:"features"`
+	Fonts     map[string]dbFont `json:"fonts"`
+	Media     dbMedia           `json:"media"`
 }
 
 type dbMedia struct {
