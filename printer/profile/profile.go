@@ -149,3 +149,28 @@ func Keys() []string {
 	sort.Strings(keys[1:])
 	return keys
 }
+
+// Paper is the roll the profile's columns are for: "58mm", "80mm", or "" when the database
+// does not say (Generic). Models whose printable width is under 60 mm (or 432 dots) take
+// 58 mm rolls; a profile without a width is judged by its font A columns.
+func (p *Profile) Paper() string {
+	switch {
+	case p.IsGeneric():
+		return ""
+	case p.WidthMM > 0:
+		if p.WidthMM < 60 {
+			return "58mm"
+		}
+		return "80mm"
+	case p.WidthDots > 0:
+		if p.WidthDots <= 432 {
+			return "58mm"
+		}
+		return "80mm"
+	case p.Columns() > 0 && p.Columns() < 40:
+		return "58mm"
+	case p.Columns() > 0:
+		return "80mm"
+	}
+	return ""
+}
