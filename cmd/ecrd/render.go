@@ -109,11 +109,21 @@ func cmdPrint(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p, err := printer.Open(*uri)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
-		opt, err := lf.options()
+		prof, why, err := chooseProfile(context.Background(), lf, p)
 		if err != nil {
 			return err
 		}
+		opt, err := lf.optionsFor(prof)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "model %s: %s\n", prof.Key, why)
 		lines, err := receipt.Decode(data)
 		if err != nil {
 			return err
@@ -122,11 +132,6 @@ func cmdPrint(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	p, err := printer.Open(*uri)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	st, err := p.Status(ctx)

@@ -141,8 +141,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if cfg.printerURI == "" {
 		return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
 	}
-	opt, err := cfg.layout.options()
-	if err != nil {
+	if _, _, err := cfg.layout.profile(); err != nil {
 		return nil, err
 	}
 	var drawerPin *int
@@ -173,10 +172,22 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		return nil, err
 	}
 	client := &secupay.Client{BaseURL: cfg.secupayURL, Tokens: tokens, Timeout: cfg.secupayTimeout, Logger: log}
-	p, err := printer.Open(cfg.printerURI)
+	dev, err := printer.Open(cfg.printerURI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	opt, err := cfg.layout.optionsFor(prof)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
+	var p printer.Printer = modelPrinter{Printer: dev, model: prof.Key, source: why}
 	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log})
 	if err != nil {
 		p.Close()

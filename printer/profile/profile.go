@@ -174,3 +174,88 @@ func (p *Profile) Paper() string {
 	}
 	return ""
 }
+
+// Match finds the profile for a printer's IEEE 1284 manufacturer and model ("EPSON",
+// "TM-T88V-JPN"; "Star", "TSP600 (STR_T-U001)") and says how it matched, for `ecrd status`.
+// It returns nil when no profile fits; the caller then keeps the generic profile.
+//
+// The model's first word is compared with every profile's key and name, ignoring case and
+// punctuation: equal is an exact match; a key followed in the model by a separator ("TM-T88V"
+// in "TM-T88V-JPN", a regional variant) is a variant match. A longer model number is never
+// matched to a shorter one ("TM-T88VII" is not a TM-T88V). The manufacturer must agree with
+// the profile's vendor where both are known.
+func Match(manufacturer, model string) (*Profile, string) {
+	word := strings.ToUpper(strings.TrimSpace(model))
+	if i := strings.IndexAny(word, " (,"); i >= 0 {
+		word = word[:i]
+	}
+	if word == "" {
+		return nil, "the Device ID names no model"
+	}
+	// Levels: 3 the same spelling, 2 the same letters and digits, 1 a variant. The best level
+	// wins, and within a level the longest (then first) candidate.
+	var best *Profile
+	bestLevel, bestLen := 0, 0
+	for _, p := range dbProfiles {
+		if !vendorAgrees(manufacturer, p.Vendor) {
+			continue
+		}
+		for _, cand := range []string{p.Key, p.Name} {
+			c := strings.ToUpper(strings.TrimSuffix(cand, " Series"))
+			level := 0
+			switch {
+			case c == word:
+				level = 3
+			case squash(c) == squash(word):
+				level = 2
+			case strings.HasPrefix(word, c) && !isAlnum(word[len(c)]):
+				level = 1
+			}
+			if level > bestLevel || level == bestLevel && level > 0 && len(c) > bestLen {
+				best, bestLevel, bestLen = p, level, len(c)
+			}
+		}
+	}
+	how := "exact"
+	if bestLevel == 1 {
+		how = "variant"
+	}
+	if best == nil {
+		return nil, fmt.Sprintf("no profile for %s %s", manufacturer, model)
+	}
+	if how == "exact" {
+		return best, fmt.Sprintf("Device ID model %q is %s %s", model, best.Vendor, best.Key)
+	}
+	return best, fmt.Sprintf("Device ID model %q is a variant of %s %s", model, best.Vendor, best.Key)
+}
+
+func squash(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return unicode.ToUpper(r)
+		}
+		return -1
+	}, s)
+}
+
+func isAlnum(b byte) bool {
+	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z'
+}
+
+// vendorAgrees compares a Device ID manufacturer ("EPSON", "SEIKO EPSON CORPORATION", "Star")
+// with a profile vendor ("Epson", "Star Micronics"): some word of one is a word of the other.
+// An empty manufacturer agrees with everyone.
+func vendorAgrees(mfg, vendor string) bool {
+	if strings.TrimSpace(mfg) == "" {
+		return true
+	}
+	words := strings.Fields(strings.ToUpper(vendor))
+	for _, w := range strings.Fields(strings.ToUpper(mfg)) {
+		for _, v := range words {
+			if squash(w) != "" && squash(w) == squash(v) {
+				return true
+			}
+		}
+	}
+	return false
+}
