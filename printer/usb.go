@@ -225,12 +225,12 @@ type usbDevice struct {
 	choice usbChoice
 	class  uint8
 	uctx   *gousb.Context
-	dev  *gousb.Device
-	cfg  *gousb.Config
-	intf *gousb.Interface
-	out  *gousb.OutEndpoint
-	in   *gousb.InEndpoint
-	mps  int
+	dev    *gousb.Device
+	cfg    *gousb.Config
+	intf   *gousb.Interface
+	out    *gousb.OutEndpoint
+	in     *gousb.InEndpoint
+	mps    int
 }
 
 func (d *usbDevice) write(ctx context.Context, b []byte) (int, error) {

@@ -84,7 +84,7 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		URI    string `json:"uri"`
 		Status struct {
 			State, Detail, Completion, Model string
-			ModelSource               string `json:"model_source"`
+			ModelSource                      string `json:"model_source"`
 		} `json:"status"`
 		Error  string `json:"error"`
 		Queued int    `json:"queued"`

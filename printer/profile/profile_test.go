@@ -80,7 +80,7 @@ func TestMatch(t *testing.T) {
 		{"EPSON", "TM-T20III", "TM-T20III", "is Epson"},
 		{"EPSON", "TM-T88V-JPN", "TM-T88V", "variant of Epson TM-T88V"},
 		{"SEIKO EPSON CORPORATION", "TM-T88V", "TM-T88V", "is Epson"},
-		{"EPSON", "TM-T88VII", "", "no profile"},     // newer than the database: never a TM-T88V
+		{"EPSON", "TM-T88VII", "", "no profile"},      // newer than the database: never a TM-T88V
 		{"Star", "TSP600 (STR_T-U001)", "TSP600", ""}, // Star's name carries the interface board
 		{"Star", "TSP143 (STR_T-001)", "", "no profile"},
 		{"Wincor Nixdorf", "TH230", "TH230", ""},
