@@ -8,6 +8,7 @@ require (
 	github.com/google/gousb v1.1.3
 	github.com/kenshaw/escpos v0.0.0-20221114190919-df06b682a8fc
 	go.uber.org/zap v1.28.0
+	golang.org/x/image v0.48.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0
 )

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"image/color"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -61,6 +63,45 @@ func TestModelFlagsWin(t *testing.T) {
 	code, out, _ = runCLI(t, `[{"type":"textline","value":{"text":"x"}}]`, "render", "--model", "TSP600", "--columns", "40", "--format", "text", "-")
 	if code != 0 || !strings.Contains(out, strings.Repeat(" ", 0)+"x\n") {
 		t.Fatalf("exit %d, out %q", code, out)
+	}
+}
+
+// TestRenderPNG: ecrd render --format png draws what the golden picture shows, pixel for pixel.
+func TestRenderPNG(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"render", "--format", "png", seedFile}, "seed.generic.png"},
+		{[]string{"render", "--format", "png", "--model", "TH230", "../../testdata/receipts/intl.json"}, "intl.TH230.png"},
+	} {
+		code, out, errs := runCLI(t, "", c.args...)
+		if code != 0 {
+			t.Fatalf("ecrd %v: exit %d: %s", c.args, code, errs)
+		}
+		got, err := png.Decode(strings.NewReader(out))
+		if err != nil {
+			t.Fatalf("ecrd %v: output is not a PNG: %v", c.args, err)
+		}
+		f, err := os.Open(filepath.Join("../../testdata/receipts", c.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("ecrd %v: %v, want %v", c.args, got.Bounds(), want.Bounds())
+		}
+		for y := want.Bounds().Min.Y; y < want.Bounds().Max.Y; y++ {
+			for x := want.Bounds().Min.X; x < want.Bounds().Max.X; x++ {
+				if g, w := color.GrayModel.Convert(got.At(x, y)), color.GrayModel.Convert(want.At(x, y)); g != w {
+					t.Fatalf("ecrd %v: pixel (%d,%d) is %v, golden %s has %v", c.args, x, y, g, c.golden, w)
+				}
+			}
+		}
 	}
 }
 

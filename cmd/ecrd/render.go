@@ -40,7 +40,7 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("render", stderr)
 	var lf layoutFlags
 	lf.register(fs)
-	format := fs.String("format", "escpos", "output: escpos (printer bytes) or text (preview)")
+	format := fs.String("format", "escpos", "output: escpos (printer bytes), text (preview) or png (a picture of the paper)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ecrd render [flags] [FILE|-]\n\nReads a Smart Transaction (an object with \"receipt\") or a bare receipt-line array.")
 		fs.PrintDefaults()
@@ -55,8 +55,8 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() == 1 {
 		name = fs.Arg(0)
 	}
-	if *format != "escpos" && *format != "text" {
-		return fmt.Errorf("%w: --format must be escpos or text, not %q", errUsage, *format)
+	if *format != "escpos" && *format != "text" && *format != "png" {
+		return fmt.Errorf("%w: --format must be escpos, text or png, not %q", errUsage, *format)
 	}
 	opt, err := lf.options()
 	if err != nil {
@@ -74,11 +74,16 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	var out []byte
-	if *format == "text" {
+	switch *format {
+	case "text":
 		var s string
 		s, err = receipt.Preview(lines, opt)
 		out = []byte(s)
-	} else {
+	case "png":
+		if out, err = receipt.Render(lines, opt); err == nil {
+			out, err = receipt.JobPNG(out, opt.Profile)
+		}
+	default:
 		out, err = receipt.Render(lines, opt)
 	}
 	if err != nil {
