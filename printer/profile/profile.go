@@ -108,6 +108,11 @@ func (p *Profile) Cuts() bool { return p.FullCut || p.PartialCut }
 // Slot returns the lowest slot that selects the code page name (escpos-printer-db spelling or
 // ecrd's: "cp858", "CP858", "wpc1252", "iso8859-2" all work).
 func (p *Profile) Slot(name string) (byte, bool) {
+	for _, cp := range p.CodePages {
+		if strings.EqualFold(cp.Name, name) { // the common case, without allocating
+			return cp.Slot, true
+		}
+	}
 	want := NormalizeCodePage(name)
 	for _, cp := range p.CodePages {
 		if NormalizeCodePage(cp.Name) == want {
@@ -121,13 +126,19 @@ func (p *Profile) Slot(name string) (byte, bool) {
 // '-', '_' and spaces, "pc"/"wpc"/"windows" prefixes as "cp" ("WPC1252" and "CP1252" are the
 // same table), "latin1" as iso88591.
 func NormalizeCodePage(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(name) {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) {
-			b.WriteRune(r)
+	n := name
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			var b strings.Builder
+			for _, r := range strings.ToLower(name) {
+				if unicode.IsLetter(r) || unicode.IsDigit(r) {
+					b.WriteRune(r)
+				}
+			}
+			n = b.String()
+			break
 		}
 	}
-	n := b.String()
 	for _, pre := range []string{"wpc", "windows", "win", "pc"} {
 		if rest, ok := strings.CutPrefix(n, pre); ok && rest != "" && rest[0] >= '0' && rest[0] <= '9' {
 			return "cp" + rest
