@@ -140,13 +140,22 @@ func (s *Sim) Feed(b []byte) (answer []byte) {
 				continue
 			}
 		}
-		if p[0] == 0x1D && len(p) < 3 {
-			break // maybe GS r n: wait for the rest
+		n := 1
+		if p[0] == 0x1D {
+			if len(p) < 3 {
+				break // maybe GS r n: wait for the rest
+			}
+			if p[1] == 'r' {
+				n = 3 // the whole command, so processing sees it whole
+			}
 		}
-		s.buffer = append(s.buffer, p[0])
-		s.pending = p[1:]
+		s.buffer = append(s.buffer, p[:n]...)
+		s.pending = p[n:]
+		// Processed in arrival order, so an in-order answer and a real-time one leave in
+		// the order the printer would send them.
+		answer = append(answer, s.processLocked()...)
 	}
-	return append(answer, s.processLocked()...)
+	return answer
 }
 
 // processLocked prints the buffer unless held, answering GS r 1 when it comes to it.
