@@ -1,5 +1,7 @@
 // Package printer owns ecrd's conversation with receipt printers: opening a device from a URI,
-// writing one whole job to it, and asking it for its status (DLE EOT, decoded and validated here).
+// writing one whole job to it and waiting until the printer confirms it is on paper (GS r 1,
+// answered in order; see device.confirm), asking it for its status (DLE EOT, decoded and
+// validated here) and for its IEEE 1284 Device ID.
 //
 // It must never render receipts (that is package receipt: bytes arrive here finished), never
 // retry a job by itself or wait forever (a failed Print returns an error saying how far it got
