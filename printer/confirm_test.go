@@ -42,7 +42,19 @@ func TestInOrderCompletion(t *testing.T) {
 	// The printer takes the next job into its buffer and prints nothing (a jam, a roll
 	// about to be changed, the power about to go).
 	sim.Hold()
-	err = printJob(t, p, testJob(500))
+	errc := make(chan error, 1)
+	go func() { errc <- printJob(t, p, testJob(500)) }()
+	// Meanwhile Status answers at once, without sending DLE EOT into the confirmation.
+	waitFor(t, "the job to wait for its confirmation", func() bool { return sim.Buffered() >= 500 })
+	queried := len(sim.Queries())
+	waitFor(t, "status while confirming", func() bool {
+		st, err := p.Status(context.Background())
+		return err == nil && strings.HasPrefix(st.Detail, "printing: waiting")
+	})
+	if len(sim.Queries()) > queried+1 { // at most the confirmation's own probe
+		t.Errorf("Status sent DLE EOT while a job waited for its confirmation")
+	}
+	err = <-errc
 	var we *WriteError
 	if !errors.Is(err, ErrNotConfirmed) || !errors.As(err, &we) || we.Written != we.Total {
 		t.Fatalf("Print into a held buffer = %v, want a WriteError wrapping ErrNotConfirmed with every byte written", err)

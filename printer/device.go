@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,10 +47,17 @@ type device struct {
 	sem    chan struct{}
 	c      conn
 	closed bool
-	// completion is what this printer has shown about confirming jobs; it is learnt from the
-	// first jobs and kept across reconnects (the same printer comes back).
-	completion completion
+	// learnt is what this printer has shown about confirming jobs (a completion); it is learnt
+	// from the first jobs and kept across reconnects (the same printer comes back). Atomic so
+	// that Status can report it while a job holds the device.
+	learnt atomic.Int32
+	// confirming is set while Print waits for the printer to confirm a job: Status then answers
+	// without asking the device, whose answer would be read as (or steal) the confirmation.
+	confirming atomic.Bool
 }
+
+func (d *device) completion() completion     { return completion(d.learnt.Load()) }
+func (d *device) setCompletion(c completion) { d.learnt.Store(int32(c)) }
 
 // completion is how a printer confirms that a job is on paper.
 type completion int
@@ -216,13 +224,15 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 // so the answers cannot be confused. An answer that arrives after a give-up is drained before
 // the next marker, and the connection is dropped on a give-up so it cannot confirm a later job.
 func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
-	switch d.completion {
+	switch d.completion() {
 	case completionRealtime, completionSilent:
 		// Streams are in order: an answer to DLE EOT (or a line that stays open) means the
 		// whole job got there. A reset or hang-up shows as an error.
 		_, err := d.query(ctx, c)
 		return err
 	}
+	d.confirming.Store(true)
+	defer d.confirming.Store(false)
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
 	defer stop()
 	fail := func(what string, err error) error {
@@ -235,7 +245,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	if err := d.drainInput(ctx, c); errors.Is(err, errNoReadBack) {
 		// A write-only device (a unidirectional usblp printer, a FIFO, a file): written is
 		// all that can be known, and a marker nobody answers is not sent.
-		d.completion = completionSilent
+		d.setCompletion(completionSilent)
 		return nil
 	} else if err != nil {
 		return fail("draining input", err)
@@ -264,7 +274,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 		for _, b := range buf[:n] {
 			switch {
 			case b&0x90 == 0:
-				d.completion = completionInOrder
+				d.setCompletion(completionInOrder)
 				return nil
 			case b&0x93 == 0x12:
 				heard, offline = true, b&0x08 != 0
@@ -273,13 +283,13 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 		switch {
 		case errors.Is(err, errNoReadBack):
 			// A write-only device (a unidirectional usblp printer): written is all we can know.
-			d.completion = completionSilent
+			d.setCompletion(completionSilent)
 			return nil
 		case err != nil && !(isTimeout(err) && ctx.Err() == nil):
 			return fail("waiting for the answer to GS r 1", err)
 		case n == 0 && err == nil && time.Now().Before(until):
 			// A conn that reads nothing without blocking (a regular file) cannot answer.
-			d.completion = completionSilent
+			d.setCompletion(completionSilent)
 			return nil
 		}
 		now := time.Now()
@@ -296,7 +306,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 			nextProbe = now.Add(probeEvery)
 		}
 	}
-	if d.completion == completionInOrder || ctx.Err() != nil || offline {
+	if d.completion() == completionInOrder || ctx.Err() != nil || offline {
 		d.drop()
 		why := "no answer to GS r 1 within " + wait.String()
 		switch {
@@ -313,17 +323,35 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	}
 	// Never answered GS r 1 on its first job: a printer that does not know it.
 	if heard {
-		d.completion = completionRealtime
+		d.setCompletion(completionRealtime)
 	} else {
-		d.completion = completionSilent
+		d.setCompletion(completionSilent)
 	}
 	return nil
 }
 
 // Status drains stale input, then asks DLE EOT 1, 2 and 4 and decodes the three answers.
+// While a job waits for its confirmation it answers at once, without asking: the printer took
+// the job (it was ready), and it is printing it.
 func (d *device) Status(ctx context.Context) (Status, error) {
-	if err := d.lock(ctx); err != nil {
-		return Status{}, err
+	// Wait for the device, but answer as soon as a job holding it starts waiting for its
+	// confirmation (a long job's writes still hold Status off, as before).
+	for {
+		if d.confirming.Load() {
+			return Status{State: StateOnline, Detail: "printing: waiting for the printer to confirm the job", Completion: d.completion().String()}, nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		err := d.lock(wctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return Status{}, fmt.Errorf("printer %s: waiting for the device: %w", d.uri, ctx.Err())
+			}
+			return Status{}, err
+		}
 	}
 	defer d.unlock()
 	c, err := d.connect(ctx)
@@ -331,7 +359,7 @@ func (d *device) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	st, err := d.query(ctx, c)
-	st.Completion = d.completion.String()
+	st.Completion = d.completion().String()
 	return st, err
 }
 
