@@ -141,7 +141,15 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if cfg.printerURI == "" {
 		return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
 	}
-	if _, _, err := cfg.layout.profile(); err != nil {
+	// Check the layout flags before anything is opened; a code page is checked against the
+	// model only once it is known (auto: after asking the printer).
+	early := cfg.layout
+	if _, auto, err := early.profile(); err != nil {
+		return nil, err
+	} else if auto {
+		early.codepage = ""
+	}
+	if _, err := early.options(); err != nil {
 		return nil, err
 	}
 	var drawerPin *int
