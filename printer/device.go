@@ -287,10 +287,9 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 			return nil
 		case err != nil && !(isTimeout(err) && ctx.Err() == nil):
 			return fail("waiting for the answer to GS r 1", err)
-		case n == 0 && err == nil && time.Now().Before(until):
-			// A conn that reads nothing without blocking (a regular file) cannot answer.
-			d.setCompletion(completionSilent)
-			return nil
+		case n == 0 && err == nil:
+			// An empty read (a zero-length USB packet) is not an answer; do not spin on it.
+			time.Sleep(10 * time.Millisecond)
 		}
 		now := time.Now()
 		if !now.Before(end) {
