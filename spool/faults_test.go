@@ -137,8 +137,8 @@ func (s *escposSim) feed(b []byte) (answer []byte) {
 	defer s.mu.Unlock()
 	s.pending = append(s.pending, b...)
 	for len(s.pending) > 0 {
-		if s.pending[0] != 0x10 {
-			i := bytes.IndexByte(s.pending, 0x10)
+		if s.pending[0] != 0x10 && s.pending[0] != 0x1D {
+			i := bytes.IndexAny(s.pending, "\x10\x1d")
 			if i < 0 {
 				i = len(s.pending)
 			}
@@ -148,6 +148,16 @@ func (s *escposSim) feed(b []byte) (answer []byte) {
 		}
 		if len(s.pending) < 3 {
 			break
+		}
+		if s.pending[0] == 0x1D { // GS r 1, the job's in-order end marker: printed, so answer
+			if s.pending[1] == 'r' && s.pending[2] == 1 {
+				answer = append(answer, 0x00)
+				s.pending = s.pending[3:]
+			} else {
+				s.got = append(s.got, 0x1D)
+				s.pending = s.pending[1:]
+			}
+			continue
 		}
 		if !s.silent {
 			switch s.pending[2] {

@@ -166,8 +166,15 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if cfg.printerURI == "" {
 		return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
 	}
-	opt, err := cfg.layout.options()
-	if err != nil {
+	// Check the layout flags before anything is opened; a code page is checked against the
+	// model only once it is known (auto: after asking the printer).
+	early := cfg.layout
+	if _, auto, err := early.profile(); err != nil {
+		return nil, err
+	} else if auto {
+		early.codepage = ""
+	}
+	if _, err := early.options(); err != nil {
 		return nil, err
 	}
 	var drawerPin *int
@@ -214,11 +221,25 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	for _, err := range stateLog.ReplayErrors() {
 		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
 	}
-	p, err := printer.Open(cfg.printerURI)
+	dev, err := printer.Open(cfg.printerURI)
 	if err != nil {
 		stateLog.Close()
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
+	if err != nil {
+		dev.Close()
+		stateLog.Close()
+		return nil, err
+	}
+	opt, err := cfg.layout.optionsFor(prof)
+	if err != nil {
+		dev.Close()
+		stateLog.Close()
+		return nil, err
+	}
+	log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
+	var p printer.Printer = modelPrinter{Printer: dev, model: prof.Key, source: why}
 	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
@@ -252,7 +273,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		tokenExpires = o.TokenExpires
 	}
 	mon = monitor.New(monitor.Config{Version: version, Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
-		TokenExpires: tokenExpires, Model: cfg.printerModel,
+		TokenExpires: tokenExpires, Model: func() string { return prof.Key + " (" + why + ")" },
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
