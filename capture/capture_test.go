@@ -700,6 +700,7 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.svc.Resume(context.Background())
+	e.svc.Prune()
 	for id, kept := range map[string]bool{"STX_OLDDONE": false, "STX_OLDREFUSED": false, "STX_OLDUNKNOWN": true, seed: true} {
 		_, err := e.journal.Get(id)
 		if (err == nil) != kept {

@@ -104,15 +104,15 @@ func OpenJournal(log *wal.Log) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Join(log.Root(), finishedDir), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	for _, d := range []string{dir, filepath.Join(log.Root(), finishedDir)} {
-		ents, err := os.ReadDir(d)
-		if err != nil {
-			return nil, fmt.Errorf("journal: %w", err)
-		}
-		for _, e := range ents {
-			if atomicfile.IsTemp(e.Name()) {
-				os.Remove(filepath.Join(d, e.Name())) // a write that never completed
-			}
+	// Leftovers of writes that never completed; those in finished/ are removed by
+	// PruneFinished, which reads that (long) directory anyway, later.
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	for _, e := range ents {
+		if atomicfile.IsTemp(e.Name()) {
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 	return &Journal{log: log, dir: dir}, nil
@@ -245,24 +245,51 @@ func (j *Journal) Remove(ids ...string) error {
 	return j.commit(false, ops...)
 }
 
-// FinishedBefore returns the finished transactions whose records were last written before t
-// (for pruning; it reads the directory, not the records).
-func (j *Journal) FinishedBefore(t time.Time) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(j.log.Root(), finishedDir))
+// PruneFinished removes the finished records last written before t. It streams the
+// directory's entries (never the records) and removes in batches: bounded memory however
+// long the till has run. It returns how many it removed.
+func (j *Journal) PruneFinished(t time.Time) (int, error) {
+	d, err := os.Open(filepath.Join(j.log.Root(), finishedDir))
 	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
+		return 0, fmt.Errorf("journal: %w", err)
 	}
-	var ids []string
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || atomicfile.IsTemp(e.Name()) {
-			continue
+	defer d.Close()
+	removed := 0
+	var ops []wal.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
 		}
-		if fi, err := e.Info(); err == nil && fi.ModTime().Before(t) {
-			ids = append(ids, id)
+		err := j.commit(false, ops...)
+		removed += len(ops)
+		ops = ops[:0]
+		return err
+	}
+	for {
+		ents, rerr := d.ReadDir(1024)
+		for _, e := range ents {
+			if atomicfile.IsTemp(e.Name()) {
+				os.Remove(filepath.Join(d.Name(), e.Name())) // a write that never completed
+				continue
+			}
+			id, ok := strings.CutSuffix(e.Name(), ".json")
+			if !ok {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && fi.ModTime().Before(t) {
+				ops = append(ops, wal.Op{Path: finishedRel(id), Remove: true})
+			}
+		}
+		if err := flush(); err != nil {
+			return removed, err
+		}
+		if rerr == io.EOF {
+			return removed, nil
+		}
+		if rerr != nil {
+			return removed, fmt.Errorf("journal: %w", rerr)
 		}
 	}
-	return ids, nil
 }
 
 // All returns every record that was unfinished when last written (for resuming after a

@@ -124,25 +124,21 @@ func (s *Service) Resume(ctx context.Context) {
 		}
 	}
 	s.Resolve(ctx)
-	s.prune()
 }
 
-// prune forgets finished records older than KeepFinished. It reads the directory's entries,
-// not the records, after the unfinished work is done: a start never waits for history.
-func (s *Service) prune() {
+// Prune forgets finished records older than KeepFinished. It reads the directory's entries,
+// not the records; the daemon runs it in the background a while after start, so that a
+// start never waits for the till's history.
+func (s *Service) Prune() {
 	if s.cfg.KeepFinished <= 0 {
 		return
 	}
-	ids, err := s.cfg.Journal.FinishedBefore(s.cfg.Now().Add(-s.cfg.KeepFinished))
-	if err == nil && len(ids) > 0 {
-		err = s.cfg.Journal.Remove(ids...)
-	}
+	n, err := s.cfg.Journal.PruneFinished(s.cfg.Now().Add(-s.cfg.KeepFinished))
 	if err != nil {
 		s.log.Warn("journal: prune", zap.Error(err))
-		return
 	}
-	if len(ids) > 0 {
-		s.log.Info("journal: finished records pruned", zap.Int("records", len(ids)), zap.Duration("older_than", s.cfg.KeepFinished))
+	if n > 0 {
+		s.log.Info("journal: finished records pruned", zap.Int("records", n), zap.Duration("older_than", s.cfg.KeepFinished))
 	}
 }
 

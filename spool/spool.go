@@ -15,9 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +147,8 @@ type Spool struct {
 	// today holds when each receipt printed today was printed (for the status line),
 	// seeded from done/ by the background scan at start.
 	today      []time.Time
-	sincePrune int // jobs printed since the last prune
+	sincePrune int        // jobs printed since the last prune
+	pruning    sync.Mutex // held by the background prune
 	status     printer.Status
 	statErr    error
 	statAt     time.Time
@@ -169,6 +172,9 @@ type queuedRef struct {
 
 // keepRecent bounds the printed jobs remembered in memory.
 const keepRecent = 1000
+
+// pruneDelay is how long after the worker starts the done directory is first pruned.
+var pruneDelay = 30 * time.Second
 
 // Open opens (creating if needed) the spool in dir, a directory of log's state directory
 // (given relative to it: "spool"), for printer p. It loads the queued jobs — never the
@@ -584,7 +590,9 @@ func (s *Spool) notifyLocked() {
 // a receipt on the paper.
 func (s *Spool) Run(ctx context.Context) error {
 	defer s.due.Store(0)
-	go s.prune()
+	// Pruning reads the whole done directory: not while the till starts.
+	pruneAtStart := time.AfterFunc(pruneDelay, s.prune)
+	defer pruneAtStart.Stop()
 	backoff := s.opt.Poll
 	// While idle the loop still comes round every Poll, so that Alive can see it turn.
 	idle := time.NewTicker(s.opt.Poll)
@@ -891,43 +899,29 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 }
 
 // Prune forgets the oldest printed jobs beyond KeepDone, and notes when today's receipts
-// were printed (for the status line). It reads the done directory's entries, not the
-// records, and runs in the background: a start never waits for the till's history.
+// were printed (for the status line). It streams the done directory's entries (never the
+// records) twice in bounded memory — eight bytes per job — and runs in the background: a
+// start never waits for, nor holds, the till's history.
 func (s *Spool) Prune() error {
-	ents, err := os.ReadDir(s.doneDir)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	type doneFile struct {
-		id string
-		at time.Time
-	}
-	files := make([]doneFile, 0, len(ents))
-	for _, e := range ents {
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || atomicfile.IsTemp(e.Name()) {
-			continue
-		}
-		if fi, err := e.Info(); err == nil {
-			files = append(files, doneFile{id, fi.ModTime()})
-		}
-	}
-	sort.Slice(files, func(i, j int) bool { return files[i].at.Before(files[j].at) })
 	midnight := startOfDay(time.Now())
+	var times []int64 // modification times, for the cut-off
 	var today []time.Time
-	for _, f := range files {
-		if !f.at.Before(midnight) {
-			today = append(today, f.at)
+	err := s.eachDone(func(id string, mod time.Time) error {
+		times = append(times, mod.UnixNano())
+		if !mod.Before(midnight) {
+			today = append(today, mod)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
-	// Keep what this life printed since (it is in the files too, but may be newer than
-	// the scan); the scan's entries come first.
 	seen := make(map[int64]bool, len(today))
 	for _, t := range today {
 		seen[t.UnixNano()] = true
 	}
-	for _, t := range s.today {
+	for _, t := range s.today { // printed since the scan began
 		if !seen[t.UnixNano()] && !t.Before(midnight) {
 			today = append(today, t)
 		}
@@ -935,18 +929,75 @@ func (s *Spool) Prune() error {
 	s.today = today
 	s.mu.Unlock()
 
-	n := len(files) - s.opt.KeepDone
+	n := len(times) - s.opt.KeepDone
 	if n <= 0 {
 		return nil
 	}
-	ops := make([]wal.Op, 0, n)
-	for _, f := range files[:n] {
-		ops = append(ops, wal.Op{Path: s.doneRel + f.id + ".json", Remove: true})
+	slices.Sort(times)
+	cut := times[n] // remove what is older than the KeepDone newest
+	times = nil
+	var ops []wal.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		err := s.commit(false, ops...)
+		ops = ops[:0]
+		return err
 	}
-	return s.commit(false, ops...)
+	err = s.eachDone(func(id string, mod time.Time) error {
+		if mod.UnixNano() >= cut {
+			return nil
+		}
+		ops = append(ops, wal.Op{Path: s.doneRel + id + ".json", Remove: true})
+		if len(ops) == 512 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// eachDone calls f for every done record's job id and modification time, reading the
+// directory in batches.
+func (s *Spool) eachDone(f func(id string, mod time.Time) error) error {
+	d, err := os.Open(s.doneDir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer d.Close()
+	for {
+		ents, err := d.ReadDir(1024)
+		for _, e := range ents {
+			id, ok := strings.CutSuffix(e.Name(), ".json")
+			if !ok || atomicfile.IsTemp(e.Name()) {
+				continue
+			}
+			fi, ierr := e.Info()
+			if ierr != nil {
+				continue // removed meanwhile
+			}
+			if ferr := f(id, fi.ModTime()); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
 }
 
 func (s *Spool) prune() {
+	if !s.pruning.TryLock() {
+		return // one prune at a time is plenty
+	}
+	defer s.pruning.Unlock()
 	if err := s.Prune(); err != nil {
 		s.log.Warn("spool: prune", zap.Error(err))
 	}

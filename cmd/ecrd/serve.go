@@ -323,8 +323,13 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
+		// Pruning reads the whole finished directory: later, not while the till starts.
+		prune := time.AfterFunc(30*time.Second, svc.Prune)
+		defer prune.Stop()
 		if cfg.resolveEvery > 0 {
 			svc.RunResolver(wctx, cfg.resolveEvery)
+		} else {
+			<-wctx.Done()
 		}
 	}()
 	go func() {
