@@ -13,6 +13,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -136,37 +137,65 @@ func (l *Log) generations() ([]uint64, error) {
 
 func (l *Log) path(gen uint64) string { return filepath.Join(l.dir, fmt.Sprintf("%016d.log", gen)) }
 
-// replay applies every whole frame of log gen. A torn or corrupt frame ends the log: it was
-// being written when the power failed, so its change was never reported as committed.
+// replay applies every whole frame of log gen, in order. A frame that is torn (the power
+// failed while it was written: never reported committed) or corrupt is skipped, and replay
+// resumes at the next whole frame after it: a flipped bit in one change must not take the
+// later, committed ones with it (an intent among them would be a capture forgotten).
 func (l *Log) replay(gen uint64) error {
 	data, err := os.ReadFile(l.path(gen))
 	if err != nil {
 		return fmt.Errorf("wal: replay: %w", err)
 	}
-	for len(data) >= headerLen {
-		m := binary.LittleEndian.Uint32(data[0:])
-		n := binary.LittleEndian.Uint32(data[4:])
-		sum := binary.LittleEndian.Uint32(data[8:])
-		if m != magic || n > maxFrame || int(n) > len(data)-headerLen {
-			break
-		}
-		payload := data[headerLen : headerLen+int(n)]
-		if crc32.Checksum(payload, crcTable) != sum {
-			break
-		}
-		var ops []Op
-		if err := json.Unmarshal(payload, &ops); err != nil {
-			break
+	for off := 0; off+headerLen <= len(data); {
+		ops, n, ok := frameAt(data[off:])
+		if !ok {
+			off = nextMagic(data, off+1)
+			continue
 		}
 		if err := l.apply(ops); err != nil {
 			// A file that cannot be written now (a disk error, something in its way) must
 			// not stop the till from starting: its owner finds it unreadable and retries,
-			// and the log is kept until the next checkpoint anyway.
+			// and the log is kept for the next start.
 			l.replayErrs = append(l.replayErrs, fmt.Errorf("wal: replay: %w", err))
 		}
-		data = data[headerLen+int(n):]
+		off += n
 	}
 	return nil
+}
+
+// frameAt decodes the frame at the start of b: its ops and its length.
+func frameAt(b []byte) ([]Op, int, bool) {
+	if len(b) < headerLen || binary.LittleEndian.Uint32(b[0:]) != magic {
+		return nil, 0, false
+	}
+	n := binary.LittleEndian.Uint32(b[4:])
+	if n > maxFrame || int(n) > len(b)-headerLen {
+		return nil, 0, false
+	}
+	payload := b[headerLen : headerLen+int(n)]
+	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[8:]) {
+		return nil, 0, false
+	}
+	var ops []Op
+	if err := json.Unmarshal(payload, &ops); err != nil {
+		return nil, 0, false
+	}
+	return ops, headerLen + int(n), true
+}
+
+// nextMagic is the offset of the next frame's magic in data at or after from (len(data) if
+// none).
+func nextMagic(data []byte, from int) int {
+	var m [4]byte
+	binary.LittleEndian.PutUint32(m[:], magic)
+	if from >= len(data) {
+		return len(data)
+	}
+	i := bytes.Index(data[from:], m[:])
+	if i < 0 {
+		return len(data)
+	}
+	return from + i
 }
 
 // Commit makes ops one change: appended to the log as one frame, flushed when sync is set
