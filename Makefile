@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    := ./...
 BIN     := bin/ecrd
 
-.PHONY: all build deps test vet fmt-check lint bench fuzz soak demo clean
+.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean
 
 all: build
 
@@ -46,9 +46,16 @@ soak: deps fmt-check
 	$(GO) vet -tags soak ./cmd/ecrd
 	$(GO) test -race -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/ecrd
 
+# Storage figures (cmd/ecrd/measure_test.go, build tag measure): a capture with every flush
+# delayed 10 ms against a bare start/cash, and start-up and memory with 100,000 past
+# captures. They report min/median/max; they assert nothing about time.
+measure-storage: deps
+	$(GO) vet -tags measure ./cmd/ecrd
+	$(GO) test -tags measure -run TestMeasure -count=1 -v -timeout 30m ./cmd/ecrd
+
 # Short fuzz runs of every fuzz target (FuzzDecode, FuzzRender, FuzzDecodeTransaction,
-# FuzzAPIRequest, ...), FUZZTIME each. The targets are found by name, so a new one cannot be
-# left out; CI runs their seed corpora through `make test` already.
+# FuzzAPIRequest, FuzzReplay, ...), FUZZTIME each. The targets are found by name, so a new one
+# cannot be left out; CI runs their seed corpora through `make test` already.
 FUZZTIME ?= 30s
 fuzz: deps
 	@targets=$$(grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|/[^/]*_test.go:func | |' | sort); \

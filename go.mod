@@ -10,6 +10,7 @@ require (
 	github.com/kenshaw/escpos v0.0.0-20221114190919-df06b682a8fc
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/zap v1.28.0
+	golang.org/x/image v0.48.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/text v0.44.0
 )

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/capture"
 	"github.com/ecrd-pos/ecrd/internal/wait"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -44,11 +45,16 @@ func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWa
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sp, err := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 5 * time.Millisecond})
+	stateLog, err := wal.Open(dir, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	j, err := capture.OpenJournal(filepath.Join(dir, "journal"))
+	tb.Cleanup(func() { stateLog.Close() })
+	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: 5 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	j, err := capture.OpenJournal(stateLog)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/api"
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -30,7 +31,8 @@ func Example_captureOverTheSocket() {
 	defer fake.Close()
 	fake.AddSeed()
 
-	// The daemon: token file, secupay client, printer, spool and its worker, journal, capture.
+	// The daemon: token file, secupay client, printer, state log, spool and its worker,
+	// journal, capture.
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte(fake.Token()), 0o600)
 	client, err := secupay.NewClient(secupay.Config{BaseURL: fake.URL, Tokens: secupay.NewFileToken(token)})
@@ -39,12 +41,17 @@ func Example_captureOverTheSocket() {
 	}
 	p, _ := printer.Open("file:" + filepath.Join(dir, "printer.bin"))
 	defer p.Close()
-	sp, _ := spool.Open(filepath.Join(dir, "spool"), p, spool.Options{Poll: 10 * time.Millisecond})
+	stateLog, err := wal.Open(dir, 0) // the journal's and the spool's write-ahead log
+	if err != nil {
+		panic(err)
+	}
+	defer stateLog.Close()
+	sp, _ := spool.Open(stateLog, "spool", p, spool.Options{Poll: 10 * time.Millisecond})
 	ctx, stop := context.WithCancel(context.Background())
 	worked := make(chan struct{})
 	go func() { sp.Run(ctx); close(worked) }()
 	defer func() { stop(); <-worked }()
-	journal, _ := capture.OpenJournal(filepath.Join(dir, "journal"))
+	journal, _ := capture.OpenJournal(stateLog)
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp,
 		Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second})
 

@@ -28,8 +28,10 @@ import (
 	"github.com/ecrd-pos/ecrd/capture"
 	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/monitor"
+	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+	"github.com/ecrd-pos/ecrd/spool"
 )
 
 // contract is docs/openapi.yaml, loaded and checked, with a record of what the tests saw.
@@ -311,6 +313,9 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 			c.send(t, sh, probe{method: "POST", path: "/v1/transactions/STX_A/reprint", status: e.status, code: e.code})
 		}
 	}
+	stub.ps = spool.PrinterStatus{URI: "usb:04b8:0e15", Status: printer.Status{State: printer.StateOnline,
+		Completion: "in-order (GS r 1)", Model: "TM-T20II", ModelSource: "Device ID MFG:EPSON;MDL:TM-T20II"}, Checked: time.Now()}
+	c.send(t, sh, probe{method: "GET", path: "/v1/printer", status: 200})
 	stub.lerr = fmt.Errorf("print lines: %w: disk full", capture.ErrStorage)
 	c.send(t, sh, probe{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 500, code: "storage"})
 	degraded := Handler(Config{Capture: stub, Lines: stub, Spool: stub, Health: func() map[string]any {

@@ -143,7 +143,8 @@ func TestJobPrinterAndHealthAnswers(t *testing.T) {
 	s := &stubs{
 		job: spool.Info{ID: "STX_A1.receipt", TransactionID: "STX_A1", Kind: "receipt", State: spool.StatePrinted,
 			Attempts: 1, Bytes: 812, Created: created, Printed: created.Add(time.Second)},
-		ps: spool.PrinterStatus{URI: "file:/x", Status: printer.Status{State: printer.StatePaperOut, Detail: "paper end"},
+		ps: spool.PrinterStatus{URI: "file:/x", Status: printer.Status{State: printer.StatePaperOut, Detail: "paper end",
+			Completion: "in-order (GS r 1)", Model: "TM-T20II", ModelSource: "--model TM-T20II"},
 			Checked: created, Queued: 2},
 		queue: make([]spool.Info, 2),
 		lines: capture.JobResult{ID: "pos-1", State: capture.JobPrinted},
@@ -156,7 +157,8 @@ func TestJobPrinterAndHealthAnswers(t *testing.T) {
 	}
 	w, out = serve(t, h, "GET", "/v1/printer", "")
 	st, _ := out["status"].(map[string]any)
-	if w.Code != 200 || out["uri"] != "file:/x" || st["state"] != "paper_out" || st["detail"] != "paper end" || out["queued"] != 2.0 {
+	if w.Code != 200 || out["uri"] != "file:/x" || st["state"] != "paper_out" || st["detail"] != "paper end" || out["queued"] != 2.0 ||
+		st["completion"] != "in-order (GS r 1)" || st["model"] != "TM-T20II" || st["model_source"] != "--model TM-T20II" {
 		t.Fatalf("printer: %d %v", w.Code, out)
 	}
 	w, out = serve(t, h, "GET", "/healthz", "")

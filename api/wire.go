@@ -61,10 +61,16 @@ type PrinterStatus struct {
 	Queued  int          `json:"queued"`
 }
 
-// PrinterState is what the printer said, in words a cashier can act on.
+// PrinterState is what the printer said, in words a cashier can act on, and which printer
+// it is.
 type PrinterState struct {
 	State  string `json:"state"` // online, paper_near_end, paper_out, cover_open, offline, unknown
 	Detail string `json:"detail,omitempty"`
+	// Completion is how the printer confirms a job is on paper, as learnt so far.
+	Completion string `json:"completion,omitempty"`
+	// Model is the printer profile in use; ModelSource says why it was chosen.
+	Model       string `json:"model,omitempty"`
+	ModelSource string `json:"model_source,omitempty"`
 }
 
 // ErrorBody is the JSON shape of every error answer.
@@ -111,7 +117,9 @@ func jobOf(in spool.Info) Job {
 }
 
 func printerStatusOf(ps spool.PrinterStatus) PrinterStatus {
-	return PrinterStatus{URI: ps.URI, Status: PrinterState{State: string(ps.Status.State), Detail: ps.Status.Detail},
+	st := ps.Status
+	return PrinterStatus{URI: ps.URI, Status: PrinterState{State: string(st.State), Detail: st.Detail,
+		Completion: st.Completion, Model: st.Model, ModelSource: st.ModelSource},
 		Error: ps.Error, Checked: ps.Checked, Queued: ps.Queued}
 }
 

@@ -230,10 +230,21 @@ type claim struct {
 	resume bool
 }
 
-// put journals rec and, once it is on disk, notes whether it is finished. A record the disk
-// did not take changes nothing: the resolver works from what the journal holds.
+// put journals rec durably and, once it is on disk, notes whether it is finished. A record
+// the disk did not take changes nothing: the resolver works from what the journal holds.
 func (s *Service) put(rec *Record) error {
 	if err := s.cfg.Journal.Put(rec); err != nil {
+		return err
+	}
+	s.track(rec.TransactionID, rec.unfinished())
+	return nil
+}
+
+// note journals rec without a flush of its own: for records whose loss on a power cut
+// leaves an earlier, safe one (an intent makes the capture in doubt; a read-back settles it
+// again). It saves a flush per refusal, doubt and settlement on a slow SD card.
+func (s *Service) note(rec *Record) error {
+	if err := s.cfg.Journal.Note(rec); err != nil {
 		return err
 	}
 	s.track(rec.TransactionID, rec.unfinished())
@@ -316,7 +327,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 	case secupay.NotSent:
 		rec.Phase = PhaseNotCaptured
 		rec.Refusal = &Refusal{Error: "not_sent", ErrorDetails: err.Error()}
-		if perr := s.put(rec); perr != nil {
+		if perr := s.note(rec); perr != nil {
 			// The intent stays on disk: the resolver will read the transaction back.
 			log.Error("journal write failed", zap.Error(perr))
 		}
@@ -339,7 +350,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 
 	// In doubt: record it, then read back at once — secupay often has the answer by now.
 	rec.Phase, rec.Doubted, rec.Doubt = PhaseInDoubt, true, err.Error()
-	if perr := s.put(rec); perr != nil {
+	if perr := s.note(rec); perr != nil {
 		log.Error("journal write failed", zap.Error(perr)) // the intent on disk says as much
 		s.track(id, true)
 	}
@@ -382,7 +393,7 @@ func (s *Service) refuse(log *zap.Logger, rec *Record, r Refusal) error {
 	rec.Phase = PhaseRefused
 	rec.Refusal = &r
 	rec.Doubt = ""
-	if err := s.put(rec); err != nil {
+	if err := s.note(rec); err != nil {
 		log.Error("journal write failed", zap.Error(err))
 	}
 	e := &RefusedError{TransactionID: rec.TransactionID, Refusal: r}
@@ -391,13 +402,12 @@ func (s *Service) refuse(log *zap.Logger, rec *Record, r Refusal) error {
 	return e
 }
 
-// captured journals secupay's answer, then spools and answers. Nothing else happens before
-// the answer is on disk.
+// captured journals secupay's answer together with the receipt jobs rendered from it — one
+// record, one flush — then answers. Nothing else happens before both are on disk.
 func (s *Service) captured(ctx context.Context, log *zap.Logger, rec *Record, tx *secupay.Transaction) (*Result, error) {
 	if err := s.recordCaptured(log, rec, tx); err != nil {
 		return nil, err
 	}
-	crashpoint.Hit("after-journal")
 	return s.finish(ctx, log, rec, false)
 }
 
@@ -406,11 +416,10 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 	rec.Answer = append(json.RawMessage(nil), tx.Raw...)
 	rec.TransID = tx.TransID
 	rec.Refusal, rec.Doubt = nil, ""
-	if err := s.put(rec); err != nil {
+	if err := s.commitReceipts(log, rec, tx); err != nil {
 		// The payment is captured at secupay but this till cannot remember it. The intent
 		// on disk makes the resolver (and a repeated request) read the transaction back, so
 		// nothing is captured twice; the receipt prints once the disk takes it.
-		s.track(rec.TransactionID, true)
 		log.Error("captured, but the answer could not be journaled", zap.String("trans_id", tx.TransID), zap.Error(err))
 		return fmt.Errorf("capture %s: %w (trans_id %s): %w: %w", rec.TransactionID, ErrCapturedNotRecorded, tx.TransID, ErrStorage, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -53,11 +54,16 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := spool.Open(filepath.Join(state, "spool"), p, spool.Options{Poll: 5 * time.Millisecond, Logger: log})
+	stateLog, err := wal.Open(state, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := OpenJournal(filepath.Join(state, "journal"))
+	t.Cleanup(func() { stateLog.Close() })
+	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: 5 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJournal(stateLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +297,15 @@ func checkConsistent(t *testing.T, e *env, state string) {
 		}
 		return nil
 	})
-	j, err := OpenJournal(filepath.Join(state, "journal"))
+	stateLog, err := wal.Open(state, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stateLog.Close()
+	if errs := stateLog.ReplayErrors(); len(errs) > 0 {
+		t.Errorf("replay after recovery: %v", errs)
+	}
+	j, err := OpenJournal(stateLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +319,7 @@ func checkConsistent(t *testing.T, e *env, state string) {
 		}
 	}
 	p, _ := printer.Open("file:" + filepath.Join(t.TempDir(), "p.bin"))
-	sp, err := spool.Open(filepath.Join(state, "spool"), p, spool.Options{})
+	sp, err := spool.Open(stateLog, "spool", p, spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +329,16 @@ func checkConsistent(t *testing.T, e *env, state string) {
 }
 
 func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
-	t.Run("read-only before the capture", func(t *testing.T) {
-		state := mountTmpfs(t, "4m")
+	// (A read-only remount, as ext4 does on errors, cannot be simulated here: the kernel
+	// refuses it while the write-ahead log is open for writing. Writes then fail as they do
+	// on a full disk, which these cases cover.)
+	t.Run("full before the capture", func(t *testing.T) {
+		state := mountTmpfs(t, "2m")
 		e := newEnvAt(t, state, nil, nil)
-		remount(t, state, "ro")
+		filler := fill(t, state)
 		_, err := e.svc.Capture(context.Background(), seed)
-		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "read-only") {
-			t.Fatalf("err = %v, want ErrStorage naming the read-only file system", err)
+		if !errors.Is(err, ErrStorage) || !errors.Is(err, errNoSpace) {
+			t.Fatalf("err = %v, want ErrStorage wrapping ENOSPC", err)
 		}
 		if n := e.fake.Calls().Requests; n != 0 {
 			t.Fatalf("secupay called %d times without a journaled intent", n)
@@ -331,45 +348,15 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 			t.Fatalf("%d unfinished captures after an intent the disk refused", n)
 		}
 		if _, err := e.svc.PrintLines(context.Background(), []receipt.Line{{Type: "textline", Value: receipt.Value{Text: "x"}}}); !errors.Is(err, ErrStorage) {
-			t.Fatalf("PrintLines on a read-only state dir: %v", err)
+			t.Fatalf("PrintLines on a full state dir: %v", err)
 		}
-		remount(t, state, "rw")
+		os.Remove(filler)
 		res, err := e.svc.Capture(context.Background(), seed)
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
 		if e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
 			t.Fatalf("captures %d receipts %d", e.fake.Calls().Captures[seed], e.receipts())
-		}
-		checkConsistent(t, e, state)
-	})
-
-	t.Run("read-only while secupay captures", func(t *testing.T) {
-		state := mountTmpfs(t, "4m")
-		e := newEnvAt(t, state, nil, nil)
-		_, err := captureWhile(t, e, func() { remount(t, state, "ro") })
-		if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "captured at secupay") {
-			t.Fatalf("err = %v, want ErrStorage saying the payment is captured", err)
-		}
-		// The service stays usable: another transaction is refused at once, without secupay.
-		other := "STX_OTHERWHILEREADONLY"
-		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
-			t.Fatalf("capture while read-only: %v", err)
-		}
-		if e.fake.Calls().StartCash[other] != 0 {
-			t.Fatal("start/cash sent without a journaled intent")
-		}
-		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseIntent {
-			t.Fatalf("journal %s, want the intent that makes the next ask read first", rec.Phase)
-		}
-		remount(t, state, "rw")
-		res, err := e.svc.Capture(context.Background(), seed)
-		if err != nil || res.Job.State != JobPrinted {
-			t.Fatalf("after recovery: %+v, %v", res, err)
-		}
-		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
-			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
-				e.fake.Calls().StartCash[seed], e.fake.Calls().Captures[seed], e.receipts())
 		}
 		checkConsistent(t, e, state)
 	})
@@ -382,14 +369,21 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if !errors.Is(err, ErrStorage) || !errors.Is(err, errNoSpace) {
 			t.Fatalf("err = %v, want ErrStorage wrapping ENOSPC", err)
 		}
+		// Another transaction: refused without secupay if its intent cannot be logged; the
+		// log may still take it (a small frame fits the log's last page on a full tmpfs),
+		// and then it is captured with its files pending.
 		other := "STX_OTHERWHILEFULL"
-		if _, err := e.svc.Capture(context.Background(), other); !errors.Is(err, ErrStorage) {
-			t.Fatalf("capture while full: %v", err)
+		otherReceipts := 1
+		if _, err := e.svc.Capture(context.Background(), other); err != nil {
+			otherReceipts = 0
+			if !errors.Is(err, ErrStorage) {
+				t.Fatalf("capture while full: %v", err)
+			}
+			if e.fake.Calls().StartCash[other] != 0 {
+				t.Fatal("start/cash sent without a journaled intent")
+			}
 		}
-		if e.fake.Calls().StartCash[other] != 0 {
-			t.Fatal("start/cash sent without a journaled intent")
-		}
-		if e.receipts() != 0 {
+		if e.receipts() > otherReceipts {
 			t.Fatal("printed without the answer journaled")
 		}
 		os.Remove(filler)
@@ -397,7 +391,8 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
+		waitFor(t, "the receipts", func() bool { return e.receipts() >= 1+otherReceipts })
+		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1+otherReceipts {
 			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
 				e.fake.Calls().StartCash[seed], e.fake.Calls().Captures[seed], e.receipts())
 		}
@@ -426,11 +421,12 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil {
 			t.Fatalf("captured and journaled, but: %v", err)
 		}
-		if res.Job.State != JobFailed || !strings.Contains(res.Job.Error, "no space") {
-			t.Fatalf("job %+v, want failed with the storage reason", res.Job)
+		// Answer and job are in the write-ahead log; the spool's file waits for space.
+		if res.Job.State != JobQueued || !strings.Contains(res.Job.Error, "no space") {
+			t.Fatalf("job %+v, want queued with the storage reason", res.Job)
 		}
-		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseCaptured || rec.Spooled {
-			t.Fatalf("journal %+v, want captured and not spooled", rec)
+		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseCaptured || !rec.Spooled {
+			t.Fatalf("journal %+v, want captured and spooled", rec)
 		}
 		os.Remove(filler)
 		res, err = e.svc.Capture(context.Background(), seed)

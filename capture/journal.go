@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 )
 
 // Phase is how far a capture got. The journal records the phase before and after every
@@ -80,28 +82,40 @@ type Refusal struct {
 	SupportID    string `json:"support_id,omitempty"`
 }
 
-// Journal stores one file per transaction in a directory. A file per transaction keeps
-// every write small and atomic (write, fsync, rename, fsync dir) and lets a technician read
-// a capture's history with cat; captures of different transactions never contend.
+// Journal stores one file per transaction: journal/ID.json while the transaction needs work
+// (unfinished), journal/finished/ID.json after, so that a start reads only what is
+// unfinished however long the till has run. Every change goes through the state directory's
+// write-ahead log (internal/wal): one flush makes it durable, and a technician still reads
+// a capture's history with cat.
 type Journal struct {
+	log *wal.Log
 	dir string
 }
 
-// OpenJournal opens (creating if needed) the journal directory.
-func OpenJournal(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+// The journal's place in the state directory, as the write-ahead log names paths.
+const (
+	journalDir  = "journal"
+	finishedDir = "journal/finished"
+)
+
+// OpenJournal opens the journal in log's state directory.
+func OpenJournal(log *wal.Log) (*Journal, error) {
+	dir := filepath.Join(log.Root(), journalDir)
+	if err := os.MkdirAll(filepath.Join(log.Root(), finishedDir), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
+	// Leftovers of writes that never completed; those in finished/ are removed by
+	// PruneFinished, which reads that (long) directory anyway, later.
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
 	for _, e := range ents {
 		if atomicfile.IsTemp(e.Name()) {
-			os.Remove(filepath.Join(dir, e.Name())) // a write that never completed
+			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Journal{dir: dir}, nil
+	return &Journal{log: log, dir: dir}, nil
 }
 
 var errNoRecord = errors.New("journal: no record")
@@ -122,10 +136,17 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 func (j *Journal) path(id string) string { return filepath.Join(j.dir, id+".json") }
 
+func activeRel(id string) string   { return journalDir + "/" + id + ".json" }
+func finishedRel(id string) string { return finishedDir + "/" + id + ".json" }
+
 // Get returns the record of transaction id, errNoRecord, a *CorruptError, or an I/O error.
 func (j *Journal) Get(id string) (*Record, error) {
 	path := j.path(id)
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		path = filepath.Join(j.log.Root(), filepath.FromSlash(finishedRel(id)))
+		f, err = os.Open(path)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errNoRecord
 	}
@@ -163,33 +184,117 @@ func (j *Journal) Get(id string) (*Record, error) {
 	return &r, nil
 }
 
-// Put writes r durably; it returns only once r survives power loss.
-func (j *Journal) Put(r *Record) error {
+// Put writes r durably: it returns only once r survives power loss.
+func (j *Journal) Put(r *Record) error { return j.commit(true, j.ops(r)...) }
+
+// Note writes r so that it survives a crash of the daemon, and power loss once anything
+// later is flushed. For changes whose loss on a power cut is harmless: the record before
+// them (an intent, at worst) makes the capture in doubt, and a read-back settles it again.
+func (j *Journal) Note(r *Record) error { return j.commit(false, j.ops(r)...) }
+
+// ops are the log's changes that write r, in the directory its state belongs in.
+func (j *Journal) ops(r *Record) []wal.Op {
 	now := time.Now().UTC()
 	if r.Created.IsZero() {
 		r.Created = now
 	}
 	r.Updated = now
+	return j.placeOps(r)
+}
+
+// move writes r, unchanged, in the directory its state belongs in. The file keeps the time
+// of r's last change, which pruning goes by.
+func (j *Journal) move(r *Record) error {
+	if err := j.commit(false, j.placeOps(r)...); err != nil {
+		return err
+	}
+	rel := activeRel(r.TransactionID)
+	if !r.unfinished() {
+		rel = finishedRel(r.TransactionID)
+	}
+	os.Chtimes(filepath.Join(j.log.Root(), filepath.FromSlash(rel)), r.Updated, r.Updated)
+	return nil
+}
+
+func (j *Journal) placeOps(r *Record) []wal.Op {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		panic("journal: a record always marshals: " + err.Error())
 	}
-	if err := atomicfile.WriteFile(j.path(r.TransactionID), b, 0o640); err != nil {
-		return fmt.Errorf("journal: record %s %s: %w", r.TransactionID, r.Phase, err)
+	write, remove := activeRel(r.TransactionID), finishedRel(r.TransactionID)
+	if !r.unfinished() {
+		write, remove = remove, write
+	}
+	return []wal.Op{{Path: write, Data: b}, {Path: remove, Remove: true}}
+}
+
+// commit commits ops through the log, naming the journal in its errors.
+func (j *Journal) commit(sync bool, ops ...wal.Op) error {
+	if err := j.log.Commit(sync, ops...); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
 }
 
 // Remove deletes the record of transaction id.
-func (j *Journal) Remove(id string) error {
-	if err := os.Remove(j.path(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("journal: %w", err)
+func (j *Journal) Remove(ids ...string) error {
+	ops := make([]wal.Op, 0, 2*len(ids))
+	for _, id := range ids {
+		ops = append(ops, wal.Op{Path: activeRel(id), Remove: true}, wal.Op{Path: finishedRel(id), Remove: true})
 	}
-	return atomicfile.SyncDir(j.dir)
+	return j.commit(false, ops...)
 }
 
-// All returns every record (for resuming after a restart). Files that cannot be read are
-// returned as errors alongside the records that could be (a *CorruptError names its file).
+// PruneFinished removes the finished records last written before t. It streams the
+// directory's entries (never the records) and removes in batches: bounded memory however
+// long the till has run. It returns how many it removed.
+func (j *Journal) PruneFinished(t time.Time) (int, error) {
+	d, err := os.Open(filepath.Join(j.log.Root(), finishedDir))
+	if err != nil {
+		return 0, fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	removed := 0
+	var ops []wal.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		err := j.commit(false, ops...)
+		removed += len(ops)
+		ops = ops[:0]
+		return err
+	}
+	for {
+		ents, rerr := d.ReadDir(1024)
+		for _, e := range ents {
+			if atomicfile.IsTemp(e.Name()) {
+				os.Remove(filepath.Join(d.Name(), e.Name())) // a write that never completed
+				continue
+			}
+			id, ok := strings.CutSuffix(e.Name(), ".json")
+			if !ok {
+				continue
+			}
+			if fi, err := e.Info(); err == nil && fi.ModTime().Before(t) {
+				ops = append(ops, wal.Op{Path: finishedRel(id), Remove: true})
+			}
+		}
+		if err := flush(); err != nil {
+			return removed, err
+		}
+		if rerr == io.EOF {
+			return removed, nil
+		}
+		if rerr != nil {
+			return removed, fmt.Errorf("journal: %w", rerr)
+		}
+	}
+}
+
+// All returns every record that was unfinished when last written (for resuming after a
+// restart; finished ones are not read). Files that cannot be read are returned as errors
+// alongside the records that could be (a *CorruptError names its file).
 func (j *Journal) All() ([]*Record, []error) {
 	ents, err := os.ReadDir(j.dir)
 	if err != nil {

@@ -37,8 +37,11 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 		return nil, fmt.Errorf("capture %s: %w: %w", rec.TransactionID, ErrStorage, err)
 	}
 	if !rec.Spooled {
-		s.spoolReceipts(log, rec, tx)
-		crashpoint.Hit("after-spool")
+		// A record journaled captured before its receipts were (by an older ecrd).
+		if err := s.commitReceipts(log, rec, tx); err != nil {
+			log.Error("receipt not spooled; will retry", zap.Error(err))
+			rec.JobError = err.Error()
+		}
 	}
 	res := &Result{TransactionID: rec.TransactionID, Status: "ok", TransID: rec.TransID,
 		PaymentMethod: tx.PaymentMethod, Replayed: replayed}
@@ -56,11 +59,15 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 	return res, nil
 }
 
-// spoolReceipts renders the customer receipt (and the merchant copy when secupay asks for
-// it) and spools them under ids derived from the transaction, so a repeat after a crash
-// cannot add a second copy. Failures are recorded, not returned: the payment is captured
-// whatever happens to the paper, and the POS is told why there is no receipt.
-func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transaction) {
+// commitReceipts renders the customer receipt (and the merchant copy when secupay asks for
+// it) and commits them with rec in one flush of the write-ahead log: the journal's answer
+// and the jobs made from it become durable together. Job ids derive from the transaction,
+// so committing again after a crash cannot add a second copy. A receipt that cannot be
+// rendered is recorded (JobError), not returned: the payment is captured whatever happens to
+// the paper, and the POS is told why there is no receipt. An error means nothing was
+// committed: rec stays unfinished on disk, and the resolver tries again.
+func (s *Service) commitReceipts(log *zap.Logger, rec *Record, tx *secupay.Transaction) error {
+	var jobs []spool.Job
 	rec.JobError = ""
 	for _, kind := range receiptKinds(tx) {
 		job, err := s.receiptJob(log, rec.TransactionID, kind, tx)
@@ -72,21 +79,23 @@ func (s *Service) spoolReceipts(log *zap.Logger, rec *Record, tx *secupay.Transa
 			}
 			continue
 		}
-		if _, err := s.cfg.Spool.Add(job); err != nil {
-			// Storage trouble: leave Spooled false so that a replay or a restart tries again
-			// (jobs already added are not added twice: their ids are fixed).
-			log.Error("receipt not spooled", zap.String("kind", kind), zap.Error(err))
-			if kind == kindReceipt {
-				rec.JobError = err.Error()
-			}
-			return
-		}
+		jobs = append(jobs, job)
+	}
+	staged, err := s.cfg.Spool.Stage(jobs...)
+	if err != nil {
+		return err
 	}
 	rec.Spooled = true
-	if err := s.put(rec); err != nil {
-		// Jobs are in the spool under fixed ids; a replay re-adding them is harmless.
-		log.Error("journal write failed after spooling", zap.Error(err))
+	if err := s.cfg.Journal.commit(true, append(s.cfg.Journal.ops(rec), staged.Ops()...)...); err != nil {
+		rec.Spooled = false
+		s.track(rec.TransactionID, true)
+		return err
 	}
+	s.track(rec.TransactionID, false)
+	crashpoint.Hit("after-journal")
+	staged.Enqueue()
+	crashpoint.Hit("after-spool")
+	return nil
 }
 
 // Receipt job kinds; a capture's job id is its transaction id, a dot and the kind.
@@ -223,13 +232,16 @@ func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
 		return nil, fmt.Errorf("reprint %s: %w", id, err)
 	}
 	rec.Reprints++
-	if err := s.put(rec); err != nil {
-		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
-	}
 	jobID := id + ".reprint-" + strconv.Itoa(rec.Reprints)
-	if _, err := s.cfg.Spool.Add(spool.Job{ID: jobID, TransactionID: id, Kind: "reprint", Data: data}); err != nil {
+	staged, err := s.cfg.Spool.Stage(spool.Job{ID: jobID, TransactionID: id, Kind: "reprint", Data: data})
+	if err == nil {
+		// The count and the job in one flush: a crash cannot leave a count without its job.
+		err = s.cfg.Journal.commit(true, append(s.cfg.Journal.ops(rec), staged.Ops()...)...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
 	}
+	staged.Enqueue()
 	log.Info("reprint spooled", zap.String("job", jobID))
 	return &Result{TransactionID: id, Status: "ok", TransID: rec.TransID, PaymentMethod: tx.PaymentMethod,
 		Job: s.jobResult(ctx, jobID, "", s.cfg.PrintWait)}, nil

@@ -74,7 +74,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		log.Info("settled: read back as ended without a capture", zap.String("status", string(st)))
 		r := Refusal{HTTPStatus: 200, Status: string(st)}
 		rec.Phase, rec.Refusal, rec.Doubt = PhaseNotCaptured, &r, ""
-		if err := s.put(rec); err != nil {
+		if err := s.note(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
 		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
@@ -91,7 +91,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		rec.Phase, rec.Doubt = PhaseNotCaptured, ""
 		rec.Refusal = &Refusal{HTTPStatus: 200, Status: string(st),
 			ErrorDetails: fmt.Sprintf("read back %q after the start/cash sent at %s", st, sent.Format(time.RFC3339))}
-		if err := s.put(rec); err != nil {
+		if err := s.note(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
 		return verdict{kind: settledNotCaptured, tx: tx}
@@ -112,23 +112,34 @@ func (s *Service) Resume(ctx context.Context) {
 			s.track(id, true)
 		}
 	}
-	pruned := 0
 	for _, rec := range recs {
-		switch {
-		case rec.unfinished():
+		if rec.unfinished() {
 			s.track(rec.TransactionID, true)
-		case s.cfg.KeepFinished > 0 && time.Since(rec.Updated) > s.cfg.KeepFinished:
-			if err := s.cfg.Journal.Remove(rec.TransactionID); err != nil {
-				s.log.Warn("journal: prune", zap.String("transaction_id", rec.TransactionID), zap.Error(err))
-				continue
-			}
-			pruned++
+			continue
+		}
+		// A finished record where unfinished ones live: journaled by an older ecrd, which
+		// kept all records in one directory. Move it, so the next start does not read it.
+		if err := s.cfg.Journal.move(rec); err != nil {
+			s.log.Warn("journal: finished record not moved", zap.String("transaction_id", rec.TransactionID), zap.Error(err))
 		}
 	}
-	if pruned > 0 {
-		s.log.Info("journal: finished records pruned", zap.Int("records", pruned), zap.Duration("older_than", s.cfg.KeepFinished))
-	}
 	s.Resolve(ctx)
+}
+
+// Prune forgets finished records older than KeepFinished. It reads the directory's entries,
+// not the records; the daemon runs it in the background a while after start, so that a
+// start never waits for the till's history.
+func (s *Service) Prune() {
+	if s.cfg.KeepFinished <= 0 {
+		return
+	}
+	n, err := s.cfg.Journal.PruneFinished(s.cfg.Now().Add(-s.cfg.KeepFinished))
+	if err != nil {
+		s.log.Warn("journal: prune", zap.Error(err))
+	}
+	if n > 0 {
+		s.log.Info("journal: finished records pruned", zap.Int("records", n), zap.Duration("older_than", s.cfg.KeepFinished))
+	}
 }
 
 // Unfinished returns how many transactions wait for their outcome or their receipt.
@@ -207,8 +218,11 @@ func (s *Service) resumeOne(ctx context.Context, id string) {
 		log.Error("resume: stored answer unreadable", zap.Error(err))
 		s.track(id, false) // retrying cannot mend it; the record stays for a technician
 	} else if !rec.Spooled {
-		s.spoolReceipts(log, rec, tx)
-		log.Info("resume: receipt spooled", zap.Bool("spooled", rec.Spooled))
+		if err := s.commitReceipts(log, rec, tx); err != nil {
+			log.Error("resume: receipt not spooled; will retry", zap.Error(err))
+			return
+		}
+		log.Info("resume: receipt spooled")
 	} else {
 		s.track(id, false)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,7 +47,47 @@ type device struct {
 	sem    chan struct{}
 	c      conn
 	closed bool
+	// learnt is what this printer has shown about confirming jobs (a completion); it is learnt
+	// from the first jobs and kept across reconnects (the same printer comes back). Atomic so
+	// that Status can report it while a job holds the device.
+	learnt atomic.Int32
+	// confirming is set while Print waits for the printer to confirm a job: Status then answers
+	// without asking the device, whose answer would be read as (or steal) the confirmation.
+	confirming atomic.Bool
 }
+
+func (d *device) completion() completion     { return completion(d.learnt.Load()) }
+func (d *device) setCompletion(c completion) { d.learnt.Store(int32(c)) }
+
+// completion is how a printer confirms that a job is on paper.
+type completion int
+
+const (
+	completionUnknown  completion = iota // no job yet
+	completionInOrder                    // answers GS r 1 after printing what came before it
+	completionRealtime                   // answers DLE EOT but never GS r 1: the old rule
+	completionSilent                     // answers nothing (or cannot): the line staying open is all there is
+)
+
+func (c completion) String() string {
+	switch c {
+	case completionInOrder:
+		return "in-order (GS r 1 answered after the job)"
+	case completionRealtime:
+		return "real-time only (DLE EOT after the job; GS r 1 never answered)"
+	case completionSilent:
+		return "none (the printer never answers; a job counts once written)"
+	}
+	return ""
+}
+
+// confirmRate is the slowest printing speed the confirmation wait allows for, in job bytes a
+// second (an impact printer's few lines a second), so a long receipt is not given up on.
+const confirmRate = 200
+
+// gsR1 is GS r 1, "transmit paper sensor status": unlike DLE EOT, it waits its turn in the
+// receive buffer, so its answer means everything sent before it has been processed.
+var gsR1 = []byte{0x1D, 'r', 1}
 
 func newDevice(uri string, cfg deviceConfig, dial dialFunc) *device {
 	return &device{uri: uri, cfg: cfg, dial: dial, drainWindow: 20 * time.Millisecond, sem: make(chan struct{}, 1)}
@@ -161,28 +202,164 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 			return fail(written, err)
 		}
 	}
-	// A written job is only in the kernel's buffers: TCP and USB hand bytes on long before
-	// the printer has them, so a printer that resets the connection after part of a small job
-	// would otherwise count as printed. Ask DLE EOT on the same connection: streams are in
-	// order, so an answer (or a silent but still open line) means the whole job got there,
-	// and a reset or hang-up shows here as an error and the job is retried whole.
-	if _, err := d.query(ctx, c); err != nil {
+	// A written job is only in the kernel's buffers, and then in the printer's (4-45 KiB):
+	// "written" is not "on paper". confirm asks the printer to say so in order.
+	if err := d.confirm(ctx, c, len(job)); err != nil {
 		return &WriteError{URI: d.uri, Written: written, Total: len(job), Err: fmt.Errorf("after the job: %w", err)}
 	}
 	return nil
 }
 
+// confirm ends a job with GS r 1 and waits for its answer, which the printer sends only after
+// processing (printing) the job: that answer is what "printed" means. Meanwhile it asks
+// DLE EOT 1 now and then, which the printer answers at once, to tell a printer that is busy
+// from one that is gone.
+//
+// What a printer shows is learnt per printer (completion): one that has never answered GS r 1
+// but answers DLE EOT is confirmed the old way (DLE EOT answered behind the job on the same
+// connection), one that answers nothing counts once written. One that answered GS r 1 before
+// and is silent now did not print the job: ErrNotConfirmed, and the job is sent again whole.
+//
+// GS r 1's answer has bits 4 and 7 clear; DLE EOT's and automatic status's have bit 4 set,
+// so the answers cannot be confused. An answer that arrives after a give-up is drained before
+// the next marker, and the connection is dropped on a give-up so it cannot confirm a later job.
+func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
+	switch d.completion() {
+	case completionRealtime, completionSilent:
+		// Streams are in order: an answer to DLE EOT (or a line that stays open) means the
+		// whole job got there. A reset or hang-up shows as an error.
+		_, err := d.query(ctx, c)
+		return err
+	}
+	d.confirming.Store(true)
+	defer d.confirming.Store(false)
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
+	defer stop()
+	fail := func(what string, err error) error {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
+		}
+		d.drop()
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := d.drainInput(ctx, c); errors.Is(err, errNoReadBack) {
+		// A write-only device (a unidirectional usblp printer, a FIFO, a file): written is
+		// all that can be known, and a marker nobody answers is not sent.
+		d.setCompletion(completionSilent)
+		return nil
+	} else if err != nil {
+		return fail("draining input", err)
+	}
+	if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
+		return fail("set deadline", err)
+	}
+	if _, err := c.Write(gsR1); err != nil {
+		return fail("sending GS r 1", err)
+	}
+	wait := d.cfg.confirmTimeout + time.Duration(jobLen)*time.Second/confirmRate
+	end := deadline(ctx, wait)
+	probeEvery := max(d.cfg.statusTimeout, 500*time.Millisecond)
+	nextProbe := time.Now().Add(probeEvery)
+	heard, offline := false, false // DLE EOT answered; its last answer said offline
+	buf := make([]byte, 64)
+	for {
+		until := nextProbe
+		if end.Before(until) {
+			until = end
+		}
+		if err := setDeadline(c.SetReadDeadline, until); err != nil {
+			return fail("set deadline", err)
+		}
+		n, err := c.Read(buf)
+		for _, b := range buf[:n] {
+			switch {
+			case b&0x90 == 0:
+				d.setCompletion(completionInOrder)
+				return nil
+			case b&0x93 == 0x12:
+				heard, offline = true, b&0x08 != 0
+			}
+		}
+		switch {
+		case errors.Is(err, errNoReadBack):
+			// A write-only device (a unidirectional usblp printer): written is all we can know.
+			d.setCompletion(completionSilent)
+			return nil
+		case err != nil && !(isTimeout(err) && ctx.Err() == nil):
+			return fail("waiting for the answer to GS r 1", err)
+		case n == 0 && err == nil:
+			// An empty read (a zero-length USB packet) is not an answer; do not spin on it.
+			time.Sleep(10 * time.Millisecond)
+		}
+		now := time.Now()
+		if !now.Before(end) {
+			break
+		}
+		if !now.Before(nextProbe) {
+			if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
+				return fail("set deadline", err)
+			}
+			if _, err := c.Write([]byte{0x10, 0x04, 1}); err != nil && !(isTimeout(err) && ctx.Err() == nil) {
+				return fail("sending DLE EOT 1", err)
+			}
+			nextProbe = now.Add(probeEvery)
+		}
+	}
+	if d.completion() == completionInOrder || ctx.Err() != nil || offline {
+		d.drop()
+		why := "no answer to GS r 1 within " + wait.String()
+		switch {
+		case ctx.Err() != nil:
+			why = "gave up waiting for the answer to GS r 1: " + ctx.Err().Error()
+		case offline:
+			why += " (the printer says it is offline)"
+		case heard:
+			why += " (the printer answers DLE EOT: the job is stuck in it)"
+		default:
+			why += " (the printer does not answer at all)"
+		}
+		return fmt.Errorf("%w: %s", ErrNotConfirmed, why)
+	}
+	// Never answered GS r 1 on its first job: a printer that does not know it.
+	if heard {
+		d.setCompletion(completionRealtime)
+	} else {
+		d.setCompletion(completionSilent)
+	}
+	return nil
+}
+
 // Status drains stale input, then asks DLE EOT 1, 2 and 4 and decodes the three answers.
+// While a job waits for its confirmation it answers at once, without asking: the printer took
+// the job (it was ready), and it is printing it.
 func (d *device) Status(ctx context.Context) (Status, error) {
-	if err := d.lock(ctx); err != nil {
-		return Status{}, err
+	// Wait for the device, but answer as soon as a job holding it starts waiting for its
+	// confirmation (a long job's writes still hold Status off, as before).
+	for {
+		if d.confirming.Load() {
+			return Status{State: StateOnline, Detail: "printing: waiting for the printer to confirm the job", Completion: d.completion().String()}, nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+		err := d.lock(wctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return Status{}, fmt.Errorf("printer %s: waiting for the device: %w", d.uri, ctx.Err())
+			}
+			return Status{}, err
+		}
 	}
 	defer d.unlock()
 	c, err := d.connect(ctx)
 	if err != nil {
 		return Status{}, err
 	}
-	return d.query(ctx, c)
+	st, err := d.query(ctx, c)
+	st.Completion = d.completion().String()
+	return st, err
 }
 
 // query is Status on an open connection, with the device locked. An error means the

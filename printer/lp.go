@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,13 +49,43 @@ func lpDialer(path string) dialFunc {
 		if err != nil {
 			return nil, &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		return &lpConn{File: os.NewFile(uintptr(fd), path), readable: readable}, nil
+		return &lpConn{File: os.NewFile(uintptr(fd), path), readable: readable, chardev: fi.Mode()&os.ModeCharDevice != 0}, nil
 	}
 }
 
 type lpConn struct {
 	*os.File
 	readable bool
+	chardev  bool // a device node: usblp answers LPIOC_GET_DEVICE_ID
+}
+
+// lpiocGetDeviceID is usblp's LPIOC_GET_DEVICE_ID(len): _IOC(_IOC_READ, 'P', 1, len)
+// (linux/drivers/usb/class/usblp.c). usblp fetched the ID from the printer when it bound and
+// hands back its two length bytes and the string.
+func lpiocGetDeviceID(n int) uintptr { return 2<<30 | uintptr(n)<<16 | 'P'<<8 | 1 }
+
+func (c *lpConn) deviceID(ctx context.Context) ([]byte, error) {
+	if !c.chardev {
+		return nil, fmt.Errorf("%s is not a device node: %w", c.Name(), ErrNoDeviceID)
+	}
+	buf := make([]byte, 1024)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, lpiocGetDeviceID(len(buf)), uintptr(unsafe.Pointer(&buf[0])))
+	}); err != nil {
+		return nil, err
+	}
+	if errno != 0 {
+		if errno == unix.ENOTTY || errno == unix.EINVAL {
+			return nil, fmt.Errorf("%s: LPIOC_GET_DEVICE_ID: %v: %w", c.Name(), errno, ErrNoDeviceID)
+		}
+		return nil, fmt.Errorf("%s: LPIOC_GET_DEVICE_ID: %w", c.Name(), errno)
+	}
+	return buf, nil
 }
 
 func (c *lpConn) Read(b []byte) (int, error) {

@@ -1,5 +1,7 @@
 // Package printer owns ecrd's conversation with receipt printers: opening a device from a URI,
-// writing one whole job to it, and asking it for its status (DLE EOT, decoded and validated here).
+// writing one whole job to it and waiting until the printer confirms it is on paper (GS r 1,
+// answered in order; see device.confirm), asking it for its status (DLE EOT, decoded and
+// validated here) and for its IEEE 1284 Device ID.
 //
 // It must never render receipts (that is package receipt: bytes arrive here finished), never
 // retry a job by itself or wait forever (a failed Print returns an error saying how far it got
@@ -15,7 +17,8 @@
 //	usb:04b8:0e15 | usb:                         libusb by VID:PID (hex) or the first printer found
 //
 // Every transport except file: also takes status_timeout (per DLE EOT answer, 500ms),
-// write_timeout (per chunk written, 10s) and chunk (bytes per write, 512).
+// write_timeout (per chunk written, 10s), confirm_timeout (for the answer that the job is on
+// paper, 10s plus the job's size at 200 bytes a second) and chunk (bytes per write, 512).
 package printer
 
 import (
@@ -46,6 +49,13 @@ const (
 type Status struct {
 	State  State  `json:"state"`
 	Detail string `json:"detail,omitempty"` // human words: "cover open", "no answer to DLE EOT 1 within 500ms", ...
+	// Completion is how this printer confirms that a job is on paper (see Print), as learnt
+	// so far: "in-order (GS r 1)", "real-time only (DLE EOT)", or empty before the first job.
+	Completion string `json:"completion,omitempty"`
+	// Model and ModelSource say which printer profile the daemon uses and why ("Device ID
+	// MFG:EPSON;MDL:TM-T20II → TM-T20II", "--model TH230"); the daemon fills them in.
+	Model       string `json:"model,omitempty"`
+	ModelSource string `json:"model_source,omitempty"`
 }
 
 // Ready reports whether a job should be sent now: online, paper_near_end and unknown are ready.
@@ -71,6 +81,12 @@ type Printer interface {
 
 // ErrNotFound says no device matched a usb: URI (or USB cannot be used on this machine at all).
 var ErrNotFound = errors.New("printer: no printer found")
+
+// ErrNotConfirmed says a job was written but the printer did not confirm it is on paper: a
+// printer that has answered the in-order marker before stayed silent after this job (it was
+// unplugged, switched off or jammed with the job in its buffer). The job must be sent again
+// whole; Print returns it wrapped in a *WriteError.
+var ErrNotConfirmed = errors.New("printer: job not confirmed on paper")
 
 // ErrClosed is returned by calls on a Printer after Close.
 var ErrClosed = errors.New("printer: closed")
@@ -144,9 +160,10 @@ func (m usbMatch) String() string {
 }
 
 type deviceConfig struct {
-	statusTimeout time.Duration
-	writeTimeout  time.Duration
-	chunk         int
+	statusTimeout  time.Duration
+	writeTimeout   time.Duration
+	confirmTimeout time.Duration // base wait for the in-order marker's answer; the job's size adds to it
+	chunk          int
 }
 
 var defaultDeviceConfig = deviceConfig{
@@ -154,7 +171,11 @@ var defaultDeviceConfig = deviceConfig{
 	// A serial printer holding CTS low while it prints a long receipt can stall a chunk for
 	// seconds; a dead one stalls forever. 10s tells the two apart without failing slow printers.
 	writeTimeout: 10 * time.Second,
-	chunk:        512,
+	// A printer answers GS r 1 once it has printed everything before it: a receipt takes
+	// a second or two, a jam or an empty roll much longer. Past this (plus the job's size at
+	// confirmRate) an answer that never comes means the job is not known to be on paper.
+	confirmTimeout: 10 * time.Second,
+	chunk:          512,
 }
 
 func parseURI(uri string) (target, error) {
@@ -283,6 +304,9 @@ func parseURI(uri string) (target, error) {
 			return bad("%v", err)
 		}
 		if err := duration("write_timeout", &t.dev.writeTimeout); err != nil {
+			return bad("%v", err)
+		}
+		if err := duration("confirm_timeout", &t.dev.confirmTimeout); err != nil {
 			return bad("%v", err)
 		}
 		if err := integer("chunk", &t.dev.chunk, 1, 1<<20); err != nil {

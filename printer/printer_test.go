@@ -1,7 +1,6 @@
 package printer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/wait"
+	"github.com/ecrd-pos/ecrd/printer/printertest"
 )
 
 func TestParseURI(t *testing.T) {
@@ -27,7 +27,7 @@ func TestParseURI(t *testing.T) {
 			return g.serial == serialConfig{baud: 19200, databits: 7, parity: 'E', stopbits: 2, flow: "rtscts"}
 		}},
 		{"serial:/dev/ttyS0?flow=xonxoff&status_timeout=250ms&write_timeout=3s&chunk=64", func(g target) bool {
-			return g.serial.flow == "xonxoff" && g.dev == deviceConfig{statusTimeout: 250 * time.Millisecond, writeTimeout: 3 * time.Second, chunk: 64}
+			return g.serial.flow == "xonxoff" && g.dev == deviceConfig{statusTimeout: 250 * time.Millisecond, writeTimeout: 3 * time.Second, confirmTimeout: 10 * time.Second, chunk: 64}
 		}},
 		{"tcp:192.168.1.50", func(g target) bool { return g.addr == "192.168.1.50:9100" && g.dialTimeout == 5*time.Second }},
 		{"tcp:printer.local:9101?timeout=2s", func(g target) bool { return g.addr == "printer.local:9101" && g.dialTimeout == 2*time.Second }},
@@ -36,6 +36,7 @@ func TestParseURI(t *testing.T) {
 		{"usb:", func(g target) bool { return !g.usb.byID }},
 		{"usb:04b8:0e15", func(g target) bool { return g.usb == usbMatch{byID: true, vid: 0x04b8, pid: 0x0e15} }},
 		{"usb:04B8:202?status_timeout=1s", func(g target) bool { return g.usb.pid == 0x0202 && g.dev.statusTimeout == time.Second }},
+		{"tcp:printer?confirm_timeout=45s", func(g target) bool { return g.dev.confirmTimeout == 45*time.Second }},
 	}
 	for _, tc := range good {
 		got, err := parseURI(tc.uri)
@@ -69,6 +70,7 @@ func TestParseURI(t *testing.T) {
 		{"usb:04b8:0e15:1", "want usb:VID:PID in hex"},
 		{"usb:12345:1", "want usb:VID:PID in hex"},
 		{"lp:/dev/usb/lp0?status_timeout=0s", "status_timeout"},
+		{"tcp:printer?confirm_timeout=soon", "confirm_timeout"},
 		{"file:/tmp/p.bin?status_timeout=1s", `unknown option "status_timeout" for file:`},
 		{"lp:/dev/usb/lp0?a=%zz", "query"},
 	}
@@ -157,86 +159,48 @@ func TestWriteError(t *testing.T) {
 }
 
 // simPrinter plays an ESC/POS printer on the far end of a real line (pty master, TCP
-// connection): it answers DLE EOT n with the configured byte and keeps everything else as the
-// printed job. It also records, for each query, how many job bytes had arrived before it, so a
-// test can see whether a query ever landed inside a job.
+// connection) with printertest.Sim: it answers DLE EOT n with the configured byte and GS r 1
+// once the job before it is printed, and keeps everything else as the printed job. It also
+// records, for each query, how many job bytes had arrived before it, so a test can see
+// whether a query ever landed inside a job.
 type simPrinter struct {
-	rw io.ReadWriter
+	rw  io.ReadWriter
+	sim *printertest.Sim
 
 	mu       sync.Mutex
-	answers  map[byte][]byte // nil entry: stay silent
-	job      bytes.Buffer
-	queryAt  []int
 	readErr  error
 	finished bool
 }
 
 func newSimPrinter(rw io.ReadWriter, a1, a2, a4 byte) *simPrinter {
-	s := &simPrinter{rw: rw}
+	s := &simPrinter{rw: rw, sim: printertest.NewSim()}
 	s.setAnswers(a1, a2, a4)
 	return s
 }
 
-func (s *simPrinter) setAnswers(a1, a2, a4 byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.answers = map[byte][]byte{1: {a1}, 2: {a2}, 4: {a4}}
-}
+func (s *simPrinter) setAnswers(a1, a2, a4 byte) { s.sim.SetStatus([3]byte{a1, a2, a4}) }
 
-func (s *simPrinter) silence() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.answers = map[byte][]byte{}
-}
+func (s *simPrinter) silence() { s.sim.Silence() }
 
 func (s *simPrinter) run() {
 	buf := make([]byte, 4096)
-	var pending []byte
 	for {
 		n, err := s.rw.Read(buf)
-		s.mu.Lock()
-		pending = append(pending, buf[:n]...)
-		for len(pending) > 0 {
-			if pending[0] != 0x10 {
-				s.job.WriteByte(pending[0])
-				pending = pending[1:]
-				continue
-			}
-			if len(pending) < 3 {
-				break
-			}
-			if pending[1] != 0x04 { // DLE not followed by EOT: job data
-				s.job.WriteByte(pending[0])
-				pending = pending[1:]
-				continue
-			}
-			s.queryAt = append(s.queryAt, s.job.Len())
-			answer := s.answers[pending[2]]
-			pending = pending[3:]
-			if answer != nil {
-				s.rw.Write(answer)
-			}
+		if answer := s.sim.Feed(buf[:n]); len(answer) > 0 {
+			s.rw.Write(answer)
 		}
 		if err != nil {
+			s.mu.Lock()
 			s.readErr, s.finished = err, true
 			s.mu.Unlock()
 			return
 		}
-		s.mu.Unlock()
 	}
 }
 
-func (s *simPrinter) received() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.job.Bytes())
-}
+func (s *simPrinter) received() []byte { return s.sim.Paper() }
 
-func (s *simPrinter) queries() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]int(nil), s.queryAt...)
-}
+func (s *simPrinter) queries() []int { return s.sim.Queries() }
 
 // waitFor polls cond until it holds or the deadline passes: tests synchronise on observable
 // state, never on sleeps.

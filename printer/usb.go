@@ -206,15 +206,31 @@ func (c *usbConn) Read(b []byte) (int, error) {
 
 func (c *usbConn) Close() error { return c.p.close() }
 
+// usbDeviceIDPipes is implemented by pipes that can send the printer-class GET_DEVICE_ID
+// request; vendor-class interfaces do not answer it.
+type usbDeviceIDPipes interface {
+	deviceID(ctx context.Context) ([]byte, error)
+}
+
+func (c *usbConn) deviceID(ctx context.Context) ([]byte, error) {
+	p, ok := c.p.(usbDeviceIDPipes)
+	if !ok {
+		return nil, ErrNoDeviceID
+	}
+	return p.deviceID(ctx)
+}
+
 // usbDevice is an opened, claimed libusb device; close releases everything in reverse order.
 type usbDevice struct {
-	uctx *gousb.Context
-	dev  *gousb.Device
-	cfg  *gousb.Config
-	intf *gousb.Interface
-	out  *gousb.OutEndpoint
-	in   *gousb.InEndpoint
-	mps  int
+	choice usbChoice
+	class  uint8
+	uctx   *gousb.Context
+	dev    *gousb.Device
+	cfg    *gousb.Config
+	intf   *gousb.Interface
+	out    *gousb.OutEndpoint
+	in     *gousb.InEndpoint
+	mps    int
 }
 
 func (d *usbDevice) write(ctx context.Context, b []byte) (int, error) {
@@ -229,6 +245,38 @@ func (d *usbDevice) read(ctx context.Context, b []byte) (int, error) {
 }
 
 func (d *usbDevice) maxPacket() int { return d.mps }
+
+// deviceID sends the USB printer class's GET_DEVICE_ID (bmRequestType 0xA1: class, interface,
+// device to host; bRequest 0; wValue the configuration index; wIndex the interface in the high
+// byte and the alternate setting in the low byte). Only class-7 interfaces answer it.
+func (d *usbDevice) deviceID(ctx context.Context) ([]byte, error) {
+	if d.class != usbClassPrinter {
+		return nil, fmt.Errorf("usb interface class %#02x is not a printer-class interface: %w", d.class, ErrNoDeviceID)
+	}
+	buf := make([]byte, 1024)
+	cfgIndex := 0
+	if d.dev != nil && d.dev.Desc != nil {
+		for i, n := range sortedConfigs(d.dev.Desc) {
+			if n == d.choice.Config {
+				cfgIndex = i
+			}
+		}
+	}
+	n, err := d.dev.Control(0xA1, 0, uint16(cfgIndex), uint16(d.choice.Interface<<8|d.choice.Alt), buf)
+	if err != nil {
+		return nil, fmt.Errorf("GET_DEVICE_ID: %w", err)
+	}
+	return buf[:n], nil
+}
+
+func sortedConfigs(desc *gousb.DeviceDesc) []int {
+	var ns []int
+	for n := range desc.Configs {
+		ns = append(ns, n)
+	}
+	sort.Ints(ns)
+	return ns
+}
 
 func (d *usbDevice) close() error {
 	var errs []error
@@ -298,6 +346,11 @@ func openUSB(m usbMatch) (_ *usbDevice, err error) {
 			return false
 		}
 		choice, chosen = c, desc
+		for _, a := range usbAltSettings(desc) {
+			if a.Config == c.Config && a.Interface == c.Interface && a.Alt == c.Alt {
+				d.class = a.Class
+			}
+		}
 		return true
 	})
 	for _, extra := range devs[min(1, len(devs)):] {
@@ -305,7 +358,7 @@ func openUSB(m usbMatch) (_ *usbDevice, err error) {
 	}
 	switch {
 	case len(devs) > 0:
-		d.dev = devs[0]
+		d.dev, d.choice = devs[0], choice
 	case chosen != nil:
 		// Found but not opened: usually permissions (a missing udev rule), not absence.
 		return nil, fmt.Errorf("usb %s: found %04x:%04x at bus %d address %d but cannot open it: %v",

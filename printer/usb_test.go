@@ -113,16 +113,25 @@ func (f *fakePipes) write(ctx context.Context, b []byte) (int, error) {
 	}
 	if len(b) == 3 && b[0] == 0x10 && b[1] == 0x04 {
 		if a, ok := f.answers[b[2]]; ok {
-			f.in = append(f.in, []byte{a})
-			select {
-			case f.wake <- struct{}{}:
-			default:
-			}
+			f.answer([]byte{a})
 		}
+		return 3, nil
+	}
+	if len(b) == 3 && b[0] == 0x1D && b[1] == 'r' && b[2] == 1 {
+		// GS r 1: in order, and this fake prints at once.
+		f.answer([]byte{0x00})
 		return 3, nil
 	}
 	f.out = append(f.out, b...)
 	return len(b), nil
+}
+
+func (f *fakePipes) answer(a []byte) {
+	f.in = append(f.in, a)
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (f *fakePipes) read(ctx context.Context, b []byte) (int, error) {

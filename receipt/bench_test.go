@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ecrd-pos/ecrd/printer/profile"
 )
 
 func seedLines(b *testing.B) []Line {
@@ -76,6 +78,64 @@ func BenchmarkDecodeSeed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func goldenLines(b *testing.B, name string) []Line {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(goldenDir, name+".json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines, err := Decode(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return lines
+}
+
+// BenchmarkRenderIntlTH230 renders a receipt in five scripts for a printer whose pages must
+// be switched mid-line (the palette path).
+func BenchmarkRenderIntlTH230(b *testing.B) {
+	lines := goldenLines(b, "intl")
+	prof, err := profile.Lookup("TH230")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(lines, Options{Profile: prof}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRender10000LinesTM88V is the big receipt through a profile's pages.
+func BenchmarkRender10000LinesTM88V(b *testing.B) {
+	lines := bigReceipt()
+	prof, err := profile.Lookup("TM-T88V")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(lines, Options{Profile: prof}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkJobPNGSeed draws and encodes the seed's receipt, what a preview costs.
+func BenchmarkJobPNGSeed(b *testing.B) {
+	job, err := Render(seedLines(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := JobPNG(job, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,12 +2,15 @@
 // textline, name-value and space, and their decorations) and its layout on
 // thermal paper of a given column count. It renders a receipt two ways from
 // one layout: an ESC/POS print job (Render) and a plain-text preview
-// (Preview) that shows the same characters in the same columns.
+// (Preview) that shows the same characters in the same columns; and it draws a job's bytes as
+// the printer will print them (DrawJob, JobPNG). A printer profile (printer/profile) supplies the
+// columns, the code-page slots and the cut.
 //
 // Receipt text comes from the network, so the package treats it as hostile:
 // control characters are removed before encoding, text is NFC-normalised and
-// encoded into the job's code page (cp858 by default), and what the page
-// lacks is transliterated ("€" -> "EUR") or printed as '?'.
+// encoded into the job's code page (cp858 by default) or, with a profile, into
+// the best of the printer's pages for each run of text; what no page has is
+// transliterated ("€" -> "EUR") or printed as '?'.
 //
 // It must never do device I/O (printer does, with real errors), and it must
 // never send UTF-8 or any byte of receipt text below 0x20 to a printer: the

@@ -3,7 +3,10 @@ package receipt
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/ecrd-pos/ecrd/printer/profile"
 )
 
 // FuzzDecode: Decode never panics, and whatever it accepts renders into a
@@ -49,9 +52,19 @@ func FuzzRender(f *testing.F) {
 	f.Add("x", "\x1b@\x1dV\x00\x10\x04\x01\u009b", "\x1bp\x00\x19\xfa", "align_right", uint8(200), uint8(1), false)
 	f.Add("textline", "Donaudampfschifffahrtsgesellschaftskapitänsmützenabzeichen", "a b c", "align-right", uint8(1), uint8(2), true)
 	f.Add("name-value", "\xff\xfe invalid utf-8 \xc3", "ẞ…—“”\u00a0\u200b\u0308", "IMPORTANT", uint8(17), uint8(0), false)
+	f.Add("textline", "Łódź Příliš Σύνολο Итого €", "Zażółć gęślą jaźń Ευχαριστούμε Спасибо", "align-center", uint8(10), uint8(129), true)
+	f.Add("name-value", "Жанна Ζωή Őri", "12,50 € 收据", "important", uint8(0), uint8(200), false)
 	f.Fuzz(func(t *testing.T, typ, a, b, dec string, cols, cp uint8, full bool) {
 		pages := CodePages()
 		opt := Options{Columns: minColumns + int(cols)%(maxColumns-minColumns+1), CodePage: pages[int(cp)%len(pages)]}
+		if cp >= 128 {
+			// A printer model with several pages: text switches pages mid-line.
+			prof, err := profile.Lookup(goldenProfiles[int(cp)%len(goldenProfiles)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt.Profile, opt.CodePage = prof, ""
+		}
 		if full {
 			opt.Cut = CutFull
 		}
@@ -66,8 +79,20 @@ func FuzzRender(f *testing.F) {
 			{Type: "name-value", Value: Value{Name: b, Value: a}},
 			{Type: "space"},
 		}
-		if _, _, err := checkJob(lines, opt); err != nil {
+		job, preview, err := checkJob(lines, opt)
+		if err != nil {
 			t.Fatal(err)
+		}
+		// The picture reads every job Render makes, and reads the preview's characters.
+		drawn, _, err := readJob(job, opt.Profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Split(preview, "\n")
+		for i, ln := range drawn[:len(want)-3] {
+			if got := string(runesOf(ln)); got != want[i] {
+				t.Fatalf("picture line %d reads %q, preview %q", i, got, want[i])
+			}
 		}
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecrd-pos/ecrd/printer/profile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/receipts")
@@ -46,6 +48,41 @@ func TestGolden(t *testing.T) {
 				}
 				compareGolden(t, filepath.Join(goldenDir, name+"."+paper+".bin"), job)
 				compareGolden(t, filepath.Join(goldenDir, name+"."+paper+".txt"), []byte(preview))
+			})
+		}
+	}
+}
+
+// goldenProfiles are the printer models whose bytes are pinned by golden files: a Star in
+// ESC/POS emulation (CP858 at slot 4), a Wincor Nixdorf TH230 (44 columns, CP858 at slot 6), a
+// 58 mm no-name without a cutter, and two Epsons (TM-T88V: 42 columns on 80 mm; TM-T20III: 48).
+var goldenProfiles = []string{"TSP600", "TH230", "POS-5890", "TM-T88V", "TM-T20III"}
+
+// TestGoldenProfiles renders the seed and the international receipt with each golden
+// profile's defaults (its columns, its code pages with per-run switching, its cut) into
+// NAME.MODEL.bin and .txt.
+func TestGoldenProfiles(t *testing.T) {
+	for _, model := range goldenProfiles {
+		prof, err := profile.Lookup(model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"seed", "intl"} {
+			t.Run(name+"."+model, func(t *testing.T) {
+				data, err := os.ReadFile(filepath.Join(goldenDir, name+".json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				lines, err := Decode(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				job, preview, err := checkJob(lines, Options{Profile: prof})
+				if err != nil {
+					t.Fatal(err)
+				}
+				compareGolden(t, filepath.Join(goldenDir, name+"."+model+".bin"), job)
+				compareGolden(t, filepath.Join(goldenDir, name+"."+model+".txt"), []byte(preview))
 			})
 		}
 	}

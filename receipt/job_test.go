@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -11,12 +12,13 @@ import (
 // LF-terminated paper line, decoded from the code page. Any other control
 // byte is an error: that is how the tests prove receipt text cannot smuggle
 // a command to the printer.
-func walkJob(job []byte, cols int, cp *codePage, cut CutMode) ([]string, error) {
-	head := []byte{0x1B, '@', 0x1B, 'R', 0, 0x1B, 't', cp.escT}
+func walkJob(job []byte, c config) ([]string, error) {
+	cols, cp := c.cols, c.pages[0]
+	head := []byte{0x1B, '@', 0x1B, 'R', 0, 0x1B, 't', c.slots[0]}
 	if len(job) < len(head) || string(job[:len(head)]) != string(head) {
-		return nil, fmt.Errorf("job does not start with ESC @ ESC R 0 ESC t %d: % x", cp.escT, job[:min(len(job), 16)])
+		return nil, fmt.Errorf("job does not start with ESC @ ESC R 0 ESC t %d: % x", c.slots[0], job[:min(len(job), 16)])
 	}
-	want := string(cutCommand(cut))
+	want := string(c.ending())
 	if !strings.HasSuffix(string(job), "\n"+want) {
 		return nil, fmt.Errorf("job does not end with LF and the cut % x: % x", want, job[max(0, len(job)-16):])
 	}
@@ -47,6 +49,11 @@ func walkJob(job []byte, cols int, cp *codePage, cut CutMode) ([]string, error) 
 				ok = n <= 2 && width == 0 // alignment only takes at the start of a line
 			case b == 0x1D && cmd == '!':
 				ok = n == 0 || n == 0x01 // never wider, or the columns would not hold
+			case b == 0x1B && cmd == 't' && len(c.pages) > 1:
+				// A page switch between runs of text: only to a page of the profile.
+				if i := slices.Index(c.slots, n); i >= 0 {
+					cp, ok = c.pages[i], true
+				}
 			}
 			if !ok {
 				return nil, fmt.Errorf("unexpected command % x at %d", body[i:i+3], i)
@@ -84,14 +91,11 @@ func checkJob(lines []Line, opt Options) (job []byte, preview string, err error)
 	if err != nil {
 		return nil, "", err
 	}
-	got, err := walkJob(job, c.cols, c.cp, c.cut)
+	got, err := walkJob(job, c)
 	if err != nil {
 		return nil, "", err
 	}
-	marker := PreviewCutPartial
-	if c.cut == CutFull {
-		marker = PreviewCutFull
-	}
+	marker := c.previewEnd()
 	want := strings.Join(got, "\n") + "\n" + marker + "\n"
 	if len(got) == 0 {
 		want = marker + "\n"

@@ -41,10 +41,10 @@ type layout struct {
 	valBuf  []byte // a name-value's value, which must outlive the next encode
 }
 
-func newLayout(cols int, cp *codePage, n int) *layout {
+func newLayout(cols int, pages []*codePage, n int) *layout {
 	return &layout{
 		cols:  cols,
-		enc:   newEncoder(cp),
+		enc:   newEncoder(pages),
 		arena: make([]byte, 0, n*(cols/2+1)),
 		lines: make([]paperLine, 0, n+n/4+2),
 	}

@@ -3,10 +3,14 @@ package receipt
 import (
 	"bytes"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/kenshaw/escpos"
+
+	"github.com/ecrd-pos/ecrd/printer/profile"
 )
 
 // CutMode is how the job ends on the paper.
@@ -18,11 +22,18 @@ const (
 	CutFull
 )
 
-// Options shape a print job. The zero value is an 80 mm printer on cp858
-// with a partial cut.
+// Options shape a print job. The zero value is the generic profile: an 80 mm printer on
+// cp858 at Epson's slot 19 with a partial cut, exactly as ecrd printed before profiles.
 type Options struct {
-	Columns   int    // 0 means 48 (80 mm)
-	CodePage  string // "" means "cp858"; names from CodePages(), case-insensitive
+	// Profile is the printer model (nil: profile.Generic). It supplies the columns, the slot
+	// numbers behind ESC t and whether the printer can cut; Columns and CodePage override it.
+	Profile *profile.Profile
+	Columns int // 0: the profile's font A columns, or 48 (80 mm) for the generic profile
+	// CodePage names the one page to print in (names from CodePages() or the profile's
+	// table, case-insensitive). "" means cp858 on the generic profile, and on any other
+	// profile every page it has that ecrd can encode: each run of text goes out in the best
+	// of them, with ESC t switching pages mid-line where needed.
+	CodePage  string
 	Cut       CutMode
 	OnUnknown func(index int, lineType string) // optional: called once per line of an unknown type, on each Render or Preview
 }
@@ -32,37 +43,89 @@ const (
 	maxColumns     = 255
 	defaultColumns = 48
 	cutFeed        = 3 // GS V 65/66 n: n motion units fed past the cutter position
+	tearFeed       = 4 // ESC d n: lines fed so the last line clears a tear bar
 )
 
-// Preview cut markers: the last line of every preview. Both fit the
+// Preview cut markers: the last line of every preview. All fit the
 // smallest column count, so the preview never runs wider than the paper.
 const (
 	PreviewCutPartial = "--- cut ---"
 	PreviewCutFull    = "=== full cut ==="
+	PreviewTearOff    = "--- tear off ---" // a printer without a cutter
 )
 
 type config struct {
-	cols int
-	cp   *codePage
-	cut  CutMode
+	cols  int
+	pages []*codePage // pages[0] is selected at the start of the job
+	slots []byte      // ESC t n for each page
+	cut   CutMode
+	tear  bool // the printer has no cutter: feed, do not cut
+}
+
+// pagePreference orders a profile's pages for text ecrd prints most: German and € first, so
+// a German receipt never switches, then Latin-2 for Polish and Czech, Cyrillic and Greek.
+var pagePreference = []string{
+	"cp858", "cp1252", "iso885915", "cp850", "cp437", "iso88591",
+	"cp852", "cp1250", "iso88592", "cp866", "cp1251", "cp855", "iso88595",
+	"cp1253", "iso88597", "cp1257", "iso88594", "cp1254", "iso88599", "iso88593",
+	"cp860", "cp863", "cp865", "cp1258", "cp874",
 }
 
 func (o Options) config() (config, error) {
+	prof := o.Profile
+	if prof == nil {
+		prof = profile.Generic
+	}
 	c := config{cols: o.Columns, cut: o.Cut}
+	if c.cols == 0 {
+		c.cols = prof.Columns()
+	}
 	if c.cols == 0 {
 		c.cols = defaultColumns
 	}
 	if c.cols < minColumns || c.cols > maxColumns {
-		return config{}, fmt.Errorf("receipt: columns %d out of range %d..%d", o.Columns, minColumns, maxColumns)
+		return config{}, fmt.Errorf("receipt: columns %d out of range %d..%d", c.cols, minColumns, maxColumns)
 	}
 	if o.Cut != CutPartial && o.Cut != CutFull {
 		return config{}, fmt.Errorf("receipt: unknown cut mode %d", int(o.Cut))
 	}
-	cp, err := lookupCodePage(o.CodePage)
-	if err != nil {
-		return config{}, err
+	switch {
+	case !prof.Cuts():
+		c.tear = true
+	case c.cut == CutFull && !prof.FullCut:
+		c.cut = CutPartial
+	case c.cut == CutPartial && !prof.PartialCut:
+		c.cut = CutFull
 	}
-	c.cp = cp
+	if o.CodePage != "" || prof.IsGeneric() {
+		name := o.CodePage
+		if name == "" {
+			name = "cp858"
+		}
+		cp, ok := lookupCodePage(name)
+		slot, inProfile := prof.Slot(name)
+		if !ok || !inProfile {
+			var known []string
+			for _, p := range prof.CodePages {
+				if cp, ok := lookupCodePage(p.Name); ok && !slices.Contains(known, cp.name) {
+					known = append(known, cp.name)
+				}
+			}
+			sort.Strings(known)
+			return config{}, fmt.Errorf("receipt: unknown code page %q for printer %s (known: %s)", name, prof.Key, strings.Join(known, ", "))
+		}
+		c.pages, c.slots = []*codePage{cp}, []byte{slot}
+		return c, nil
+	}
+	for _, key := range pagePreference {
+		if slot, ok := prof.Slot(key); ok {
+			cp, _ := lookupCodePage(key)
+			c.pages, c.slots = append(c.pages, cp), append(c.slots, slot)
+		}
+	}
+	if len(c.pages) == 0 {
+		return config{}, fmt.Errorf("receipt: printer %s has no code page ecrd can encode", prof.Key)
+	}
 	return c, nil
 }
 
@@ -86,7 +149,7 @@ func layOut(lines []Line, opt Options) (*layout, config, error) {
 	if len(lines) == 0 {
 		return nil, config{}, ErrEmpty
 	}
-	l := newLayout(c.cols, c.cp, len(lines))
+	l := newLayout(c.cols, c.pages, len(lines))
 	l.run(lines, opt.OnUnknown)
 	return l, c, nil
 }
@@ -107,9 +170,10 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(l.arena) + 2*len(l.lines) + 64)
 	p := escpos.New(&buf)
-	p.Init()                                               // ESC @
-	p.WriteRaw([]byte{0x1B, 'R', 0, 0x1B, 't', c.cp.escT}) // ESC R 0 (USA set), ESC t n
+	p.Init()                                                // ESC @
+	p.WriteRaw([]byte{0x1B, 'R', 0, 0x1B, 't', c.slots[0]}) // ESC R 0 (USA set), ESC t n
 	var cur style
+	page := 0 // the page selected on the printer now
 	for _, pl := range l.lines {
 		if (pl.style^cur)&styleBold != 0 {
 			p.WriteRaw(emphasis(pl.style&styleBold != 0))
@@ -122,7 +186,33 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 			}
 		}
 		cur = pl.style
-		p.WriteRaw(l.arena[pl.start : pl.end+1]) // the text and its LF
+		if l.enc.pages == nil {
+			p.WriteRaw(l.arena[pl.start : pl.end+1]) // the text and its LF
+			continue
+		}
+		line := l.arena[pl.start : pl.end+1]
+		for len(line) > 0 {
+			// Write the run the current page can print in one call, then switch.
+			n := 0
+			for n < len(line) && (line[n] < 0x80 || l.enc.palette[line[n]-0x80].bytes[page] >= 0) {
+				n++
+			}
+			if n > 0 {
+				run := l.scratch[:0]
+				for _, b := range line[:n] {
+					if b >= 0x80 {
+						b = byte(l.enc.palette[b-0x80].bytes[page])
+					}
+					run = append(run, b)
+				}
+				p.WriteRaw(run)
+				l.scratch = run
+				line = line[n:]
+				continue
+			}
+			page = nextPage(l.enc.palette[line[0]-0x80], line[1:], l.enc.palette)
+			p.WriteRaw([]byte{0x1B, 't', c.slots[page]})
+		}
 	}
 	// Reset everything before the cut, so that a printer which does not
 	// get ESC @ from the next sender (a test print, another program) starts plain.
@@ -130,8 +220,51 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	p.SetFontSize(1, 1)
 	p.SetAlign("left")
 	p.Linefeed()
-	p.WriteRaw(cutCommand(c.cut))
+	p.WriteRaw(c.ending())
 	return buf.Bytes(), nil
+}
+
+// nextPage picks the page for a character the current page lacks: of the pages that have it,
+// the one that also prints the most of the characters after it, so Polish or Cyrillic text
+// switches once per run rather than once per letter; ties go to the preferred page.
+func nextPage(e paletteEntry, rest []byte, palette []paletteEntry) int {
+	best, bestRun := -1, -1
+	for i, b := range e.bytes {
+		if b < 0 {
+			continue
+		}
+		run := 0
+		for _, c := range rest {
+			if c >= 0x80 && palette[c-0x80].bytes[i] < 0 {
+				break
+			}
+			run++
+		}
+		if run > bestRun {
+			best, bestRun = i, run
+		}
+	}
+	return best
+}
+
+// ending is the job's last command: the cut, or for a printer without a cutter a feed that
+// brings the last line past the tear bar.
+func (c config) ending() []byte {
+	if c.tear {
+		return []byte{0x1B, 'd', tearFeed}
+	}
+	return cutCommand(c.cut)
+}
+
+// previewEnd is the preview's last line, the marker for ending().
+func (c config) previewEnd() string {
+	switch {
+	case c.tear:
+		return PreviewTearOff
+	case c.cut == CutFull:
+		return PreviewCutFull
+	}
+	return PreviewCutPartial
 }
 
 // ESC E n is true emphasis; kenshaw's SetEmphasize sends ESC G (double strike).
@@ -174,17 +307,13 @@ func Preview(lines []Line, opt Options) (string, error) {
 			if ch < utf8.RuneSelf {
 				b.WriteByte(ch)
 			} else {
-				b.WriteRune(c.cp.decode[ch])
+				b.WriteRune(l.enc.decode(ch))
 			}
 		}
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
-	if c.cut == CutFull {
-		b.WriteString(PreviewCutFull)
-	} else {
-		b.WriteString(PreviewCutPartial)
-	}
+	b.WriteString(c.previewEnd())
 	b.WriteByte('\n')
 	return b.String(), nil
 }

@@ -1,7 +1,6 @@
 package receipt
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"unicode"
@@ -9,63 +8,75 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/ecrd-pos/ecrd/printer/profile"
 )
 
-// codePage is one character table the printer is switched to with ESC t n.
+// codePage is one character table a printer can be switched to with ESC t n.
+// Which slot n selects it depends on the printer model (printer/profile).
 type codePage struct {
-	name   string
-	escT   byte // Epson's slot number for ESC t n
+	name   string // ecrd's spelling, as --codepage takes it
 	cm     *charmap.Charmap
 	decode [256]rune // byte -> rune, for the preview
 }
 
-// codePages are the Epson slots that can print German text. cp858 is the
-// default because it is the only one of the DOS pages with € (at 0xD5).
-var codePages = map[string]*codePage{
-	"cp437":   newCodePage("cp437", 0, charmap.CodePage437),
-	"cp850":   newCodePage("cp850", 2, charmap.CodePage850),
-	"cp852":   newCodePage("cp852", 18, charmap.CodePage852),
-	"cp858":   newCodePage("cp858", 19, charmap.CodePage858),
-	"wpc1252": newCodePage("wpc1252", 16, charmap.Windows1252),
-}
-
-// codePageAliases are other spellings technicians use for the same tables.
-var codePageAliases = map[string]string{
-	"pc437": "cp437", "pc850": "cp850", "pc852": "cp852", "pc858": "cp858",
-	"cp1252": "wpc1252", "windows1252": "wpc1252", "windows-1252": "wpc1252",
-}
-
-func newCodePage(name string, escT byte, cm *charmap.Charmap) *codePage {
-	cp := &codePage{name: name, escT: escT, cm: cm}
-	for i := range cp.decode {
-		cp.decode[i] = cm.DecodeByte(byte(i))
+// codePages are the tables ecrd can encode, by profile.NormalizeCodePage key: those of
+// escpos-printer-db's pages that golang.org/x/text implements and that keep ASCII at
+// 0x20-0x7E. Pages for right-to-left scripts are left out: a printer draws every line left
+// to right, so Hebrew or Arabic would print mirrored. cp858 is the default because it is the
+// only one of the DOS pages with € (at 0xD5).
+var codePages = func() map[string]*codePage {
+	m := map[string]*codePage{}
+	for _, p := range []struct {
+		name string
+		cm   *charmap.Charmap
+	}{
+		{"cp437", charmap.CodePage437}, {"cp850", charmap.CodePage850}, {"cp852", charmap.CodePage852},
+		{"cp855", charmap.CodePage855}, {"cp858", charmap.CodePage858}, {"cp860", charmap.CodePage860},
+		{"cp863", charmap.CodePage863}, {"cp865", charmap.CodePage865}, {"cp866", charmap.CodePage866},
+		{"cp874", charmap.Windows874},
+		{"cp1250", charmap.Windows1250}, {"cp1251", charmap.Windows1251}, {"wpc1252", charmap.Windows1252},
+		{"cp1253", charmap.Windows1253}, {"cp1254", charmap.Windows1254}, {"cp1257", charmap.Windows1257},
+		{"cp1258", charmap.Windows1258},
+		{"iso8859-1", charmap.ISO8859_1}, {"iso8859-2", charmap.ISO8859_2}, {"iso8859-3", charmap.ISO8859_3},
+		{"iso8859-4", charmap.ISO8859_4}, {"iso8859-5", charmap.ISO8859_5}, {"iso8859-7", charmap.ISO8859_7},
+		{"iso8859-9", charmap.ISO8859_9}, {"iso8859-15", charmap.ISO8859_15},
+	} {
+		cp := &codePage{name: p.name, cm: p.cm}
+		for i := range cp.decode {
+			cp.decode[i] = p.cm.DecodeByte(byte(i))
+		}
+		m[profile.NormalizeCodePage(p.name)] = cp
 	}
-	return cp
-}
+	return m
+}()
 
-// CodePages lists the code page names Options.CodePage accepts, sorted.
+// CodePages lists the code page names Options.CodePage accepts with the generic profile
+// (Epson's slots 0, 2, 18, 19 and 16), sorted.
 func CodePages() []string {
-	names := make([]string, 0, len(codePages))
-	for n := range codePages {
-		names = append(names, n)
+	var names []string
+	for _, c := range profile.Generic.CodePages {
+		names = append(names, codePages[profile.NormalizeCodePage(c.Name)].name)
 	}
 	sort.Strings(names)
 	return names
 }
 
-func lookupCodePage(name string) (*codePage, error) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	if n == "" {
-		n = "cp858"
+// Encodings lists every code page ecrd can encode text in, sorted. A printer profile decides
+// which of them a printer has and at which slot.
+func Encodings() []string {
+	names := make([]string, 0, len(codePages))
+	for _, cp := range codePages {
+		names = append(names, cp.name)
 	}
-	if a, ok := codePageAliases[n]; ok {
-		n = a
-	}
-	cp, ok := codePages[n]
-	if !ok {
-		return nil, fmt.Errorf("receipt: unknown code page %q (known: %s)", name, strings.Join(CodePages(), ", "))
-	}
-	return cp, nil
+	sort.Strings(names)
+	return names
+}
+
+// lookupCodePage finds a page by any spelling ("CP858", "pc858", "windows-1252", "ISO_8859-2").
+func lookupCodePage(name string) (*codePage, bool) {
+	cp, ok := codePages[profile.NormalizeCodePage(name)]
+	return cp, ok
 }
 
 // translit replaces characters a code page may lack with what a cashier
@@ -84,15 +95,49 @@ var translit = map[rune]string{
 	'✓': "v", '✔': "v", '→': "->", '←': "<-",
 }
 
-// encoder turns receipt text into code-page bytes, one byte per column.
-// It owns a scratch buffer so a whole receipt encodes with few allocations.
+// encoder turns receipt text into cells, one byte per column.
+//
+// With one code page a cell is the page's byte and goes to the printer as it is. With several
+// (a printer profile that offers more than one page), a non-ASCII cell is an index into the
+// receipt's palette (0x80 + i): the characters this receipt uses, each with its byte on every
+// page that has it. Render then picks a page per run of text and switches with ESC t where the
+// next character is not on the current page; the layout never sees the switch, so columns hold.
+// A receipt with more than maxPalette different non-ASCII characters transliterates the rest.
+// The encoder caches results so a whole receipt encodes with few allocations.
 type encoder struct {
-	cp    *codePage
-	cache map[rune]string // results for non-ASCII runes, seen once per receipt
+	cp      *codePage   // single page
+	pages   []*codePage // several pages, in order of preference; nil with one page
+	palette []paletteEntry
+	index   map[rune]byte   // rune -> its palette cell
+	cache   map[rune]string // results for non-ASCII runes, seen once per receipt
 }
 
-func newEncoder(cp *codePage) *encoder {
-	return &encoder{cp: cp}
+const maxPalette = 128 // cells 0x80-0xFF
+
+// paletteEntry is one character of a multi-page receipt: what it looks like and its byte on
+// each page (-1 where the page lacks it).
+type paletteEntry struct {
+	r     rune
+	bytes []int16
+}
+
+func newEncoder(pages []*codePage) *encoder {
+	e := &encoder{cp: pages[0]}
+	if len(pages) > 1 {
+		e.pages = pages
+	}
+	return e
+}
+
+// decode is the character a cell prints as, for the preview.
+func (e *encoder) decode(b byte) rune {
+	switch {
+	case b < utf8.RuneSelf:
+		return rune(b)
+	case e.pages != nil:
+		return e.palette[b-0x80].r
+	}
+	return e.cp.decode[b]
 }
 
 // encode sanitises and encodes s. Control characters (C0, DEL, C1) are
@@ -184,7 +229,7 @@ func (e *encoder) encodeRune(r rune) string {
 		// Soft hyphens, zero-width and bidi marks have no width on paper.
 		return ""
 	}
-	if b, ok := e.byteFor(r); ok {
+	if b, ok := e.cell(r); ok {
 		return string([]byte{b})
 	}
 	if t, ok := translit[r]; ok {
@@ -192,7 +237,7 @@ func (e *encoder) encodeRune(r rune) string {
 		for _, tr := range t {
 			if tr < 0x7F {
 				out = append(out, byte(tr))
-			} else if b, ok := e.byteFor(tr); ok {
+			} else if b, ok := e.cell(tr); ok {
 				out = append(out, b)
 			} else {
 				out = append(out, '?')
@@ -208,7 +253,7 @@ func (e *encoder) encodeRune(r rune) string {
 			if base >= 0x20 && base < 0x7F {
 				return string(rune(base))
 			}
-			if b, ok := e.byteFor(base); ok {
+			if b, ok := e.cell(base); ok {
 				return string([]byte{b})
 			}
 		}
@@ -220,9 +265,41 @@ func (e *encoder) encodeRune(r rune) string {
 	return "?"
 }
 
-// byteFor encodes r on the page, refusing bytes the printer reads as commands.
-func (e *encoder) byteFor(r rune) (byte, bool) {
-	b, ok := e.cp.cm.EncodeRune(r)
+// cell is the cell for a non-ASCII rune: its byte on the single page, or its palette index
+// when some page of several has it.
+func (e *encoder) cell(r rune) (byte, bool) {
+	if e.pages == nil {
+		return byteOn(e.cp, r)
+	}
+	if b, ok := e.index[r]; ok {
+		return b, true
+	}
+	if len(e.palette) == maxPalette {
+		return 0, false
+	}
+	ent := paletteEntry{r: r, bytes: make([]int16, len(e.pages))}
+	found := false
+	for i, cp := range e.pages {
+		ent.bytes[i] = -1
+		if b, ok := byteOn(cp, r); ok {
+			ent.bytes[i], found = int16(b), true
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	if e.index == nil {
+		e.index = make(map[rune]byte)
+	}
+	b := byte(0x80 + len(e.palette))
+	e.palette = append(e.palette, ent)
+	e.index[r] = b
+	return b, true
+}
+
+// byteOn encodes r on a page, refusing bytes the printer reads as commands.
+func byteOn(cp *codePage, r rune) (byte, bool) {
+	b, ok := cp.cm.EncodeRune(r)
 	if !ok || b < 0x20 || b == 0x7F {
 		return 0, false
 	}

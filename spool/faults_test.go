@@ -138,8 +138,8 @@ func (s *escposSim) feed(b []byte) (answer []byte) {
 	defer s.mu.Unlock()
 	s.pending = append(s.pending, b...)
 	for len(s.pending) > 0 {
-		if s.pending[0] != 0x10 {
-			i := bytes.IndexByte(s.pending, 0x10)
+		if s.pending[0] != 0x10 && s.pending[0] != 0x1D {
+			i := bytes.IndexAny(s.pending, "\x10\x1d")
 			if i < 0 {
 				i = len(s.pending)
 			}
@@ -149,6 +149,16 @@ func (s *escposSim) feed(b []byte) (answer []byte) {
 		}
 		if len(s.pending) < 3 {
 			break
+		}
+		if s.pending[0] == 0x1D { // GS r 1, the job's in-order end marker: printed, so answer
+			if s.pending[1] == 'r' && s.pending[2] == 1 {
+				answer = append(answer, 0x00)
+				s.pending = s.pending[3:]
+			} else {
+				s.got = append(s.got, 0x1D)
+				s.pending = s.pending[1:]
+			}
+			continue
 		}
 		if !s.silent {
 			switch s.pending[2] {
@@ -284,7 +294,7 @@ func TestPrinterFaults(t *testing.T) {
 		pf := filepath.Join(dir, "printer.bin")
 		os.WriteFile(pf+".status", []byte("paper_out\n"), 0o644)
 		p := openReal(t, "file:"+pf)
-		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		s, err := openSpool(t, filepath.Join(dir, "spool"), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,7 +318,7 @@ func TestPrinterFaults(t *testing.T) {
 		np.dropAfter = 8 << 10
 		np.mu.Unlock()
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +361,7 @@ func TestPrinterFaults(t *testing.T) {
 		np := newNetPrinter(t)
 		np.set(simCoverOpen)
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +394,7 @@ func TestPrinterFaults(t *testing.T) {
 		}
 		r1 := plug()
 		p := openReal(t, "lp:"+dev+"?write_timeout=2s")
-		s, err := Open(filepath.Join(dir, "spool"), p, faultOpts())
+		s, err := openSpool(t, filepath.Join(dir, "spool"), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +456,7 @@ func TestPrinterFaults(t *testing.T) {
 			}
 		}()
 		p := openReal(t, "serial:"+slave.Name()+"?baud=115200&status_timeout=300ms&write_timeout=300ms&chunk=4096")
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -548,7 +558,7 @@ func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
 		np.dropAfter = 1000 // its accept loop already runs
 		np.mu.Unlock()
 		p := openReal(t, np.uri())
-		s, err := Open(t.TempDir(), p, faultOpts())
+		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
 		}

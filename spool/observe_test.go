@@ -23,7 +23,7 @@ func TestObserveSeesPrintedAndFailedJobs(t *testing.T) {
 			seen = append(seen, in.ID+" "+string(in.State))
 		}
 	}
-	s, err := Open(t.TempDir(), p, opt)
+	s, err := openSpool(t, t.TempDir(), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestAliveTellsAStuckWorker(t *testing.T) {
 	p := newFake()
 	opt := fastOpts()
 	opt.PrintTimeout = 50 * time.Millisecond
-	s, err := Open(t.TempDir(), p, opt)
+	s, err := openSpool(t, t.TempDir(), p, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

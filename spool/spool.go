@@ -15,8 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +30,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/crashpoint"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
@@ -124,21 +128,31 @@ type record struct {
 
 // Spool is a durable queue in front of one printer.
 type Spool struct {
+	wal               *wal.Log
+	queueRel, doneRel string // the directories as the log names them ("spool/queue/")
 	queueDir, doneDir string
 	p                 printer.Printer
 	opt               Options
 	log               *zap.Logger
 
-	mu      sync.Mutex
-	seq     uint64
-	queued  map[string]*Info // by id; data stays on disk
-	order   []queuedRef      // queued jobs, oldest first
-	done    map[string]*Info
-	doneIDs []string // printed jobs oldest first, for pruning
-	status  printer.Status
-	statErr error
-	statAt  time.Time
-	changed chan struct{} // closed and replaced on every change, to wake waiters
+	mu     sync.Mutex
+	seq    uint64
+	queued map[string]*Info // by id; data stays on disk
+	order  []queuedRef      // queued jobs, oldest first
+	// recent holds the jobs printed in this life, newest last, at most keepRecent: what
+	// Settle and Job answer from memory. Older printed jobs are read from done/ on demand,
+	// so that memory and start-up do not grow with the till's history.
+	recent  map[string]*Info
+	recentQ []string
+	// today holds when each receipt printed today was printed (for the status line),
+	// seeded from done/ by the background scan at start.
+	today      []time.Time
+	sincePrune int        // jobs printed since the last prune
+	pruning    sync.Mutex // held by the background prune
+	status     printer.Status
+	statErr    error
+	statAt     time.Time
+	changed    chan struct{} // closed and replaced on every change, to wake waiters
 	// damaged holds the ids of queued jobs whose files could not be parsed; they are set
 	// aside (".bad") until their owner remakes them (Replace).
 	damaged map[string]bool
@@ -156,18 +170,30 @@ type queuedRef struct {
 	seq uint64
 }
 
-// Open opens (creating if needed) the spool in dir for printer p. It loads queued jobs
-// so that Run resumes them, and removes temporary files a crash left behind.
-func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
+// keepRecent bounds the printed jobs remembered in memory.
+const keepRecent = 1000
+
+// pruneDelay is how long after the worker starts the done directory is first pruned.
+var pruneDelay = 30 * time.Second
+
+// Open opens (creating if needed) the spool in dir, a directory of log's state directory
+// (given relative to it: "spool"), for printer p. It loads the queued jobs — never the
+// printed ones — so that Run resumes them, and removes temporary files a crash left behind.
+// Every change to the spool's files goes through log.
+func Open(log *wal.Log, dir string, p printer.Printer, opt Options) (*Spool, error) {
 	opt.defaults()
+	dir = path.Clean(filepath.ToSlash(dir))
 	s := &Spool{
-		queueDir: filepath.Join(dir, "queue"),
-		doneDir:  filepath.Join(dir, "done"),
+		wal:      log,
+		queueRel: path.Join(dir, "queue") + "/",
+		doneRel:  path.Join(dir, "done") + "/",
+		queueDir: filepath.Join(log.Root(), filepath.FromSlash(dir), "queue"),
+		doneDir:  filepath.Join(log.Root(), filepath.FromSlash(dir), "done"),
 		p:        p,
 		opt:      opt,
 		log:      opt.Logger.With(zap.String("printer", p.String())),
 		queued:   map[string]*Info{},
-		done:     map[string]*Info{},
+		recent:   map[string]*Info{},
 		damaged:  map[string]bool{},
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -177,16 +203,6 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
-	}
-	done, err := s.load(s.doneDir)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(done, func(i, j int) bool { return done[i].Seq < done[j].Seq })
-	for _, r := range done {
-		s.done[r.ID] = r.info(StatePrinted)
-		s.doneIDs = append(s.doneIDs, r.ID)
-		s.seq = max(s.seq, r.Seq)
 	}
 	queued, err := s.load(s.queueDir)
 	if err != nil {
@@ -199,10 +215,10 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 			r.Seq = 0
 		}
 		s.seq = max(s.seq, r.Seq)
-		if _, ok := s.done[r.ID]; ok {
-			// The crash came between writing the done record and removing the queue file:
-			// the job was printed; finish the move instead of printing it again.
-			if err := s.remove(filepath.Join(s.queueDir, r.ID+".json")); err != nil {
+		if _, err := os.Stat(filepath.Join(s.doneDir, r.ID+".json")); err == nil {
+			// Written before the log (or by hand): the job was printed; finish the move
+			// instead of printing it again.
+			if err := s.commit(false, wal.Op{Path: s.queueRel + r.ID + ".json", Remove: true}); err != nil {
 				return nil, err
 			}
 			continue
@@ -220,10 +236,15 @@ func Open(dir string, p printer.Printer, opt Options) (*Spool, error) {
 	if err := s.findDamaged(); err != nil {
 		return nil, err
 	}
-	if err := s.prune(); err != nil {
-		return nil, err
-	}
 	return s, nil
+}
+
+// commit commits ops through the state directory's log, naming the spool in its errors.
+func (s *Spool) commit(sync bool, ops ...wal.Op) error {
+	if err := s.wal.Commit(sync, ops...); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
 }
 
 func (r *record) info(st State) *Info {
@@ -291,7 +312,15 @@ func readRecord(path string) (*record, error) {
 // notes a queued one as damaged so that its owner can remake it (Damaged, Replace).
 func (s *Spool) setAside(path string, why error) error {
 	s.log.Error("spool: damaged job file set aside", zap.String("file", path), zap.Error(why))
-	if err := os.Rename(path, path+".bad"); err != nil {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("spool: set aside %s: %w", path, err)
+	}
+	rel := s.queueRel + filepath.Base(path)
+	if filepath.Dir(path) != s.queueDir {
+		rel = s.doneRel + filepath.Base(path)
+	}
+	if err := s.commit(false, wal.Op{Path: rel + ".bad", Data: raw}, wal.Op{Path: rel, Remove: true}); err != nil {
 		return fmt.Errorf("spool: set aside %s: %w", path, err)
 	}
 	if filepath.Dir(path) == s.queueDir {
@@ -308,7 +337,10 @@ func (s *Spool) findDamaged() error {
 	}
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json.bad")
-		if !ok || s.queued[id] != nil || s.done[id] != nil {
+		if !ok || s.queued[id] != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.doneDir, id+".json")); err == nil {
 			continue
 		}
 		s.damaged[id] = true
@@ -332,17 +364,19 @@ func (s *Spool) Damaged() []string {
 // Replace adds job in place of the damaged job of the same id, then removes the damaged
 // file: from then on the job is queued like any other.
 func (s *Spool) Replace(job Job) (Info, error) {
-	in, err := s.Add(job)
+	st, err := s.Stage(job)
 	if err != nil {
-		return in, err
+		return Info{}, err
 	}
+	ops := append(st.Ops(), wal.Op{Path: s.queueRel + job.ID + ".json.bad", Remove: true})
+	if err := s.commit(true, ops...); err != nil {
+		return Info{}, err
+	}
+	st.Enqueue()
 	s.mu.Lock()
 	delete(s.damaged, job.ID)
 	s.mu.Unlock()
-	if err := os.Remove(filepath.Join(s.queueDir, job.ID+".json.bad")); err != nil && !os.IsNotExist(err) {
-		s.log.Warn("spool: damaged job file not removed", zap.String("job", job.ID), zap.Error(err))
-	}
-	return in, nil
+	return s.Job(job.ID)
 }
 
 // ValidJobID reports whether id can name a job file: letters, digits, '_', '-', '.', not
@@ -364,56 +398,110 @@ func ValidJobID(id string) bool {
 // disk. Adding a job whose id the spool already holds (queued or printed) changes nothing
 // and returns that job's info.
 func (s *Spool) Add(job Job) (Info, error) {
-	if !ValidJobID(job.ID) {
-		return Info{}, fmt.Errorf("spool: invalid job id %q", job.ID)
-	}
-	if len(job.Data) == 0 {
-		return Info{}, fmt.Errorf("spool: job %s is empty", job.ID)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if in, ok := s.queued[job.ID]; ok {
-		return *in, nil
-	}
-	if in, ok := s.done[job.ID]; ok {
-		return *in, nil
-	}
-	s.seq++
-	r := &record{Job: job, Seq: s.seq, Created: time.Now().UTC()}
-	b, err := json.Marshal(r)
+	st, err := s.Stage(job)
 	if err != nil {
-		return Info{}, fmt.Errorf("spool: %w", err)
+		return Info{}, err
 	}
-	// Written under the lock so that two Adds cannot reorder their sequence numbers;
-	// an fsync per job is the price of "durable before the POS hears captured".
-	if err := atomicfile.WriteFile(filepath.Join(s.queueDir, job.ID+".json"), b, 0o640); err != nil {
-		s.seq--
+	if len(st.jobs) == 0 {
+		return s.Job(job.ID) // already held
+	}
+	if err := s.commit(true, st.Ops()...); err != nil {
 		return Info{}, fmt.Errorf("spool: add %s: %w", job.ID, err)
 	}
-	in := r.info(StateQueued)
-	s.queued[job.ID] = in
-	s.order = append(s.order, queuedRef{job.ID, r.Seq})
+	st.Enqueue()
+	return s.Job(job.ID)
+}
+
+// Staged is jobs made ready to add: Ops are the log's changes that make them durable, to be
+// committed — alone, or with the caller's own changes in one flush (a capture commits its
+// journal record and its receipt together) — and then Enqueue hands them to the worker.
+type Staged struct {
+	s    *Spool
+	jobs []*record
+	ops  []wal.Op
+}
+
+// Ops returns the log changes that write the staged jobs' files.
+func (st *Staged) Ops() []wal.Op { return st.ops }
+
+// Enqueue hands the staged jobs, committed, to the worker.
+func (st *Staged) Enqueue() {
+	s := st.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range st.jobs {
+		if _, ok := s.queued[r.ID]; ok {
+			continue
+		}
+		in := r.info(StateQueued)
+		s.queued[r.ID] = in
+		s.order = append(s.order, queuedRef{r.ID, r.Seq})
+		s.log.Info("job spooled", zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID),
+			zap.String("kind", r.Kind), zap.Int("bytes", len(r.Data)))
+	}
+	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
 	s.notifyLocked()
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	s.log.Info("job spooled", zap.String("job", job.ID), zap.String("transaction_id", job.TransactionID),
-		zap.String("kind", job.Kind), zap.Int("bytes", len(job.Data)))
-	return *in, nil
 }
 
-// Job returns what the spool knows about job id.
+// Stage checks jobs and prepares their files; jobs the spool already holds are left out.
+func (s *Spool) Stage(jobs ...Job) (*Staged, error) {
+	st := &Staged{s: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, job := range jobs {
+		if !ValidJobID(job.ID) {
+			return nil, fmt.Errorf("spool: invalid job id %q", job.ID)
+		}
+		if len(job.Data) == 0 {
+			return nil, fmt.Errorf("spool: job %s is empty", job.ID)
+		}
+		if _, ok := s.queued[job.ID]; ok {
+			continue
+		}
+		if _, err := s.printedLocked(job.ID); err == nil {
+			continue
+		}
+		// Sequence numbers only order the queue; a gap left by a failed commit is harmless.
+		s.seq++
+		r := &record{Job: job, Seq: s.seq, Created: time.Now().UTC()}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		st.jobs = append(st.jobs, r)
+		st.ops = append(st.ops, wal.Op{Path: s.queueRel + job.ID + ".json", Data: b})
+	}
+	return st, nil
+}
+
+// Job returns what the spool knows about job id: queued, or printed (from memory for this
+// life's jobs, else from its done record on disk).
 func (s *Spool) Job(id string) (Info, error) {
+	if !ValidJobID(id) {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if in, ok := s.queued[id]; ok {
 		return *in, nil
 	}
-	if in, ok := s.done[id]; ok {
+	return s.printedLocked(id)
+}
+
+// printedLocked finds a printed job: in memory, or its done record on disk.
+func (s *Spool) printedLocked(id string) (Info, error) {
+	if in, ok := s.recent[id]; ok {
 		return *in, nil
 	}
-	return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	r, err := readRecord(filepath.Join(s.doneDir, id+".json"))
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return *r.info(StatePrinted), nil
 }
 
 // Settle waits until job id is printed, or the worker found that it cannot print it now
@@ -423,12 +511,11 @@ func (s *Spool) Settle(ctx context.Context, id string) (Info, error) {
 		s.mu.Lock()
 		ch := s.changed
 		in, ok := s.queued[id]
-		if !ok {
-			in, ok = s.done[id]
-		}
 		var cur Info
 		if ok {
 			cur = *in
+		} else if p, err := s.printedLocked(id); err == nil {
+			cur, ok = p, true
 		}
 		s.mu.Unlock()
 		if !ok {
@@ -503,6 +590,9 @@ func (s *Spool) notifyLocked() {
 // a receipt on the paper.
 func (s *Spool) Run(ctx context.Context) error {
 	defer s.due.Store(0)
+	// Pruning reads the whole done directory: not while the till starts.
+	pruneAtStart := time.AfterFunc(pruneDelay, s.prune)
+	defer pruneAtStart.Stop()
 	backoff := s.opt.Poll
 	// While idle the loop still comes round every Poll, so that Alive can see it turn.
 	idle := time.NewTicker(s.opt.Poll)
@@ -580,11 +670,10 @@ func (s *Spool) PrintedSince(t time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for i := len(s.doneIDs) - 1; i >= 0; i-- {
-		if s.done[s.doneIDs[i]].Printed.Before(t) {
-			break // doneIDs are in printing order
+	for _, p := range s.today {
+		if !p.Before(t) {
+			n++
 		}
-		n++
 	}
 	return n
 }
@@ -628,6 +717,21 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 
 	path := filepath.Join(s.queueDir, id+".json")
 	r, err := readRecord(path)
+	if n, _ := s.wal.Pending(); err != nil && n > 0 {
+		// The log holds changes the files could not take yet (this job's, perhaps): the
+		// file may be behind, not gone. Apply them if the disk takes them now; else try
+		// again later, and never drop a committed job for it.
+		if s.wal.Retry() == 0 {
+			r, err = readRecord(path)
+		} else {
+			_, why := s.wal.Pending()
+			s.mu.Lock()
+			s.holdLocked(fmt.Sprintf("waiting for the state directory to take committed changes: %v", why))
+			s.mu.Unlock()
+			s.log.Warn("spool: queued job waits for the state directory", zap.String("job", id), zap.NamedError("apply_error", why))
+			return errWriteFailed
+		}
+	}
 	switch {
 	case errors.Is(err, errDamaged), errors.Is(err, os.ErrNotExist):
 		// Not a job any more (edited, truncated, removed by hand): set it aside for its
@@ -756,18 +860,13 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 	done.Data, done.Kick = nil, nil
 	b, err := json.Marshal(&done)
 	if err == nil {
-		err = atomicfile.WriteFile(filepath.Join(s.doneDir, r.ID+".json"), b, 0o640)
-	}
-	recorded := err == nil
-	if err == nil {
-		err = s.remove(filepath.Join(s.queueDir, r.ID+".json"))
-	}
-	data := r.Data
-	if len(r.Kick) > 0 {
-		s.kick(ctx, r, recorded)
+		// Flushed only when a drawer pulse follows: it must never be sent for a job a
+		// later life could print again. Otherwise losing this record to a power cut prints
+		// the receipt once more — a duplicate, never a loss — and costs no flush now.
+		err = s.commit(len(r.Kick) > 0, wal.Op{Path: s.doneRel + r.ID + ".json", Data: b},
+			wal.Op{Path: s.queueRel + r.ID + ".json", Remove: true})
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err != nil {
 		// The receipt is on paper but the spool could not record it (disk full, read-only).
 		// Count it printed in memory so it does not print again and again now; its queue
@@ -778,44 +877,133 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 	in := s.queued[r.ID]
 	s.dropLocked(r.ID)
 	in.State, in.Printed, in.Reason, in.Held = StatePrinted, r.Printed, "", false
-	s.done[r.ID] = in
-	s.doneIDs = append(s.doneIDs, r.ID)
+	s.recent[r.ID] = in
+	s.recentQ = append(s.recentQ, r.ID)
+	if len(s.recentQ) > keepRecent {
+		delete(s.recent, s.recentQ[0])
+		s.recentQ = s.recentQ[1:]
+	}
+	s.today = append(s.today, r.Printed)
+	s.sincePrune++
+	if s.sincePrune >= max(1, s.opt.KeepDone/10) {
+		s.sincePrune = 0
+		go s.prune()
+	}
 	s.log.Info("job printed", zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID),
-		zap.Int("bytes", len(data)), zap.Int("attempts", in.Attempts+1))
-	if len(s.doneIDs) > s.opt.KeepDone+s.opt.KeepDone/10 {
-		if perr := s.pruneLocked(); perr != nil {
-			s.log.Warn("spool: prune", zap.Error(perr))
-		}
+		zap.Int("bytes", len(r.Data)), zap.Int("attempts", in.Attempts+1))
+	s.mu.Unlock()
+	if len(r.Kick) > 0 {
+		s.kick(ctx, r, err == nil)
 	}
 	return nil
 }
 
-func (s *Spool) remove(path string) error {
-	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("spool: %w", err)
+// Prune forgets the oldest printed jobs beyond KeepDone, and notes when today's receipts
+// were printed (for the status line). It streams the done directory's entries (never the
+// records) twice in bounded memory — eight bytes per job — and runs in the background: a
+// start never waits for, nor holds, the till's history.
+func (s *Spool) Prune() error {
+	midnight := startOfDay(time.Now())
+	var times []int64 // modification times, for the cut-off
+	var today []time.Time
+	err := s.eachDone(func(id string, mod time.Time) error {
+		times = append(times, mod.UnixNano())
+		if !mod.Before(midnight) {
+			today = append(today, mod)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return atomicfile.SyncDir(filepath.Dir(path))
-}
-
-func (s *Spool) prune() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pruneLocked()
-}
+	seen := make(map[int64]bool, len(today))
+	for _, t := range today {
+		seen[t.UnixNano()] = true
+	}
+	for _, t := range s.today { // printed since the scan began
+		if !seen[t.UnixNano()] && !t.Before(midnight) {
+			today = append(today, t)
+		}
+	}
+	s.today = today
+	s.mu.Unlock()
 
-// pruneLocked forgets the oldest printed jobs beyond KeepDone. Pruning happens in batches
-// (10 % over the limit) so that a busy till does not unlink a file on every receipt.
-func (s *Spool) pruneLocked() error {
-	n := len(s.doneIDs) - s.opt.KeepDone
+	n := len(times) - s.opt.KeepDone
 	if n <= 0 {
 		return nil
 	}
-	for _, id := range s.doneIDs[:n] {
-		if err := os.Remove(filepath.Join(s.doneDir, id+".json")); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("spool: prune %s: %w", id, err)
+	slices.Sort(times)
+	cut := times[n] // remove what is older than the KeepDone newest
+	times = nil
+	var ops []wal.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
 		}
-		delete(s.done, id)
+		err := s.commit(false, ops...)
+		ops = ops[:0]
+		return err
 	}
-	s.doneIDs = append([]string(nil), s.doneIDs[n:]...)
-	return nil
+	err = s.eachDone(func(id string, mod time.Time) error {
+		if mod.UnixNano() >= cut {
+			return nil
+		}
+		ops = append(ops, wal.Op{Path: s.doneRel + id + ".json", Remove: true})
+		if len(ops) == 512 {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// eachDone calls f for every done record's job id and modification time, reading the
+// directory in batches.
+func (s *Spool) eachDone(f func(id string, mod time.Time) error) error {
+	d, err := os.Open(s.doneDir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer d.Close()
+	for {
+		ents, err := d.ReadDir(1024)
+		for _, e := range ents {
+			id, ok := strings.CutSuffix(e.Name(), ".json")
+			if !ok || atomicfile.IsTemp(e.Name()) {
+				continue
+			}
+			fi, ierr := e.Info()
+			if ierr != nil {
+				continue // removed meanwhile
+			}
+			if ferr := f(id, fi.ModTime()); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
+}
+
+func (s *Spool) prune() {
+	if !s.pruning.TryLock() {
+		return // one prune at a time is plenty
+	}
+	defer s.pruning.Unlock()
+	if err := s.Prune(); err != nil {
+		s.log.Warn("spool: prune", zap.Error(err))
+	}
+}
+
+func startOfDay(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
 }

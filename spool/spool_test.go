@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
@@ -68,6 +69,17 @@ func (f *fakePrinter) printed() [][]byte {
 	return append([][]byte(nil), f.jobs...)
 }
 
+// openSpool opens the spool kept in dir, with dir as its own state directory (and log).
+func openSpool(t *testing.T, dir string, p printer.Printer, opt Options) (*Spool, error) {
+	t.Helper()
+	log, err := wal.Open(dir, 0)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { log.Close() })
+	return Open(log, ".", p, opt)
+}
+
 func fastOpts() Options {
 	return Options{Poll: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond}
 }
@@ -117,7 +129,7 @@ func waitPrinted(t *testing.T, s *Spool, id string) Info {
 
 func TestJobsPrintInOrderOneAtATime(t *testing.T) {
 	p := newFake()
-	s, err := Open(t.TempDir(), p, fastOpts())
+	s, err := openSpool(t, t.TempDir(), p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +159,7 @@ func TestJobsPrintInOrderOneAtATime(t *testing.T) {
 
 func TestAddIsDurableAndIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, newFake(), fastOpts())
+	s, err := openSpool(t, dir, newFake(), fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +183,7 @@ func TestAddIsDurableAndIdempotent(t *testing.T) {
 }
 
 func TestAddRejectsBadJobs(t *testing.T) {
-	s, err := Open(t.TempDir(), newFake(), fastOpts())
+	s, err := openSpool(t, t.TempDir(), newFake(), fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +203,7 @@ func TestAddRejectsBadJobs(t *testing.T) {
 func TestHeldWhileNotReadyPrintsOnRecovery(t *testing.T) {
 	p := newFake()
 	p.set(printer.StatePaperOut)
-	s, err := Open(t.TempDir(), p, fastOpts())
+	s, err := openSpool(t, t.TempDir(), p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +236,7 @@ func TestHeldWhileNotReadyPrintsOnRecovery(t *testing.T) {
 func TestUnreachablePrinterHoldsJob(t *testing.T) {
 	p := newFake()
 	p.statErr = errors.New("open /dev/usb/lp0: no such device")
-	s, err := Open(t.TempDir(), p, fastOpts())
+	s, err := openSpool(t, t.TempDir(), p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +257,7 @@ func TestUnreachablePrinterHoldsJob(t *testing.T) {
 func TestFailedWriteIsRetriedWhole(t *testing.T) {
 	p := newFake()
 	p.failNext = 2
-	s, err := Open(t.TempDir(), p, fastOpts())
+	s, err := openSpool(t, t.TempDir(), p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +276,7 @@ func TestQueuedJobsResumeAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	p := newFake()
 	p.set(printer.StateCoverOpen)
-	s, err := Open(dir, p, fastOpts())
+	s, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +288,7 @@ func TestQueuedJobsResumeAfterRestart(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "queue", ".c.json.123.tmp"), []byte("{"), 0o600)
 
 	p2 := newFake()
-	s2, err := Open(dir, p2, fastOpts())
+	s2, err := openSpool(t, dir, p2, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +305,7 @@ func TestQueuedJobsResumeAfterRestart(t *testing.T) {
 	}
 	// A third life: printed jobs stay printed.
 	p3 := newFake()
-	s3, err := Open(dir, p3, fastOpts())
+	s3, err := openSpool(t, dir, p3, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +319,7 @@ func TestQueuedJobsResumeAfterRestart(t *testing.T) {
 
 func TestCrashBetweenDoneAndRemoveDoesNotReprint(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, newFake(), fastOpts())
+	s, err := openSpool(t, dir, newFake(), fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +331,7 @@ func TestCrashBetweenDoneAndRemoveDoesNotReprint(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, "done", "a.json"))
 	os.WriteFile(filepath.Join(dir, "queue", "a.json"), b, 0o600)
 	p := newFake()
-	s2, err := Open(dir, p, fastOpts())
+	s2, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +347,7 @@ func TestCorruptJobFileIsSetAsideNotFatal(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
 	os.WriteFile(filepath.Join(dir, "queue", "x.json"), []byte("{not json"), 0o600)
-	s, err := Open(dir, newFake(), fastOpts())
+	s, err := openSpool(t, dir, newFake(), fastOpts())
 	if err != nil {
 		t.Fatalf("Open failed on a corrupt file: %v", err)
 	}
@@ -351,7 +363,7 @@ func TestShutdownFinishesTheJobOnThePaper(t *testing.T) {
 	p := newFake()
 	p.block = make(chan struct{})
 	p.printing = make(chan struct{}, 1)
-	s, err := Open(t.TempDir(), p, fastOpts())
+	s, err := openSpool(t, t.TempDir(), p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,23 +391,33 @@ func TestPruneKeepsNewestDone(t *testing.T) {
 	dir := t.TempDir()
 	opt := fastOpts()
 	opt.KeepDone = 10
-	s, err := Open(dir, newFake(), opt)
+	s, err := openSpool(t, dir, newFake(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, s)
+	stop := run(t, s)
 	for i := 0; i < 30; i++ {
 		s.Add(Job{ID: fmt.Sprintf("j%02d", i), Data: []byte("x")})
+		time.Sleep(time.Millisecond) // distinct modification times, as receipts minutes apart have
 	}
 	waitPrinted(t, s, "j29")
+	stop()
+	if err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
 	ents, _ := os.ReadDir(filepath.Join(dir, "done"))
-	if len(ents) > 11 || len(ents) < 10 {
-		t.Fatalf("%d done records kept, want about 10", len(ents))
+	if len(ents) != 10 {
+		t.Fatalf("%d done records kept, want 10", len(ents))
 	}
-	if _, err := s.Job("j29"); err != nil {
-		t.Fatalf("newest job forgotten: %v", err)
+	// A new life knows the printed jobs only from disk: the newest are kept, the oldest gone.
+	s2, err := openSpool(t, dir, newFake(), opt)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Job("j00"); !errors.Is(err, ErrNotFound) {
+	if in, err := s2.Job("j29"); err != nil || in.State != StatePrinted {
+		t.Fatalf("newest job forgotten: %+v %v", in, err)
+	}
+	if _, err := s2.Job("j00"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("oldest job kept: %v", err)
 	}
 }
@@ -407,7 +429,7 @@ func TestUnreadableJobFileIsRetriedNotDropped(t *testing.T) {
 	dir := t.TempDir()
 	p := newFake()
 	p.set(printer.StatePaperOut)
-	s, err := Open(dir, p, fastOpts())
+	s, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +468,7 @@ func TestUnreadableJobFileIsRetriedNotDropped(t *testing.T) {
 	path = filepath.Join(dir, "queue", "j2.json")
 	os.Rename(path, saved)
 	os.Mkdir(path, 0o750)
-	s2, err := Open(dir, p, fastOpts())
+	s2, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +489,7 @@ func TestDamagedJobIsReportedAndReplaced(t *testing.T) {
 	p := newFake()
 	os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
 	os.WriteFile(filepath.Join(dir, "queue", "STX_A.receipt.json"), []byte(`{"id":"STX_A.receipt","da`), 0o640)
-	s, err := Open(dir, p, fastOpts())
+	s, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +497,7 @@ func TestDamagedJobIsReportedAndReplaced(t *testing.T) {
 		t.Fatalf("damaged %v", got)
 	}
 	// Still damaged after a restart: the set-aside file is the reminder.
-	if s, err = Open(dir, p, fastOpts()); err != nil || len(s.Damaged()) != 1 {
+	if s, err = openSpool(t, dir, p, fastOpts()); err != nil || len(s.Damaged()) != 1 {
 		t.Fatalf("after a restart: %v, %v", s.Damaged(), err)
 	}
 	if _, err := s.Replace(Job{ID: "STX_A.receipt", Kind: "receipt", Data: []byte("remade")}); err != nil {
@@ -497,7 +519,7 @@ func TestDamagedJobIsReportedAndReplaced(t *testing.T) {
 func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
 	dir := t.TempDir()
 	p := newFake()
-	s, err := Open(dir, p, fastOpts())
+	s, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +536,7 @@ func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
 	if err != nil || bytes.Contains(b, []byte("KICK")) || bytes.Contains(b, []byte(`"kick"`)) {
 		t.Fatalf("done record %s, %v: the pulse must not outlive the job", b, err)
 	}
-	s2, err := Open(dir, p, fastOpts())
+	s2, err := openSpool(t, dir, p, fastOpts())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"image/color"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +34,12 @@ func TestRenderMatchesGoldenFiles(t *testing.T) {
 		{[]string{"render", "--paper", "58mm", seedFile}, "seed.58mm.bin"},
 		{[]string{"render", "--format", "text", seedFile}, "seed.80mm.txt"},
 		{[]string{"render", "--format", "text", "--columns", "32", seedFile}, "seed.58mm.txt"},
+		// A model supplies columns, code-page slots and cut; explicit flags still win.
+		{[]string{"render", "--model", "TH230", seedFile}, "seed.TH230.bin"},
+		{[]string{"render", "--model", "tm-t88v", "--format", "text", seedFile}, "seed.TM-T88V.txt"},
+		{[]string{"render", "--model", "TSP600", "--paper", "80mm", seedFile}, "seed.TSP600.bin"},
+		{[]string{"render", "--model", "POS-5890", "--format", "text", seedFile}, "seed.POS-5890.txt"},
+		{[]string{"render", "--model", "generic", "--paper", "58mm", seedFile}, "seed.58mm.bin"},
 	} {
 		code, out, errs := runCLI(t, "", c.args...)
 		want, err := os.ReadFile(filepath.Join("../../testdata/receipts", c.golden))
@@ -41,6 +49,75 @@ func TestRenderMatchesGoldenFiles(t *testing.T) {
 		if code != 0 || out != string(want) {
 			t.Errorf("ecrd %v: exit %d, stderr %q; output differs from %s", c.args, code, errs, c.golden)
 		}
+	}
+}
+
+// TestModelFlagsWin: an explicit --columns and --codepage override the model's defaults, and
+// the code page's slot still comes from the model (CP858 is ESC t 4 on a Star).
+func TestModelFlagsWin(t *testing.T) {
+	code, out, errs := runCLI(t, `[{"type":"textline","value":{"text":"Summe 7,96 €"}}]`,
+		"render", "--model", "TSP600", "--columns", "40", "--codepage", "cp858", "-")
+	if code != 0 || !strings.HasPrefix(out, "\x1b@\x1bR\x00\x1bt\x04") || !strings.Contains(out, "Summe 7,96 \xd5") {
+		t.Fatalf("exit %d, stderr %q, out %q", code, errs, out)
+	}
+	code, out, _ = runCLI(t, `[{"type":"textline","value":{"text":"x"}}]`, "render", "--model", "TSP600", "--columns", "40", "--format", "text", "-")
+	if code != 0 || !strings.Contains(out, strings.Repeat(" ", 0)+"x\n") {
+		t.Fatalf("exit %d, out %q", code, out)
+	}
+}
+
+// TestRenderPNG: ecrd render --format png draws what the golden picture shows, pixel for pixel.
+func TestRenderPNG(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		golden string
+	}{
+		{[]string{"render", "--format", "png", seedFile}, "seed.generic.png"},
+		{[]string{"render", "--format", "png", "--model", "TH230", "../../testdata/receipts/intl.json"}, "intl.TH230.png"},
+	} {
+		code, out, errs := runCLI(t, "", c.args...)
+		if code != 0 {
+			t.Fatalf("ecrd %v: exit %d: %s", c.args, code, errs)
+		}
+		got, err := png.Decode(strings.NewReader(out))
+		if err != nil {
+			t.Fatalf("ecrd %v: output is not a PNG: %v", c.args, err)
+		}
+		f, err := os.Open(filepath.Join("../../testdata/receipts", c.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("ecrd %v: %v, want %v", c.args, got.Bounds(), want.Bounds())
+		}
+		for y := want.Bounds().Min.Y; y < want.Bounds().Max.Y; y++ {
+			for x := want.Bounds().Min.X; x < want.Bounds().Max.X; x++ {
+				if g, w := color.GrayModel.Convert(got.At(x, y)), color.GrayModel.Convert(want.At(x, y)); g != w {
+					t.Fatalf("ecrd %v: pixel (%d,%d) is %v, golden %s has %v", c.args, x, y, g, c.golden, w)
+				}
+			}
+		}
+	}
+}
+
+func TestPrintersListsModels(t *testing.T) {
+	code, out, _ := runCLI(t, "", "printers")
+	for _, want := range []string{"generic", "TM-T88V", "42", "TH230", "cp858 (ESC t 6)", "TSP600", "cp858 (ESC t 4)", "POS-5890", "none (tear bar)", "escpos-printer-db", "CC BY 4.0"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("ecrd printers: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	code, out, _ = runCLI(t, "", "printers", "TH230")
+	if code != 0 || !strings.Contains(out, "font 0:   Font A, 44 columns") || !strings.Contains(out, "    6  CP858\n") {
+		t.Fatalf("ecrd printers TH230: exit %d:\n%s", code, out)
+	}
+	if code, _, errs := runCLI(t, "", "printers", "nope"); code != 2 || !strings.Contains(errs, "nope") {
+		t.Fatalf("ecrd printers nope: exit %d, %q", code, errs)
 	}
 }
 
@@ -67,6 +144,8 @@ func TestRenderErrors(t *testing.T) {
 		{`[]`, []string{"render", "--paper", "99mm"}, 2, "99mm"},
 		{`[]`, []string{"render", "--codepage", "utf8"}, 2, "utf8"},
 		{`[]`, []string{"render", "--format", "pdf"}, 2, "pdf"},
+		{`[]`, []string{"render", "--model", "TM-T1000"}, 2, "TM-T1000"},
+		{`[]`, []string{"render", "--model", "TSP600", "--codepage", "iso8859-7"}, 2, "iso8859-7"},
 		{``, []string{"render", "a", "b"}, 2, "one input file"},
 		{``, []string{"render", "/nonexistent/receipt.json"}, 1, "no such file"},
 	} {

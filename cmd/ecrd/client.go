@@ -89,7 +89,8 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var p struct {
 		URI    string `json:"uri"`
 		Status struct {
-			State, Detail string
+			State, Detail, Completion, Model string
+			ModelSource                      string `json:"model_source"`
 		} `json:"status"`
 		Error  string `json:"error"`
 		Queued int    `json:"queued"`
@@ -111,6 +112,12 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "printer:  %s %s", p.URI, p.Status.State)
 	if p.Status.Detail != "" {
 		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
+	}
+	if p.Status.Model != "" {
+		fmt.Fprintf(stdout, "\nmodel:    %s (%s)", p.Status.Model, p.Status.ModelSource)
+	}
+	if p.Status.Completion != "" {
+		fmt.Fprintf(stdout, "\nprinted:  confirmed by %s", p.Status.Completion)
 	}
 	fmt.Fprintf(stdout, "\nqueued:   %d job(s)\n", p.Queued)
 	statusDetails(c, stdout)

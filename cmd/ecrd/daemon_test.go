@@ -429,6 +429,10 @@ func TestCaptureCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), "online") {
 		t.Fatalf("ecrd status: exit %d, out %q", code, out.String())
 	}
+	// The fake printer cannot tell its model: status says which profile is used and why.
+	if !strings.Contains(out.String(), "model:    generic (generic: file:") || !strings.Contains(out.String(), "set --model") {
+		t.Fatalf("ecrd status does not show the model and why: %q", out.String())
+	}
 	code = run([]string{"capture", "--socket", filepath.Join(e.dir, "none.sock"), secupaytest.SeedID}, nil, io.Discard, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "not reachable") {
 		t.Fatalf("no daemon: exit %d, err %q", code, errb.String())

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ecrd-pos/ecrd/printer/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
 )
 
@@ -46,28 +47,68 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// layoutFlags are the receipt layout settings shared by render, print and serve.
+// layoutFlags are the receipt layout settings shared by render, print and serve. A printer
+// model (--model) supplies defaults for all of them; a flag given explicitly wins.
 type layoutFlags struct {
-	paper, codepage, cut string
-	columns              int
+	paper, codepage, cut, model string
+	columns                     int
 }
 
+// modelAuto asks for the model to be read from the printer (IEEE 1284 Device ID) where the
+// transport can tell, and the generic profile otherwise.
+const modelAuto = "auto"
+
 func (l *layoutFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.paper, "paper", "80mm", "paper width: 58mm or 80mm")
-	fs.IntVar(&l.columns, "columns", 0, "characters per line (overrides --paper; 0 = from paper)")
-	fs.StringVar(&l.codepage, "codepage", "cp858", "printer code page: "+strings.Join(receipt.CodePages(), ", "))
+	fs.StringVar(&l.model, "model", modelAuto, "printer model from 'ecrd printers' (columns, code pages, cut), "+modelAuto+" (ask a USB printer, else generic) or generic")
+	fs.StringVar(&l.paper, "paper", "", "paper width: 58mm or 80mm (default: the model's; 80mm for generic)")
+	fs.IntVar(&l.columns, "columns", 0, "characters per line (overrides --paper and the model; 0 = from them)")
+	fs.StringVar(&l.codepage, "codepage", "", "the one code page to print in (default: cp858 for generic; for a model, the best of its pages for each run of text): "+strings.Join(receipt.CodePages(), ", ")+" or any of the model's")
 	fs.StringVar(&l.cut, "cut", "partial", "paper cut at the end of a receipt: partial or full")
 }
 
+// profile returns the named model; auto is false when the model is to be detected first.
+func (l *layoutFlags) profile() (prof *profile.Profile, auto bool, err error) {
+	switch strings.ToLower(strings.TrimSpace(l.model)) {
+	case modelAuto:
+		return profile.Generic, true, nil
+	case "", "generic":
+		return profile.Generic, false, nil
+	}
+	prof, err = profile.Lookup(l.model)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: --model: %v", errUsage, err)
+	}
+	return prof, false, nil
+}
+
+// options is optionsFor the named model (generic when the model is auto).
 func (l *layoutFlags) options() (receipt.Options, error) {
+	prof, _, err := l.profile()
+	if err != nil {
+		return receipt.Options{}, err
+	}
+	return l.optionsFor(prof)
+}
+
+// optionsFor builds the layout for a profile. Columns: --columns, else the model's font A
+// columns when --paper is not given or names the model's own roll, else the paper's
+// (58 mm = 32, 80 mm = 48).
+func (l *layoutFlags) optionsFor(prof *profile.Profile) (receipt.Options, error) {
 	cols := l.columns
+	if cols == 0 && prof.Columns() > 0 && (l.paper == "" || samePaper(l.paper, prof.Paper())) {
+		cols = prof.Columns()
+	}
 	if cols == 0 {
+		paper := l.paper
+		if paper == "" {
+			paper = "80mm"
+		}
 		var err error
-		if cols, err = receipt.PaperColumns(l.paper); err != nil {
+		if cols, err = receipt.PaperColumns(paper); err != nil {
 			return receipt.Options{}, fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
-	opt := receipt.Options{Columns: cols, CodePage: l.codepage}
+	opt := receipt.Options{Profile: prof, Columns: cols, CodePage: l.codepage}
 	switch l.cut {
 	case "partial":
 		opt.Cut = receipt.CutPartial
@@ -80,4 +121,12 @@ func (l *layoutFlags) options() (receipt.Options, error) {
 		return receipt.Options{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return opt, nil
+}
+
+// samePaper compares a --paper value with a profile's roll; a bad value is left for
+// receipt.PaperColumns to report.
+func samePaper(flagPaper, profPaper string) bool {
+	a, errA := receipt.PaperColumns(flagPaper)
+	b, errB := receipt.PaperColumns(profPaper)
+	return errA == nil && errB == nil && a == b
 }

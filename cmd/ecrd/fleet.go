@@ -22,8 +22,6 @@ type fleetFlags struct {
 	printerGrace       time.Duration
 	unfinishedLimit    time.Duration
 	printerCheck       time.Duration
-	// printerModel names the detected printer model for `ecrd status`; nil while unknown.
-	printerModel func() string
 }
 
 func (f *fleetFlags) register(fs *flag.FlagSet) {

@@ -14,12 +14,13 @@ import (
 const usage = `ecrd — capture secupay cash payments and print their receipts
 
 Usage:
-  ecrd render  [--paper 58mm|80mm] [--columns N] [--codepage NAME] [--format escpos|text] [FILE|-]
+  ecrd render  [--model NAME] [--paper 58mm|80mm] [--columns N] [--codepage NAME] [--format escpos|text] [FILE|-]
   ecrd print   --printer URI [render options] FILE      send one receipt (.bin, or JSON to render) to a printer
   ecrd serve   [flags]                                  run the daemon (every flag also as ECRD_<FLAG>)
   ecrd capture [--socket PATH] STX_ID                   ask the daemon to capture and print; exit 0 only if captured
   ecrd status  [--socket PATH]                          the daemon's health and the printer's state
   ecrd demo                                             the whole flow on this machine: fake secupay, file printer
+  ecrd printers [MODEL]                                 the printer models --model takes, or one model's profile
   ecrd version
 
 Run 'ecrd COMMAND -h' for a command's flags.
@@ -41,12 +42,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func([]string, io.Reader, io.Writer, io.Writer) error{
-		"render":  cmdRender,
-		"print":   cmdPrint,
-		"serve":   cmdServe,
-		"capture": cmdCapture,
-		"status":  cmdStatus,
-		"demo":    cmdDemo,
+		"render":   cmdRender,
+		"print":    cmdPrint,
+		"serve":    cmdServe,
+		"capture":  cmdCapture,
+		"status":   cmdStatus,
+		"demo":     cmdDemo,
+		"printers": cmdPrinters,
 	}
 	name := args[0]
 	switch name {

@@ -40,7 +40,7 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("render", stderr)
 	var lf layoutFlags
 	lf.register(fs)
-	format := fs.String("format", "escpos", "output: escpos (printer bytes) or text (preview)")
+	format := fs.String("format", "escpos", "output: escpos (printer bytes), text (preview) or png (a picture of the paper)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ecrd render [flags] [FILE|-]\n\nReads a Smart Transaction (an object with \"receipt\") or a bare receipt-line array.")
 		fs.PrintDefaults()
@@ -55,8 +55,8 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() == 1 {
 		name = fs.Arg(0)
 	}
-	if *format != "escpos" && *format != "text" {
-		return fmt.Errorf("%w: --format must be escpos or text, not %q", errUsage, *format)
+	if *format != "escpos" && *format != "text" && *format != "png" {
+		return fmt.Errorf("%w: --format must be escpos, text or png, not %q", errUsage, *format)
 	}
 	opt, err := lf.options()
 	if err != nil {
@@ -74,11 +74,16 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	var out []byte
-	if *format == "text" {
+	switch *format {
+	case "text":
 		var s string
 		s, err = receipt.Preview(lines, opt)
 		out = []byte(s)
-	} else {
+	case "png":
+		if out, err = receipt.Render(lines, opt); err == nil {
+			out, err = receipt.JobPNG(out, opt.Profile)
+		}
+	default:
 		out, err = receipt.Render(lines, opt)
 	}
 	if err != nil {
@@ -109,11 +114,21 @@ func cmdPrint(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	p, err := printer.Open(*uri)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
 	if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
-		opt, err := lf.options()
+		prof, why, err := chooseProfile(context.Background(), lf, p)
 		if err != nil {
 			return err
 		}
+		opt, err := lf.optionsFor(prof)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "model %s: %s\n", prof.Key, why)
 		lines, err := receipt.Decode(data)
 		if err != nil {
 			return err
@@ -122,11 +137,6 @@ func cmdPrint(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	p, err := printer.Open(*uri)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	st, err := p.Status(ctx)

@@ -28,9 +28,9 @@ import (
 	"github.com/ecrd-pos/ecrd/capture"
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/journald"
+	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
-	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -145,6 +145,7 @@ type runningDaemon struct {
 	metricsSrv *http.Server // nil unless --metrics-listen
 	spool      *spool.Spool
 	printer    printer.Printer
+	wal        *wal.Log
 	lock       *os.File
 	socketDesc string
 	monitor    *monitor.Monitor
@@ -159,7 +160,7 @@ type runningDaemon struct {
 // startDaemon opens everything cfg names and starts serving on ln (nil: systemd's socket
 // if activated, else cfg.socket).
 func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDaemon, error) {
-	opt, drawerPin, err := cfg.check()
+	drawerPin, err := cfg.check()
 	if err != nil {
 		return nil, err
 	}
@@ -192,17 +193,37 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
 	}
-	p, err := printer.Open(cfg.printerURI)
+	// The state directory's write-ahead log: the journal's and the spool's files change only
+	// through it (replayed here after a crash or power cut).
+	stateLog, err := wal.Open(cfg.stateDir, 0)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, stateLog.Close)
+	for _, err := range stateLog.ReplayErrors() {
+		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
+	}
+	dev, err := printer.Open(cfg.printerURI)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	undo = append(undo, p.Close)
-	sp, err := spool.Open(filepath.Join(cfg.stateDir, "spool"), p, spool.Options{Poll: cfg.poll, Logger: log,
+	undo = append(undo, dev.Close)
+	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := cfg.layout.optionsFor(prof)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
+	var p printer.Printer = modelPrinter{Printer: dev, model: prof.Key, source: why}
+	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
 		return nil, err
 	}
-	journal, err := capture.OpenJournal(filepath.Join(cfg.stateDir, "journal"))
+	journal, err := capture.OpenJournal(stateLog)
 	if err != nil {
 		return nil, err
 	}
@@ -219,11 +240,11 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		tokenExpires = o.TokenExpires
 	}
 	mon = monitor.New(monitor.Config{Version: version, Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
-		TokenExpires: tokenExpires, Model: cfg.printerModel,
+		TokenExpires: tokenExpires, Model: func() string { return prof.Key + " (" + why + ")" },
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
-	d := &runningDaemon{log: log, spool: sp, printer: p, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
+	d := &runningDaemon{log: log, spool: sp, printer: p, wal: stateLog, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
 	healthz := func() map[string]any {
 		out := mon.Health()
 		out["unfinished_captures"] = svc.Unfinished()
@@ -255,26 +276,33 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 }
 
 // check validates the settings that need no file or device, so that a typo stops
-// `ecrd serve` before it touches the state directory.
-func (c serveConfig) check() (receipt.Options, *int, error) {
+// `ecrd serve` before it touches the state directory, and returns the drawer pin (nil: off).
+func (c serveConfig) check() (*int, error) {
 	if c.secupayURL == "" {
-		return receipt.Options{}, nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL) is required", errUsage)
+		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL) is required", errUsage)
 	}
 	if c.printerURI == "" {
-		return receipt.Options{}, nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
+		return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER) is required", errUsage)
 	}
-	opt, err := c.layout.options()
-	if err != nil {
-		return receipt.Options{}, nil, err
+	// A code page is checked against the model only once it is known (auto: after asking
+	// the printer).
+	early := c.layout
+	if _, auto, err := early.profile(); err != nil {
+		return nil, err
+	} else if auto {
+		early.codepage = ""
+	}
+	if _, err := early.options(); err != nil {
+		return nil, err
 	}
 	switch c.drawer {
 	case "off", "":
-		return opt, nil, nil
+		return nil, nil
 	case "0", "1":
 		pin, _ := strconv.Atoi(c.drawer)
-		return opt, &pin, nil
+		return &pin, nil
 	}
-	return receipt.Options{}, nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, c.drawer)
+	return nil, fmt.Errorf("%w: --drawer-kick must be off, 0 or 1, not %q", errUsage, c.drawer)
 }
 
 // listenAPI returns ln if set, else systemd's socket if activated, else a new socket at
@@ -297,7 +325,7 @@ func listenAPI(cfg serveConfig, ln net.Listener) (net.Listener, string, error) {
 }
 
 // start runs the daemon's goroutines: the print worker, the systemd loop, the idle printer
-// check, the resume and resolver, and the API server on ln.
+// check, the resume, pruning and resolver, and the API server on ln.
 func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.Listener) {
 	sp, log := d.spool, d.log
 	wctx, cancel := context.WithCancel(context.Background())
@@ -317,8 +345,13 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
+		// Pruning reads the whole finished directory: later, not while the till starts.
+		prune := time.AfterFunc(30*time.Second, svc.Prune)
+		defer prune.Stop()
 		if cfg.resolveEvery > 0 {
 			svc.RunResolver(wctx, cfg.resolveEvery)
+		} else {
+			<-wctx.Done()
 		}
 	}()
 	go func() {
@@ -341,6 +374,7 @@ func (d *runningDaemon) shutdown(ctx context.Context) error {
 	d.cancelLoop()
 	d.wg.Wait()
 	d.printer.Close()
+	d.wal.Close()
 	d.lock.Close()
 	d.log.Info("ecrd stopped")
 	return err

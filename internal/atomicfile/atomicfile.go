@@ -40,6 +40,50 @@ func sync(f *os.File) error {
 	return err
 }
 
+// Timed runs flush (an fsync, fdatasync or syncfs of the caller's) and reports it like the
+// fsyncs of this package, so that every flush of the state directory reaches one observer.
+func Timed(flush func() error) error {
+	start := time.Now()
+	err := flush()
+	observe("fsync", time.Since(start), err)
+	return err
+}
+
+// Replace is WriteFile without the fsyncs: readers, and a process killed at any instant,
+// still see the old content or the new, whole; power loss may lose the change. For files
+// whose content a write-ahead log (internal/wal) already holds durably.
+func Replace(path string, data []byte, perm os.FileMode) (err error) {
+	defer func() {
+		if err != nil {
+			observe("write", 0, err)
+		}
+	}()
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("atomicfile: %w", err)
+	}
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("atomicfile: replace %s: %w", path, err)
+	}
+	return nil
+}
+
 // WriteFile writes data to a temporary file in path's directory, fsyncs it, renames it over
 // path and fsyncs the directory. The temporary name starts with "." and ends in ".tmp" so
 // that directory scans can skip (and clean up) leftovers of a crash.

@@ -8,17 +8,34 @@ package crashpoint
 
 import (
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
-// target is read once: the crash tests start the daemon with ECRD_CRASHPOINT=name.
-var target = strings.TrimSpace(os.Getenv("ECRD_CRASHPOINT"))
+// target is read once: the crash tests start the daemon with ECRD_CRASHPOINT=name, or
+// name#N to die at the Nth time the point is reached (a write point every change passes).
+var target, nth = parse(strings.TrimSpace(os.Getenv("ECRD_CRASHPOINT")))
+
+func parse(s string) (string, int64) {
+	name, n, ok := strings.Cut(s, "#")
+	if !ok {
+		return s, 1
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || v < 1 {
+		return s, 1
+	}
+	return name, v
+}
+
+var hits atomic.Int64
 
 // Hit kills the process with SIGKILL — no deferred calls, no flushing, exactly like a
 // power cut as far as the process is concerned — when name is the configured point.
 func Hit(name string) {
-	if target != "" && name == target {
+	if target != "" && name == target && hits.Add(1) == nth {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL is delivered asynchronously; never run past the point
 	}

@@ -1,0 +1,137 @@
+//go:build measure
+
+package main
+
+// Measurements of the storage on a slow disk and a long history (issue: "fast on a cheap SD
+// card"). `make measure-storage` runs them; they report figures and assert nothing about
+// time: the machine decides those.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+)
+
+// TestMeasureCaptureOnSlowFlushes runs the daemon under strace with every flush delayed
+// 10 ms (an SD card's fsync) and compares, one by one and interleaved, a capture through
+// ecrd with a bare start/cash to the same fake: what ecrd adds for its own bookkeeping.
+func TestMeasureCaptureOnSlowFlushes(t *testing.T) {
+	e := newDaemonEnv(t)
+	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf",
+		"-e", "trace=fsync,fdatasync,syncfs", "-e", "inject=fsync,fdatasync,syncfs:delay_exit=10000"}
+	e.start()
+	c := e.client()
+	direct := &http.Client{Timeout: 10 * time.Second}
+	const n = 200
+	var through, bare []time.Duration
+	for i := range n {
+		id := fmt.Sprintf("STX_MEASURE%05d", i)
+		start := time.Now()
+		status, out := postCapture(t, c, id)
+		through = append(through, time.Since(start))
+		if status != 200 {
+			t.Fatalf("capture %s: %d %v", id, status, out)
+		}
+		// The same call without ecrd: start/cash on a fresh transaction.
+		bid := fmt.Sprintf("STX_MEASUREBARE%05d", i)
+		req, _ := http.NewRequest("POST", e.fake.URL+"/api/v2/Smart/Transactions/"+bid+"/start/cash", nil)
+		req.Header.Set("Authorization", "Bearer "+e.fake.Token())
+		start = time.Now()
+		resp, err := direct.Do(req)
+		bare = append(bare, time.Since(start))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("bare start/cash: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	added := make([]time.Duration, n)
+	for i := range added {
+		added[i] = through[i] - bare[i]
+	}
+	t.Logf("with every flush delayed 10 ms, over %d captures: through ecrd %s; bare start/cash %s; ecrd adds %s",
+		n, spread(through), spread(bare), spread(added))
+}
+
+// TestMeasureStartWithLongHistory fills a state directory with 100,000 finished captures and
+// their printed receipts, then measures exec → /healthz 200 and the daemon's resident memory
+// right after start.
+func TestMeasureStartWithLongHistory(t *testing.T) {
+	e := newDaemonEnv(t)
+	const past = 100000
+	fillHistory(t, e.state, past)
+	var starts []time.Duration
+	var rss []int64
+	for range 5 {
+		t0 := time.Now()
+		p := e.start()
+		starts = append(starts, time.Since(t0))
+		time.Sleep(500 * time.Millisecond) // idle: background pruning done, as a till sits
+		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
+		p.kill(t)
+	}
+	slices.Sort(rss)
+	t.Logf("%d past captures: exec → /healthz 200 %s; VmRSS idle after start %.1f–%.1f MiB",
+		past, spread(starts), float64(rss[0])/(1<<20), float64(rss[len(rss)-1])/(1<<20))
+}
+
+// fillHistory writes n finished captures (journal/finished) and printed jobs (spool/done) as
+// the daemon leaves them, with secupay's seed answer.
+func fillHistory(t *testing.T, state string, n int) {
+	t.Helper()
+	fin := filepath.Join(state, "journal", "finished")
+	done := filepath.Join(state, "spool", "done")
+	for _, d := range []string{fin, done} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer := secupaytest.SeedAnswer()
+	now := time.Now().UTC()
+	for i := range n {
+		id := fmt.Sprintf("STX_HISTORY%08d", i)
+		rec, _ := json.Marshal(map[string]any{"transaction_id": id, "phase": "captured", "attempts": 1,
+			"created": now, "updated": now, "sent": now, "answer": json.RawMessage(answer), "trans_id": strconv.Itoa(i),
+			"spooled": true})
+		if err := os.WriteFile(filepath.Join(fin, id+".json"), rec, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		job, _ := json.Marshal(map[string]any{"id": id + ".receipt", "transaction_id": id, "kind": "receipt",
+			"seq": i + 1, "created": now, "printed": now})
+		if err := os.WriteFile(filepath.Join(done, id+".receipt.json"), job, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// spread is "min / median / max".
+func spread(d []time.Duration) string {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	r := func(x time.Duration) string { return x.Round(100 * time.Microsecond).String() }
+	return fmt.Sprintf("min %s / median %s / max %s", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
+}

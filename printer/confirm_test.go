@@ -1,0 +1,110 @@
+package printer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/printer/printertest"
+)
+
+func printJob(t *testing.T, p Printer, job []byte) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return p.Print(ctx, job)
+}
+
+// TestInOrderCompletion: a job counts as printed when the printer answers GS r 1 behind it;
+// once a printer has shown it answers, silence after a job is "not confirmed", even though
+// DLE EOT (answered on arrival, ahead of the buffer) says all is well.
+func TestInOrderCompletion(t *testing.T) {
+	sim := printertest.NewTCP(t)
+	p, err := Open(sim.URI("status_timeout=200ms&confirm_timeout=300ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	job := testJob(3000)
+	if err := printJob(t, p, job); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(sim.Paper(), job) || sim.Markers() != 1 {
+		t.Fatalf("paper has %d bytes and %d markers answered, want the job and 1", len(sim.Paper()), sim.Markers())
+	}
+	if st := mustStatus(t, p, StateOnline); !strings.HasPrefix(st.Completion, "in-order") {
+		t.Fatalf("Completion = %q", st.Completion)
+	}
+
+	// The printer takes the next job into its buffer and prints nothing (a jam, a roll
+	// about to be changed, the power about to go).
+	sim.Hold()
+	errc := make(chan error, 1)
+	go func() { errc <- printJob(t, p, testJob(500)) }()
+	// Meanwhile Status answers at once, without sending DLE EOT into the confirmation.
+	waitFor(t, "the job to wait for its confirmation", func() bool { return sim.Buffered() >= 500 })
+	queried := len(sim.Queries())
+	waitFor(t, "status while confirming", func() bool {
+		st, err := p.Status(context.Background())
+		return err == nil && strings.HasPrefix(st.Detail, "printing: waiting")
+	})
+	if len(sim.Queries()) > queried+1 { // at most the confirmation's own probe
+		t.Errorf("Status sent DLE EOT while a job waited for its confirmation")
+	}
+	err = <-errc
+	var we *WriteError
+	if !errors.Is(err, ErrNotConfirmed) || !errors.As(err, &we) || we.Written != we.Total {
+		t.Fatalf("Print into a held buffer = %v, want a WriteError wrapping ErrNotConfirmed with every byte written", err)
+	}
+	if !strings.Contains(err.Error(), "answers DLE EOT") {
+		t.Errorf("the error should say the printer is alive but the job is stuck: %v", err)
+	}
+	if st := mustStatus(t, p, StateOnline); st.State != StateOnline {
+		t.Fatal("DLE EOT still says online: exactly why it cannot confirm a job")
+	}
+}
+
+// TestCompletionFallsBack: a printer that never answers GS r 1 is confirmed as before (DLE EOT
+// behind the job), and one that answers nothing at all counts once written; each is learnt on
+// the first job and shown in Status.
+func TestCompletionFallsBack(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		setup  func(*printertest.Sim)
+		prefix string
+	}{
+		{"no GS r 1", func(s *printertest.Sim) { s.IgnoreInOrder() }, "real-time only"},
+		{"silent", func(s *printertest.Sim) { s.IgnoreInOrder(); s.Silence() }, "none"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			sim := printertest.NewTCP(t)
+			c.setup(sim.Sim)
+			p, err := Open(sim.URI("status_timeout=100ms&confirm_timeout=300ms"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			for i := range 2 {
+				job := testJob(100 + i)
+				start := time.Now()
+				if err := printJob(t, p, job); err != nil {
+					t.Fatalf("job %d: %v", i, err)
+				}
+				if i == 1 && time.Since(start) >= 300*time.Millisecond {
+					// Not a timing assertion on speed: the second job must not wait for a marker at all.
+					t.Errorf("job %d waited %v for GS r 1 again after the printer showed it never answers", i, time.Since(start))
+				}
+			}
+			waitFor(t, "both jobs on paper", func() bool { return len(sim.Paper()) == 201 })
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			st, err := p.Status(ctx)
+			if err != nil || !strings.HasPrefix(st.Completion, c.prefix) {
+				t.Fatalf("Status = %+v, %v; want completion %q", st, err, c.prefix)
+			}
+		})
+	}
+}
