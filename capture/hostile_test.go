@@ -228,13 +228,6 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
-func remount(t *testing.T, dir, mode string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", "remount,"+mode, dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount %s %s: %v: %s", mode, dir, err, out)
-	}
-}
-
 // fill writes a file until the file system is full.
 func fill(t *testing.T, dir string) string {
 	t.Helper()

@@ -31,6 +31,7 @@ import (
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -203,21 +204,11 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	for _, err := range stateLog.ReplayErrors() {
 		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
 	}
-	dev, err := printer.Open(cfg.printerURI)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	undo = append(undo, dev.Close)
-	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
+	p, opt, model, err := openPrinter(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	opt, err := cfg.layout.optionsFor(prof)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
-	var p printer.Printer = modelPrinter{Printer: dev, model: prof.Key, source: why}
+	undo = append(undo, p.Close)
 	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
 	if err != nil {
@@ -240,7 +231,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		tokenExpires = o.TokenExpires
 	}
 	mon = monitor.New(monitor.Config{Version: version, Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
-		TokenExpires: tokenExpires, Model: func() string { return prof.Key + " (" + why + ")" },
+		TokenExpires: tokenExpires, Model: func() string { return model },
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
@@ -273,6 +264,26 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	d.start(cfg, svc, ln)
 	ok = true
 	return d, nil
+}
+
+// openPrinter opens the printer cfg names and picks its profile (asking the printer when
+// --model is auto), and returns it with the layout for that profile and the model as status
+// shows it: "TM-T20II (Device ID …)".
+func openPrinter(cfg serveConfig, log *zap.Logger) (printer.Printer, receipt.Options, string, error) {
+	dev, err := printer.Open(cfg.printerURI)
+	if err != nil {
+		return nil, receipt.Options{}, "", fmt.Errorf("%w: %v", errUsage, err)
+	}
+	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
+	if err == nil {
+		var opt receipt.Options
+		if opt, err = cfg.layout.optionsFor(prof); err == nil {
+			log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
+			return modelPrinter{Printer: dev, model: prof.Key, source: why}, opt, prof.Key + " (" + why + ")", nil
+		}
+	}
+	dev.Close()
+	return nil, receipt.Options{}, "", err
 }
 
 // check validates the settings that need no file or device, so that a typo stops
