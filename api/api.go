@@ -71,9 +71,9 @@ type Config struct {
 	// CaptureTimeout bounds one capture, including the wait for the receipt to print. The
 	// capture does not end when the POS hangs up: a half-done capture is worse than a late one.
 	CaptureTimeout time.Duration
-	// Health adds fields to GET /healthz (e.g. a pending device authorisation code). A
-	// "status" other than "ok" among them answers 503, for a monitor to act on.
-	Health func() map[string]any
+	// Health judges the daemon for GET /healthz (nil: always ok); the API adds the queue.
+	// A Status other than "ok" answers 503, for a monitor to act on.
+	Health func() Health
 	// ObserveCapture, if set, is told every capture request's outcome as the POS hears it
 	// (res set, or err as the capture service returned it), for metrics.
 	ObserveCapture func(id string, res *capture.Result, err error)
@@ -371,14 +371,16 @@ func (h *handler) printer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) {
-	out := map[string]any{"status": "ok", "queued": len(h.cfg.Spool.Pending())}
+	out := Health{Status: "ok", Problems: []Problem{}}
 	if h.cfg.Health != nil {
-		for k, v := range h.cfg.Health() {
-			out[k] = v
-		}
+		out = h.cfg.Health()
 	}
+	if out.Problems == nil {
+		out.Problems = []Problem{}
+	}
+	out.Queued = len(h.cfg.Spool.Pending())
 	code := http.StatusOK
-	if out["status"] != "ok" {
+	if out.Status != "ok" {
 		code = http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, out)

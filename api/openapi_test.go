@@ -206,10 +206,10 @@ func wiredHandler(t *testing.T, fake *secupaytest.Server, baseURL string) (http.
 	svc, sp, pf := newService(t, fake, baseURL, 2*time.Second)
 	mon := monitor.New(monitor.Config{Version: "test", Spool: sp, Unfinished: svc.Unfinished})
 	return Handler(Config{Capture: svc, Lines: svc, Spool: sp, CaptureTimeout: 10 * time.Second,
-		Health: func() map[string]any {
-			out := mon.Health()
-			out["unfinished_captures"] = svc.Unfinished()
-			out["device_authorization"] = map[string]string{"user_code": "ABCD-EFGH", "verification_url": "http://www.secuoffice.com"}
+		Health: func() Health {
+			out := HealthOf(mon.Health())
+			out.UnfinishedCaptures = svc.Unfinished()
+			out.DeviceAuthorization = &DeviceAuthorization{UserCode: "ABCD-EFGH", VerificationURL: "http://www.secuoffice.com"}
 			return out
 		},
 		Status: mon.Status, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture}), pf
@@ -318,9 +318,9 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	c.send(t, sh, probe{method: "GET", path: "/v1/printer", status: 200})
 	stub.lerr = fmt.Errorf("print lines: %w: disk full", capture.ErrStorage)
 	c.send(t, sh, probe{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 500, code: "storage"})
-	degraded := Handler(Config{Capture: stub, Lines: stub, Spool: stub, Health: func() map[string]any {
-		return map[string]any{"status": "degraded", "problems": []monitor.Problem{{Code: "printer_not_ready",
-			Message: "paper out for 6m", Since: time.Now().UTC()}}}
+	degraded := Handler(Config{Capture: stub, Lines: stub, Spool: stub, Health: func() Health {
+		return HealthOf(monitor.Health{Status: "degraded", Problems: []monitor.Problem{{Code: "printer_not_ready",
+			Message: "paper out for 6m", Since: time.Now().UTC()}}})
 	}})
 	c.send(t, degraded, probe{method: "GET", path: "/healthz", status: 503})
 	c.send(t, sh, probe{method: "GET", path: "/v1/status", status: 404, code: "not_found"})

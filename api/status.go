@@ -22,6 +22,36 @@ type Status struct {
 	Secupay            StatusSecupay `json:"secupay"`
 }
 
+// Health is the answer to GET /healthz: 200 when Status is "ok", 503 when "degraded".
+type Health struct {
+	Status             string    `json:"status"`
+	Problems           []Problem `json:"problems"`
+	Queued             int       `json:"queued"`
+	UnfinishedCaptures int       `json:"unfinished_captures"`
+	// DeviceAuthorization is an OAuth device code waiting for a technician to confirm it.
+	DeviceAuthorization *DeviceAuthorization `json:"device_authorization,omitempty"`
+}
+
+// DeviceAuthorization is what a technician enters, and where, to let this till use secupay.
+type DeviceAuthorization struct {
+	UserCode        string `json:"user_code"`
+	VerificationURL string `json:"verification_url"`
+}
+
+// HealthOf is h as GET /healthz answers it; the caller adds what the monitor does not know
+// (UnfinishedCaptures, DeviceAuthorization), and the API the queue.
+func HealthOf(h monitor.Health) Health {
+	return Health{Status: h.Status, Problems: problemsOf(h.Problems)}
+}
+
+func problemsOf(ps []monitor.Problem) []Problem {
+	out := make([]Problem, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, Problem{Code: p.Code, Message: p.Message, Since: p.Since})
+	}
+	return out
+}
+
 // Problem is one reason the daemon is degraded.
 type Problem struct {
 	Code    string    `json:"code"`
@@ -76,11 +106,8 @@ type Event struct {
 
 func statusOf(s monitor.Status) Status {
 	out := Status{Version: s.Version, Started: s.Started, UptimeSeconds: s.UptimeSeconds, Health: s.Health,
-		Problems: make([]Problem, 0, len(s.Problems)), UnfinishedCaptures: s.UnfinishedCaptures,
+		Problems: problemsOf(s.Problems), UnfinishedCaptures: s.UnfinishedCaptures,
 		UnfinishedSince: s.UnfinishedSince, ReceiptsToday: s.ReceiptsToday}
-	for _, p := range s.Problems {
-		out.Problems = append(out.Problems, Problem{Code: p.Code, Message: p.Message, Since: p.Since})
-	}
 	p := s.Printer
 	out.Printer = StatusPrinter{URI: p.URI, Model: p.Model, State: string(p.State), Detail: p.Detail, Error: p.Error,
 		Ready: p.Ready, Since: p.Since, Checked: p.Checked}

@@ -178,10 +178,11 @@ func TestJobPrinterAndHealthAnswers(t *testing.T) {
 	if w, out = serve(t, h, "POST", "/v1/receipts", `[{"type":"textline","value":{"text":"x"}}]`); w.Code != 500 || errCode(out) != "storage" {
 		t.Fatalf("receipts, disk full: %d %v", w.Code, out)
 	}
-	degraded := Handler(Config{Capture: s, Lines: s, Spool: s, Health: func() map[string]any {
-		return map[string]any{"status": "degraded", "problems": []any{}}
+	degraded := Handler(Config{Capture: s, Lines: s, Spool: s, Health: func() Health {
+		return Health{Status: "degraded", Problems: []Problem{{Code: "storage", Message: "disk full"}}, UnfinishedCaptures: 1}
 	}})
-	if w, out = serve(t, degraded, "GET", "/healthz", ""); w.Code != 503 || out["status"] != "degraded" {
+	if w, out = serve(t, degraded, "GET", "/healthz", ""); w.Code != 503 || out["status"] != "degraded" ||
+		out["queued"] != 2.0 || out["unfinished_captures"] != 1.0 || out["problems"].([]any)[0].(map[string]any)["code"] != "storage" {
 		t.Fatalf("degraded healthz: %d %v", w.Code, out)
 	}
 }

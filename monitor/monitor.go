@@ -240,9 +240,9 @@ func (m *Monitor) Refresh() { m.refresh() }
 
 // Problem is one reason the daemon is degraded.
 type Problem struct {
-	Code    string    `json:"code"` // printer_not_ready, captures_unfinished, storage, print_worker_stuck
-	Message string    `json:"message"`
-	Since   time.Time `json:"since,omitzero"`
+	Code    string // printer_not_ready, captures_unfinished, storage, print_worker_stuck
+	Message string
+	Since   time.Time
 }
 
 // problems judges a snapshot; m.mu must be held.
@@ -272,9 +272,15 @@ func (m *Monitor) problemsLocked(s snapshot) []Problem {
 	return out
 }
 
-// Health is GET /healthz's verdict: "status" is "ok" or "degraded", "problems" says why
-// (an empty list when ok). The API answers 503 when degraded.
-func (m *Monitor) Health() map[string]any {
+// Health is GET /healthz's verdict: Status is "ok" or "degraded", Problems says why (empty
+// when ok). The API answers 503 when degraded.
+type Health struct {
+	Status   string
+	Problems []Problem
+}
+
+// Health judges the daemon now.
+func (m *Monitor) Health() Health {
 	s := m.refresh()
 	m.mu.Lock()
 	probs := m.problemsLocked(s)
@@ -283,7 +289,7 @@ func (m *Monitor) Health() map[string]any {
 	if len(probs) > 0 {
 		status = "degraded"
 	}
-	return map[string]any{"status": status, "problems": probs}
+	return Health{Status: status, Problems: probs}
 }
 
 // StatusLine is the one line `systemctl status ecrd` shows:

@@ -58,8 +58,8 @@ type clock struct {
 func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 func newClock() *clock                   { return &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)} }
-func codes(h map[string]any) (out []string) {
-	for _, p := range h["problems"].([]Problem) {
+func codes(h Health) (out []string) {
+	for _, p := range h.Problems {
 		out = append(out, p.Code)
 	}
 	return
@@ -97,21 +97,21 @@ func TestHealthDegradesAfterGrace(t *testing.T) {
 	sp := &stubSpool{}
 	sp.set(printer.StateOnline, c.now())
 	m := New(Config{Version: "1.0", Spool: sp, Now: c.now, PrinterGrace: 5 * time.Minute})
-	if h := m.Health(); h["status"] != "ok" || len(codes(h)) != 0 {
+	if h := m.Health(); h.Status != "ok" || len(codes(h)) != 0 {
 		t.Fatalf("healthy till: %v", h)
 	}
 	c.advance(time.Minute)
 	sp.set(printer.StatePaperOut, c.now())
 	sp.pending = []spool.Info{{ID: "j1", Created: c.now()}}
-	if h := m.Health(); h["status"] != "ok" {
+	if h := m.Health(); h.Status != "ok" {
 		t.Fatalf("paper out within grace: %v", h)
 	}
 	c.advance(5*time.Minute + time.Second)
 	h := m.Health()
-	if h["status"] != "degraded" || strings.Join(codes(h), ",") != "printer_not_ready" {
+	if h.Status != "degraded" || strings.Join(codes(h), ",") != "printer_not_ready" {
 		t.Fatalf("paper out past grace: %v", h)
 	}
-	if msg := h["problems"].([]Problem)[0].Message; !strings.Contains(msg, "paper_out for 5m1s") || !strings.Contains(msg, "1 job(s) waiting") {
+	if msg := h.Problems[0].Message; !strings.Contains(msg, "paper_out for 5m1s") || !strings.Contains(msg, "1 job(s) waiting") {
 		t.Errorf("message %q", msg)
 	}
 	st := m.Status()
@@ -122,7 +122,7 @@ func TestHealthDegradesAfterGrace(t *testing.T) {
 		t.Errorf("queue %+v", st.Queue)
 	}
 	sp.set(printer.StateOnline, c.now())
-	if h := m.Health(); h["status"] != "ok" {
+	if h := m.Health(); h.Status != "ok" {
 		t.Fatalf("roll changed: %v", h)
 	}
 }
@@ -150,7 +150,7 @@ func TestHealthUnfinishedStorageAndWorker(t *testing.T) {
 	c.advance(time.Second)
 	m.ObserveStorage("fsync", time.Millisecond, nil) // the disk works again
 	alive = nil
-	if h := m.Health(); h["status"] != "ok" {
+	if h := m.Health(); h.Status != "ok" {
 		t.Fatalf("recovered: %v", h)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -182,7 +181,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	}()
 	undo = append(undo, lock.Close)
 
-	tokens, health, err := tokenSource(cfg, log)
+	tokens, pending, err := tokenSource(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -236,11 +235,11 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
 	d := &runningDaemon{log: log, spool: sp, printer: p, wal: stateLog, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
-	healthz := func() map[string]any {
-		out := mon.Health()
-		out["unfinished_captures"] = svc.Unfinished()
-		if health != nil {
-			maps.Copy(out, health())
+	healthz := func() api.Health {
+		out := api.HealthOf(mon.Health())
+		out.UnfinishedCaptures = svc.Unfinished()
+		if pending != nil {
+			out.DeviceAuthorization = pending()
 		}
 		return out
 	}
@@ -405,8 +404,9 @@ func lockStateDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// tokenSource builds the one token holder of this daemon.
-func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() map[string]any, error) {
+// tokenSource builds the one token holder of this daemon, and for the OAuth device grant a
+// function that returns the user code waiting for a technician (nil when none waits).
+func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() *api.DeviceAuthorization, error) {
 	switch {
 	case cfg.tokenFile != "" && cfg.oauthClientID != "":
 		return nil, nil, fmt.Errorf("%w: use --token-file or --oauth-client-id, not both", errUsage)
@@ -425,13 +425,13 @@ func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() 
 		if err != nil {
 			return nil, nil, err
 		}
-		health := func() map[string]any {
+		pending := func() *api.DeviceAuthorization {
 			if code, url := o.PendingUserCode(); code != "" {
-				return map[string]any{"device_authorization": map[string]string{"user_code": code, "verification_url": url}}
+				return &api.DeviceAuthorization{UserCode: code, VerificationURL: url}
 			}
 			return nil
 		}
-		return o, health, nil
+		return o, pending, nil
 	}
 	return nil, nil, fmt.Errorf("%w: set --token-file (ECRD_TOKEN_FILE) or --oauth-client-id (ECRD_OAUTH_CLIENT_ID)", errUsage)
 }
