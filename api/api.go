@@ -77,6 +77,9 @@ type Config struct {
 	// ObserveCapture, if set, is told every capture request's outcome as the POS hears it
 	// (res set, or err as the capture service returned it), for metrics.
 	ObserveCapture func(id string, res *capture.Result, err error)
+	// Preview draws a job as the printer will print it, as PNG, for
+	// GET /v1/jobs/{id}/preview.png (nil: 404); errors.Is(err, spool.ErrNotFound) answers 404.
+	Preview func(jobID string) ([]byte, error)
 	// Status answers GET /v1/status (nil: 404). Metrics answers GET /metrics (nil: 404).
 	Status  func() monitor.Status
 	Metrics http.Handler
@@ -97,6 +100,9 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/transactions/{id}/reprint", h.reprint)
 	mux.HandleFunc("POST /v1/receipts", h.receipts)
 	mux.HandleFunc("GET /v1/jobs/{id}", h.job)
+	if cfg.Preview != nil {
+		mux.HandleFunc("GET /v1/jobs/{id}/preview.png", h.preview)
+	}
 	mux.HandleFunc("GET /v1/printer", h.printer)
 	mux.HandleFunc("GET /healthz", h.health)
 	if cfg.Status != nil {
@@ -364,6 +370,29 @@ func (h *handler) job(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, jobOf(in))
+}
+
+// preview answers a job's picture: what a POS developer or technician looks at instead of
+// wasting paper.
+func (h *handler) preview(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !spool.ValidJobID(id) {
+		writeError(w, http.StatusBadRequest, "invalid_id", "invalid job id", nil)
+		return
+	}
+	png, err := h.cfg.Preview(id)
+	switch {
+	case errors.Is(err, spool.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), nil)
+		return
+	case err != nil:
+		h.log.Error("api: preview", zap.String("job", id), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal", err.Error(), nil)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Content-Length", strconv.Itoa(len(png)))
+	w.Write(png)
 }
 
 func (h *handler) printer(w http.ResponseWriter, r *http.Request) {

@@ -212,7 +212,14 @@ func wiredHandler(t *testing.T, fake *secupaytest.Server, baseURL string) (http.
 			out.DeviceAuthorization = &DeviceAuthorization{UserCode: "ABCD-EFGH", VerificationURL: "http://www.secuoffice.com"}
 			return out
 		},
-		Status: mon.Status, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture}), pf
+		Status: mon.Status, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture,
+		Preview: func(id string) ([]byte, error) {
+			job, err := svc.JobBytes(id)
+			if err != nil {
+				return nil, err
+			}
+			return receipt.JobPNG(job, nil)
+		}}), pf
 }
 
 // TestAnswersMatchOpenAPI sends every endpoint real requests, good and bad, and checks each
@@ -234,6 +241,9 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "POST", path: cash(secupaytest.SeedID), body: "{}", status: 200},
 		{method: "POST", path: "/v1/transactions/" + secupaytest.SeedID + "/reprint", status: 200},
 		{method: "GET", path: "/v1/jobs/" + res.Job.ID, status: 200},
+		{method: "GET", path: "/v1/jobs/" + res.Job.ID + "/preview.png", status: 200},
+		{method: "GET", path: "/v1/jobs/nope/preview.png", status: 404, code: "not_found"},
+		{method: "GET", path: "/v1/jobs/..%2Fqueue/preview.png", status: 400, code: "invalid_id"},
 		{method: "GET", path: "/v1/printer", status: 200},
 		{method: "GET", path: "/v1/status", status: 200},
 		{method: "GET", path: "/metrics", status: 200},
@@ -325,6 +335,9 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	c.send(t, degraded, probe{method: "GET", path: "/healthz", status: 503})
 	c.send(t, sh, probe{method: "GET", path: "/v1/status", status: 404, code: "not_found"})
 	c.send(t, sh, probe{method: "GET", path: "/metrics", status: 404, code: "not_found"})
+	undrawable := Handler(Config{Capture: stub, Lines: stub, Spool: stub,
+		Preview: func(string) ([]byte, error) { return nil, errors.New("job bytes cannot be drawn") }})
+	c.send(t, undrawable, probe{method: "GET", path: "/v1/jobs/STX_A.receipt/preview.png", status: 500, code: "internal"})
 	c.send(t, busyHandler(t), probe{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 503, code: "busy"})
 
 	c.covered(t)

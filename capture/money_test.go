@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -209,4 +210,36 @@ func TestDamagedReceiptJobIsRemadeFromTheJournal(t *testing.T) {
 	}
 	e2.setPrinter("online")
 	waitFor(t, "the remade receipt", func() bool { return e2.receipts() == 1 })
+}
+
+// A job's bytes for its picture: a queued job's from the spool, a printed capture receipt's
+// rendered again from the journal — the same bytes the printer took.
+func TestJobBytesForThePreview(t *testing.T) {
+	e := newEnv(t, nil)
+	e.setPrinter("paper_out")
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := e.svc.JobBytes(res.Job.ID)
+	if err != nil || len(queued) == 0 {
+		t.Fatalf("queued job: %d bytes, %v", len(queued), err)
+	}
+	e.setPrinter("online")
+	waitFor(t, "the receipt", func() bool { return e.receipts() == 1 })
+	waitFor(t, "the job recorded printed", func() bool {
+		in, err := e.spool.Job(res.Job.ID)
+		return err == nil && in.State == "printed"
+	})
+	printed, err := e.svc.JobBytes(res.Job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paper, _ := os.ReadFile(e.printerFile)
+	if !bytes.Equal(printed, queued) || !bytes.Equal(paper, printed) {
+		t.Fatalf("re-rendered %d bytes, queued %d, on paper %d: want the same bytes", len(printed), len(queued), len(paper))
+	}
+	if _, err := e.svc.JobBytes("pos-1-abc"); err == nil {
+		t.Fatal("bytes of a job that never existed")
+	}
 }

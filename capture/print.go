@@ -263,6 +263,33 @@ func (s *Service) PrintLines(ctx context.Context, lines []receipt.Line) (JobResu
 	return s.jobResult(ctx, id, "", s.cfg.PrintWait), nil
 }
 
+// JobBytes returns the ESC/POS bytes of job id as they print: a queued job's from the spool,
+// a capture's receipt (or its merchant copy, or a reprint) rendered again from the journal's
+// stored answer once printed. The drawer pulse is not part of them.
+func (s *Service) JobBytes(id string) ([]byte, error) {
+	data, err := s.cfg.Spool.JobData(id)
+	if err == nil || !errors.Is(err, spool.ErrNotFound) {
+		return data, err
+	}
+	txID, kind, _ := strings.Cut(id, ".")
+	if !secupay.ValidID(txID) || (kind != kindReceipt && kind != kindMerchant && !strings.HasPrefix(kind, "reprint-")) {
+		return nil, err // a POS's own receipt, printed: its bytes are gone
+	}
+	rec, jerr := s.cfg.Journal.Get(txID)
+	if jerr != nil || rec.Phase != PhaseCaptured {
+		return nil, err
+	}
+	tx, aerr := answerOf(rec)
+	if aerr != nil {
+		return nil, aerr
+	}
+	lines := tx.Receipt
+	if kind == kindMerchant {
+		lines = tx.ReceiptMerchant
+	}
+	return s.render(s.log.With(zap.String("transaction_id", txID)), lines)
+}
+
 // recordID is the transaction whose journal file err is about, for a *CorruptError.
 func recordID(err error) (string, bool) {
 	var corrupt *CorruptError

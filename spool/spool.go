@@ -492,6 +492,22 @@ func (s *Spool) Job(id string) (Info, error) {
 	return s.printedLocked(id)
 }
 
+// JobData returns the bytes of a queued job (a printed job's are not kept: its owner renders
+// them again if it needs them).
+func (s *Spool) JobData(id string) ([]byte, error) {
+	s.mu.Lock()
+	_, queued := s.queued[id]
+	s.mu.Unlock()
+	if !queued {
+		return nil, fmt.Errorf("%w: %s is not queued", ErrNotFound, id)
+	}
+	r, err := readRecord(filepath.Join(s.queueDir, id+".json"))
+	if err != nil {
+		return nil, fmt.Errorf("spool: job %s: %w", id, err)
+	}
+	return r.Data, nil
+}
+
 // printedLocked finds a printed job: in memory, or its done record on disk.
 func (s *Spool) printedLocked(id string) (Info, error) {
 	if in, ok := s.recent[id]; ok {

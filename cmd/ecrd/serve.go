@@ -245,7 +245,14 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	}
 	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
 		CaptureTimeout: capture.Timeout(cfg.secupayTimeout, cfg.printWait), Health: healthz, Logger: log,
-		ObserveCapture: mon.ObserveCapture, Status: mon.Status, Metrics: mon.Handler()}), log)
+		ObserveCapture: mon.ObserveCapture, Status: mon.Status, Metrics: mon.Handler(),
+		Preview: func(id string) ([]byte, error) {
+			job, err := svc.JobBytes(id)
+			if err != nil {
+				return nil, err
+			}
+			return receipt.JobPNG(job, opt.Profile)
+		}}), log)
 	if cfg.metricsListen != "" {
 		mln, err := listenMetrics(cfg.fleetFlags, log)
 		if err != nil {
