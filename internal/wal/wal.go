@@ -52,10 +52,11 @@ type Log struct {
 	root, dir string
 	limit     int64
 
-	mu   sync.Mutex
-	f    *os.File
-	gen  uint64
-	size int64
+	mu      sync.Mutex
+	f       *os.File
+	gen     uint64
+	size    int64
+	flushed int64 // how much of the log a power cut cannot take (the power-cut tests use it)
 
 	replayErrs []error // changes Open could not apply (see ReplayErrors)
 	// pending are committed changes not applied to the files yet (a disk error, something
@@ -239,6 +240,7 @@ func (l *Log) Commit(sync bool, ops ...Op) error {
 		if err := atomicfile.Timed(func() error { return unix.Fdatasync(int(l.f.Fd())) }); err != nil {
 			return fmt.Errorf("wal: fdatasync: %w", err)
 		}
+		l.flushed = l.size
 	}
 	crashpoint.Hit("wal-committed")
 	// Committed: what Commit promises is kept. If the files cannot take the change now, it
@@ -343,7 +345,7 @@ func (l *Log) rotate(next uint64, old []uint64) error {
 	if l.f != nil {
 		l.f.Close()
 	}
-	l.f, l.gen, l.size = f, next, 0
+	l.f, l.gen, l.size, l.flushed = f, next, 0, 0
 	for _, g := range old {
 		if g != next {
 			os.Remove(l.path(g)) // a log surviving this is replayed harmlessly: its changes come first
