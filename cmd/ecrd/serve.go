@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -65,10 +66,31 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "json (for journald) or console")
 }
 
+// serveUsage writes every setting of `ecrd serve` with its ECRD_ variable and default,
+// generated from the flag set so that the help (and the man page made from it) can never
+// miss a variable.
+func serveUsage(w io.Writer) {
+	fs := flag.NewFlagSet("ecrd serve", flag.ContinueOnError)
+	var cfg serveConfig
+	cfg.register(fs)
+	fmt.Fprint(w, "Usage: ecrd serve [flags]\n\n"+
+		"Every flag is also an environment variable (systemd reads them from /etc/ecrd/ecrd.env);\n"+
+		"a flag on the command line wins. Secrets are never settings, only paths to files.\n"+
+		"A bare --token-file or --oauth-client-secret-file name is looked up in $CREDENTIALS_DIRECTORY.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  --%s, %s%s\n\t%s\n", f.Name, envName(f.Name), def, f.Usage)
+	})
+}
+
 func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg serveConfig
 	cfg.register(fs)
+	fs.Usage = func() { serveUsage(stderr) }
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
@@ -90,7 +112,7 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Info("ecrd serving", zap.String("socket", d.socketDesc), zap.String("printer", cfg.printerURI),
-		zap.String("state_dir", cfg.stateDir), zap.String("version", version))
+		zap.String("state_dir", cfg.stateDir), zap.String("version", versionString()))
 	<-ctx.Done()
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	log.Info("ecrd stopping: finishing the job on the paper and requests in flight")
@@ -265,16 +287,27 @@ func lockStateDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// credentialPath resolves a bare file name (no slash) in $CREDENTIALS_DIRECTORY, where
+// systemd's LoadCredential= puts it, so the env file can say ECRD_TOKEN_FILE=token and the
+// unit need not set the variable (which would make OAuth's settings a conflict).
+func credentialPath(name string) string {
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && !strings.Contains(name, "/") {
+		return filepath.Join(dir, name)
+	}
+	return name
+}
+
 // tokenSource builds the one token holder of this daemon.
 func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() map[string]any, error) {
 	switch {
 	case cfg.tokenFile != "" && cfg.oauthClientID != "":
 		return nil, nil, fmt.Errorf("%w: use --token-file or --oauth-client-id, not both", errUsage)
 	case cfg.tokenFile != "":
-		if err := secupay.CheckSecretFile(cfg.tokenFile); err != nil {
+		path := credentialPath(cfg.tokenFile)
+		if err := secupay.CheckSecretFile(path); err != nil {
 			return nil, nil, err
 		}
-		return secupay.NewFileToken(cfg.tokenFile), nil, nil
+		return secupay.NewFileToken(path), nil, nil
 	case cfg.oauthClientID != "":
 		o, err := secupay.NewOAuth(secupay.OAuthConfig{BaseURL: cfg.secupayURL, ClientID: cfg.oauthClientID,
 			ClientSecretFile: cfg.oauthSecretFile, GrantType: cfg.oauthGrant, DeviceUUID: cfg.oauthDeviceUUID,
