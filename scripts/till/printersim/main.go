@@ -1,0 +1,152 @@
+// Command printersim is the paper end of the till test bed's USB printer: it runs in the
+// guest on the gadget side of a USB printer function (/dev/g_printer0), appends every job
+// byte it receives to a file (the "paper"), and answers ESC/POS real-time status queries
+// (DLE EOT n) the way an Epson TM printer does. It is a test tool and never part of the
+// package.
+//
+// Control files in -control (default /run/printersim; /run, so a reboot clears them):
+//
+//	paper-out  answer DLE EOT as a printer whose roll is empty (and stopped by it)
+//	slow       read at most 64 bytes every 200 ms, so a job takes seconds to arrive
+//	mute       answer nothing (a printer that has hung)
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+func main() {
+	dev := flag.String("dev", "/dev/g_printer0", "gadget side of the USB printer function")
+	paper := flag.String("paper", "/var/lib/printersim/paper.bin", "file every job byte is appended to")
+	control := flag.String("control", "/run/printersim", "directory of the control files")
+	flag.Parse()
+	if err := os.MkdirAll(filepath.Dir(*paper), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	os.MkdirAll(*control, 0o755)
+	out, err := os.OpenFile(*paper, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sim := &sim{paper: out, control: *control}
+	for {
+		// The device node exists only while the function is bound to a UDC: an unplug
+		// removes it, a replug brings it back.
+		f, err := os.OpenFile(*dev, os.O_RDWR, 0)
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		log.Printf("printersim: %s open", *dev)
+		err = sim.serve(f)
+		f.Close()
+		log.Printf("printersim: %s closed: %v", *dev, err)
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type sim struct {
+	paper   *os.File
+	control string
+	// pending holds the first bytes of a DLE EOT split across reads.
+	pending []byte
+}
+
+func (s *sim) flag(name string) bool {
+	_, err := os.Stat(filepath.Join(s.control, name))
+	return err == nil
+}
+
+// status is the answer to DLE EOT n: 0x12 (the fixed bits 0xx1xx10) plus the bits that
+// printer/status.go decodes: n=1 bit 3 offline, n=2 bit 5 stopped by paper end, n=4 bits 5
+// and 6 paper end.
+func (s *sim) status(n byte) byte {
+	if !s.flag("paper-out") {
+		return 0x12
+	}
+	switch n {
+	case 1:
+		return 0x12 | 0x08
+	case 2:
+		return 0x12 | 0x20
+	case 4:
+		return 0x12 | 0x60
+	}
+	return 0x12
+}
+
+func (s *sim) serve(f *os.File) error {
+	answers := make(chan byte, 64)
+	done := make(chan struct{})
+	defer close(done)
+	// Answers go out on their own goroutine: the gadget's write waits for the host to read,
+	// and reading must go on meanwhile.
+	go func() {
+		for {
+			select {
+			case b := <-answers:
+				if _, err := f.Write([]byte{b}); err != nil {
+					log.Printf("printersim: answer: %v", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 4096)
+	for {
+		n := len(buf)
+		if s.flag("slow") {
+			n = 64
+			time.Sleep(200 * time.Millisecond)
+		}
+		got, err := f.Read(buf[:n])
+		if got > 0 {
+			s.take(buf[:got], answers)
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+	}
+}
+
+// take appends job bytes to the paper and answers the DLE EOT queries among them. The
+// queries themselves are not paper.
+func (s *sim) take(b []byte, answers chan<- byte) {
+	data := append(s.pending, b...)
+	s.pending = nil
+	job := make([]byte, 0, len(data))
+	for i := 0; i < len(data); i++ {
+		if data[i] == 0x10 {
+			if i+1 >= len(data) || (data[i+1] == 0x04 && i+2 >= len(data)) {
+				s.pending = append([]byte(nil), data[i:]...)
+				break
+			}
+			if data[i+1] == 0x04 {
+				if !s.flag("mute") {
+					answers <- s.status(data[i+2])
+				}
+				i += 2
+				continue
+			}
+		}
+		job = append(job, data[i])
+	}
+	if len(job) > 0 {
+		if _, err := s.paper.Write(job); err != nil {
+			log.Fatal(fmt.Errorf("paper: %w", err))
+		}
+		s.paper.Sync()
+	}
+}
