@@ -27,9 +27,17 @@ CGO_ENABLED=0 go build -trimpath -o "$cache/bin/fakesecupay" ./scripts/till/fake
 echo "till: lintian $deb"
 lintian -I --pedantic "$deb" 2>&1 | grep -v '^running with root' | sed 's/^/  /'
 
-accel="-accel tcg"
-if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel="-accel kvm -accel tcg"; fi
-echo "till: qemu $accel"
+# kvm_works KERNEL: /dev/kvm can be opened yet still not run a guest (nested virtualisation
+# that hangs without a word): boot the kernel with KVM for a few seconds and look for its
+# first console line before trusting it.
+kvm_works() {
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+	local out
+	out=$(timeout 20 qemu-system-x86_64 -accel kvm -m 256 -display none -monitor none -serial stdio \
+		-kernel "$1" -append "console=ttyS0 panic=-1" -no-reboot -nic none 2>/dev/null | head -c 4096)
+	case "$out" in *"Linux version"*) return 0 ;; esac
+	return 1
+}
 
 passed=0
 failed=0
@@ -76,6 +84,13 @@ for rel in $releases; do
 		echo "FAIL [$rel] image"
 		failed=$((failed + 1))
 		continue
+	fi
+	if [ -z "${accel:-}" ]; then
+		accel=${TILL_ACCEL:-}
+		if [ -z "$accel" ]; then
+			if kvm_works "$cache/$rel/vmlinuz"; then accel="-accel kvm -cpu host"; else accel="-accel tcg"; fi
+		fi
+		echo "till: qemu $accel"
 	fi
 	dir=$cache/run/$rel
 	rm -rf "$dir"
