@@ -27,6 +27,7 @@ func main() {
 	addr := flag.String("listen", "127.0.0.1:8089", "loopback address to serve on")
 	logPath := flag.String("log", "/var/lib/fakesecupay/requests.log", "durable request log")
 	tokenOut := flag.String("token-out", "", "write the accepted bearer token to this file")
+	clientOut := flag.String("client-out", "", "write the OAuth client id and secret to FILE.id and FILE.secret")
 	flag.Parse()
 	if !strings.HasPrefix(*addr, "127.") {
 		log.Fatal("fakesecupay: listens on loopback only")
@@ -35,6 +36,14 @@ func main() {
 	fake.SetAutoCreate(true)
 	if *tokenOut != "" {
 		if err := os.WriteFile(*tokenOut, []byte(fake.Token()+"\n"), 0o600); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *clientOut != "" {
+		if err := os.WriteFile(*clientOut+".id", []byte(secupaytest.ClientID+"\n"), 0o600); err != nil {
+			log.Fatal(err)
+		}
+		if err := os.WriteFile(*clientOut+".secret", []byte(secupaytest.ClientSecret+"\n"), 0o600); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -92,7 +92,7 @@ UNIT
 Description=till test bed: fake secupay on 127.0.0.1:8089
 Before=ecrd.service
 [Service]
-ExecStart=/usr/local/sbin/fakesecupay -token-out /run/fakesecupay.token
+ExecStart=/usr/local/sbin/fakesecupay -token-out /run/fakesecupay.token -client-out /run/fakesecupay.client
 Restart=always
 [Install]
 WantedBy=multi-user.target
@@ -320,6 +320,35 @@ s_missing_credential() {
 	restart_ecrd
 }
 
+s_oauth() {
+	# Fault 3: following ecrd.env's OAuth comments must give a running daemon. An OAuth till
+	# has no /etc/ecrd/token, so the drop-in the comments give replaces the unit's credential.
+	cp /etc/ecrd/ecrd.env /tmp/ecrd.env.good
+	mv /etc/ecrd/token /tmp/token.saved
+	sed -i 's/^ECRD_TOKEN_FILE=/#ECRD_TOKEN_FILE=/' /etc/ecrd/ecrd.env
+	set_env ECRD_OAUTH_CLIENT_ID "$(cat /run/fakesecupay.client.id)"
+	set_env ECRD_OAUTH_CLIENT_SECRET_FILE client-secret
+	set_env ECRD_OAUTH_GRANT client_credentials
+	install -m 0600 /run/fakesecupay.client.secret /etc/ecrd/client-secret
+	mkdir -p /etc/systemd/system/ecrd.service.d
+	printf '[Service]\nLoadCredential=\nLoadCredential=client-secret:/etc/ecrd/client-secret\n' >/etc/systemd/system/ecrd.service.d/override.conf
+	systemctl daemon-reload
+	local rc=0
+	restart_ecrd || rc=$?
+	journalctl -u ecrd -o cat --no-pager -n 5
+	if [ $rc = 0 ]; then
+		capture STX_TILLOAUTH1 | tee /tmp/cap.out
+		grep -q '"state":"printed"' /tmp/cap.out || rc=1
+	fi
+	rm -rf /etc/systemd/system/ecrd.service.d /etc/ecrd/client-secret
+	cp /tmp/ecrd.env.good /etc/ecrd/ecrd.env
+	mv /tmp/token.saved /etc/ecrd/token
+	systemctl daemon-reload
+	systemctl reset-failed ecrd.service || true
+	restart_ecrd
+	[ $rc = 0 ] || fail "OAuth as ecrd.env describes it did not capture"
+}
+
 s_power_cut_setup() {
 	# A job on the paper when the power goes: slow printer, the job half through, then the
 	# host kills QEMU. Checked by power-cut-reboot in the next boot.
@@ -414,6 +443,7 @@ main)
 	scenario stop-with-job-on-paper s_stop_with_job_on_paper
 	scenario journal-errors s_journal_errors
 	scenario missing-credential s_missing_credential
+	scenario oauth-as-documented s_oauth
 	scenario power-cut s_power_cut_setup
 	echo done >"$R/main.done"
 	sync
