@@ -48,7 +48,7 @@ wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
 	local end=$(($(date +%s) + t))
 	until "$@"; do
 		[ "$(date +%s)" -lt "$end" ] || return 1
-		sleep 0.5
+		sleep 0.2
 	done
 }
 printed() { [ "$(copies "$1")" -ge "${2:-1}" ]; }
@@ -343,6 +343,10 @@ s_oauth() {
 	rm -rf /etc/systemd/system/ecrd.service.d /etc/ecrd/client-secret
 	cp /tmp/ecrd.env.good /etc/ecrd/ecrd.env
 	mv /tmp/token.saved /etc/ecrd/token
+	# The OAuth token replaced the static one at the fake, as secupay does; a fresh fake
+	# accepts the static token again (its call log is on disk and keeps counting).
+	systemctl restart fakesecupay.service
+	wait_for 20 curl -sf -o /dev/null "$FAKE/_fake/counts"
 	systemctl daemon-reload
 	systemctl reset-failed ecrd.service || true
 	restart_ecrd

@@ -7,7 +7,7 @@
 // Control files in -control (default /run/printersim; /run, so a reboot clears them):
 //
 //	paper-out  answer DLE EOT as a printer whose roll is empty (and stopped by it)
-//	slow       read at most 64 bytes every 200 ms, so a job takes seconds to arrive
+//	slow       read 16 bytes at a time and pause 250 ms after each piece of job, so a job takes seconds to arrive
 //	mute       answer nothing (a printer that has hung)
 package main
 
@@ -102,14 +102,16 @@ func (s *sim) serve(f *os.File) error {
 	}()
 	buf := make([]byte, 4096)
 	for {
+		// Slow: 16 bytes at a time, a pause after each read that carried job bytes. Status
+		// queries on an idle line are still read at once, as a real slow printer answers them.
+		slow := s.flag("slow")
 		n := len(buf)
-		if s.flag("slow") {
-			n = 64
-			time.Sleep(200 * time.Millisecond)
+		if slow {
+			n = 16
 		}
 		got, err := f.Read(buf[:n])
-		if got > 0 {
-			s.take(buf[:got], answers)
+		if got > 0 && s.take(buf[:got], answers) > 0 && slow {
+			time.Sleep(250 * time.Millisecond)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -122,8 +124,8 @@ func (s *sim) serve(f *os.File) error {
 }
 
 // take appends job bytes to the paper and answers the DLE EOT queries among them. The
-// queries themselves are not paper.
-func (s *sim) take(b []byte, answers chan<- byte) {
+// queries themselves are not paper. It returns how many job bytes it appended.
+func (s *sim) take(b []byte, answers chan<- byte) int {
 	data := append(s.pending, b...)
 	s.pending = nil
 	job := make([]byte, 0, len(data))
@@ -149,4 +151,5 @@ func (s *sim) take(b []byte, answers chan<- byte) {
 		}
 		s.paper.Sync()
 	}
+	return len(job)
 }
