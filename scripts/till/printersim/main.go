@@ -9,6 +9,9 @@
 //	paper-out  answer DLE EOT as a printer whose roll is empty (and stopped by it)
 //	slow       read 16 bytes at a time and pause 250 ms after each piece of job, so a job takes seconds to arrive
 //	mute       answer nothing (a printer that has hung)
+//	stall-at   holds a byte count: once the paper file is that long, read nothing more (the
+//	           gadget's buffers fill and the host's writes block), as a printer that stopped
+//	           taking data in the middle of a job
 package main
 
 import (
@@ -64,6 +67,19 @@ func (s *sim) flag(name string) bool {
 	return err == nil
 }
 
+func (s *sim) stalled() bool {
+	b, err := os.ReadFile(filepath.Join(s.control, "stall-at"))
+	if err != nil {
+		return false
+	}
+	var at int64
+	if _, err := fmt.Sscan(string(b), &at); err != nil {
+		return false
+	}
+	fi, err := s.paper.Stat()
+	return err == nil && fi.Size() >= at
+}
+
 // status is the answer to DLE EOT n: 0x12 (the fixed bits 0xx1xx10) plus the bits that
 // printer/status.go decodes: n=1 bit 3 offline, n=2 bit 5 stopped by paper end, n=4 bits 5
 // and 6 paper end.
@@ -104,6 +120,10 @@ func (s *sim) serve(f *os.File) error {
 	for {
 		// Slow: 16 bytes at a time, a pause after each read that carried job bytes. Status
 		// queries on an idle line are still read at once, as a real slow printer answers them.
+		if s.stalled() {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		slow := s.flag("slow")
 		n := len(buf)
 		if slow {
