@@ -311,10 +311,14 @@ s_missing_credential() {
 	# What systemd does with LoadCredential= of a file that is not there (an OAuth till has
 	# no /etc/ecrd/token): recorded, so README.md's OAuth advice matches this systemd.
 	mv /etc/ecrd/token /tmp/token.saved
-	systemctl restart ecrd.service || true
-	sleep 2
-	note "without /etc/ecrd/token: $(systemctl show -p Result --value ecrd.service)"
-	journalctl -u ecrd -o cat --no-pager -n 3
+	local rc=0
+	systemctl restart ecrd.service || rc=$?
+	journalctl -u ecrd -o cat --no-pager -n 3 | tee /tmp/mc.txt
+	if [ $rc = 0 ]; then
+		mv /tmp/token.saved /etc/ecrd/token
+		fail "ecrd started without its credential file"
+	fi
+	grep -q '243/CREDENTIALS' /tmp/mc.txt && note "without /etc/ecrd/token: 243/CREDENTIALS" || note "without /etc/ecrd/token: start failed"
 	mv /tmp/token.saved /etc/ecrd/token
 	systemctl reset-failed ecrd.service || true
 	restart_ecrd
@@ -362,7 +366,7 @@ s_power_cut_setup() {
 	echo "$before" >"$S/results/cut.offset"
 	{
 		printf '['
-		seq 1 2500 | sed 's/.*/{"type":"textline","value":{"text":"power cut line &"}},/'
+		seq 1 5000 | sed 's/.*/{"type":"textline","value":{"text":"power cut line &"}},/'
 		printf '{"type":"textline","value":{"text":"END OF THE LONG JOB"}}]'
 	} >/tmp/long.json
 	chmod 644 /tmp/long.json
@@ -388,8 +392,8 @@ s_power_cut_reboot() {
 	tail -c +$((before + 1)) "$PAPER" | grep -a -o 'power cut line 1\b\|END OF THE LONG JOB\|STX_TILLCUT1' | tail -n 3 | tr '\n' ' ' |
 		grep -q 'power cut line 1 END OF THE LONG JOB STX_TILLCUT1' || fail "not whole and in order after boot"
 	local lines
-	lines=$(tail -c +$((before + 1)) "$PAPER" | grep -a -o 'power cut line [0-9]*' | tail -n 2500)
-	[ "$(echo "$lines" | head -n1)" = "power cut line 1" ] && [ "$(echo "$lines" | sort -u | wc -l)" = 2500 ] ||
+	lines=$(tail -c +$((before + 1)) "$PAPER" | grep -a -o 'power cut line [0-9]*' | tail -n 5000)
+	[ "$(echo "$lines" | head -n1)" = "power cut line 1" ] && [ "$(echo "$lines" | sort -u | wc -l)" = 5000 ] ||
 		fail "the long job's last copy is not whole"
 	note "copies $(copies STX_TILLCUT1)"
 	# The POS asks again: replayed, not captured.
