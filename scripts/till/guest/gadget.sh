@@ -32,8 +32,17 @@ setup)
 	;;
 plug)
 	[ -n "$(cat "$G/UDC")" ] || ls /sys/class/udc | head -n1 >"$G/UDC"
+	rm -f /run/printersim/detach
 	;;
 unplug)
+	# The printer simulator lets go of /dev/g_printer0 first: a read racing the unbind
+	# corrupts usb_f_printer's request lists (kernel panic in Debian 12's 6.1).
+	mkdir -p /run/printersim
+	touch /run/printersim/detach
+	if systemctl -q is-active printersim.service 2>/dev/null; then
+		i=0
+		while [ ! -e /run/printersim/detached ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	fi
 	[ -z "$(cat "$G/UDC")" ] || echo "" >"$G/UDC"
 	;;
 *)

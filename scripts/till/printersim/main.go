@@ -9,6 +9,9 @@
 //	paper-out  answer DLE EOT as a printer whose roll is empty (and stopped by it)
 //	slow       read 16 bytes at a time and pause 250 ms after each piece of job, so a job takes seconds to arrive
 //	mute       answer nothing (a printer that has hung)
+//	detach     close the device and keep it closed (gadget.sh unplug sets it, and waits for
+//	           "detached", before unbinding the UDC: a read racing the unbind corrupts
+//	           usb_f_printer's request lists in Debian 12's kernel and panics it)
 //	stall-at   holds a byte count: once the paper file is that long, read nothing more (the
 //	           gadget's buffers fill and the host's writes block), as a printer that stopped
 //	           taking data in the middle of a job
@@ -39,7 +42,14 @@ func main() {
 		log.Fatal(err)
 	}
 	sim := &sim{paper: out, control: *control}
+	detached := filepath.Join(*control, "detached")
 	for {
+		if sim.flag("detach") {
+			os.WriteFile(detached, nil, 0o644)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		os.Remove(detached)
 		// The device node exists only while the function is bound to a UDC: an unplug
 		// removes it, a replug brings it back.
 		f, err := os.OpenFile(*dev, os.O_RDWR, 0)
@@ -48,7 +58,24 @@ func main() {
 			continue
 		}
 		log.Printf("printersim: %s open", *dev)
+		stop := make(chan struct{})
+		go func() {
+			// Close on "detach": the poller wakes the blocked Read, so no read is in the
+			// kernel when the UDC is unbound.
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+					if sim.flag("detach") {
+						f.Close()
+						return
+					}
+				}
+			}
+		}()
 		err = sim.serve(f)
+		close(stop)
 		f.Close()
 		log.Printf("printersim: %s closed: %v", *dev, err)
 		time.Sleep(100 * time.Millisecond)
