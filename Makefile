@@ -3,8 +3,11 @@
 GO      ?= go
 PKGS    := ./...
 BIN     := bin/ecrd
+VERSION ?= $(shell scripts/version)
+ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean
+.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till
 
 all: build
 
@@ -13,7 +16,7 @@ deps:
 	@scripts/install-deps
 
 build: deps
-	$(GO) build -o $(BIN) ./cmd/ecrd
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ecrd
 
 vet: deps
 	$(GO) vet $(PKGS)
@@ -68,5 +71,20 @@ fuzz: deps
 demo: build
 	$(BIN) demo
 
+# The Debian package: binary, units, udev rule, env file (conffile), man page; see packaging/deb.
+deb: deps
+	@scripts/build-deb.sh "$(VERSION)" dist
+
+# Lintian over the package (installed if missing); findings are printed, errors fail.
+lintian: deb
+	@command -v lintian >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; }
+	lintian --info --display-info --suppress-tags-from-file packaging/deb/lintian-suppress $(DEB)
+
+# The till test bed: the .deb installed and driven on Debian 12 and 13 under QEMU, with a USB
+# printer gadget and a fake secupay in the guest. Not part of `make test` (minutes, not seconds).
+# TILL_RELEASES="bookworm" runs one release.
+test-till: deps
+	scripts/till/test-till.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -119,6 +120,12 @@ func readLimited(f *os.File, n int64) ([]byte, error) {
 // CheckSecretFile refuses a secret file that is group- or world-readable/writable, or not a
 // regular file, with an error naming the path and mode. A token readable by other users on
 // the till is a token anyone there can pay with.
+//
+// A file inside $CREDENTIALS_DIRECTORY (systemd's LoadCredential=) is judged by what that
+// directory is: private to this service, read-only, written only by systemd. From systemd 254
+// on kernels ≥ 6.3 its files show mode 0440 plus an ACL for the service user, and chmod is
+// impossible on that mount, so there the group bits are the ACL mask and are accepted; others
+// must still have no access, and the directory must not be writable by anyone but its owner.
 func CheckSecretFile(path string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -131,8 +138,27 @@ func checkSecretMode(path string, fi os.FileInfo) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("secret file %s has mode %s: not a regular file", path, fi.Mode())
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Errorf("secret file %s has mode %04o: group or others may access it; chmod 600 it", path, perm)
+	perm := fi.Mode().Perm()
+	if perm&0o077 == 0 {
+		return nil
 	}
-	return nil
+	if perm&0o007 == 0 && inCredentialsDir(path) {
+		return nil
+	}
+	return fmt.Errorf("secret file %s has mode %04o: group or others may access it; chmod 600 it", path, perm)
+}
+
+// inCredentialsDir reports whether path names a file directly or deeper inside the
+// service's credentials directory, and that directory is writable by its owner alone.
+func inCredentialsDir(path string) bool {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" || !filepath.IsAbs(dir) || !filepath.IsAbs(path) {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	di, err := os.Stat(dir)
+	return err == nil && di.IsDir() && di.Mode().Perm()&0o022 == 0
 }

@@ -85,3 +85,49 @@ func TestCheckSecretFile(t *testing.T) {
 		t.Error("missing file accepted")
 	}
 }
+
+// systemd ≥ 254 on kernel ≥ 6.3 shows LoadCredential= files as 0440 plus an ACL for the
+// service user, in a read-only directory chmod cannot change: such a file is trusted there,
+// and only there, and never when others may read it.
+func TestCheckSecretFileTrustsCredentialsDirectory(t *testing.T) {
+	creds := t.TempDir()
+	tok := filepath.Join(creds, "token")
+	if err := os.WriteFile(tok, []byte("credtok\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(tok, 0o440)
+	os.Chmod(creds, 0o500)
+	t.Cleanup(func() { os.Chmod(creds, 0o700) })
+	outside := writeSecret(t, "x")
+	os.Chmod(outside, 0o440)
+
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	if err := CheckSecretFile(tok); err != nil {
+		t.Errorf("0440 in $CREDENTIALS_DIRECTORY refused: %v", err)
+	}
+	if got, err := NewFileToken(tok).Token(context.Background()); err != nil || got != "credtok" {
+		t.Errorf("FileToken in $CREDENTIALS_DIRECTORY = %q, %v", got, err)
+	}
+	if err := CheckSecretFile(outside); err == nil {
+		t.Error("0440 outside $CREDENTIALS_DIRECTORY accepted")
+	}
+	if err := CheckSecretFile(creds + "/../" + filepath.Base(filepath.Dir(outside)) + "/secret"); err == nil {
+		t.Error("a path climbing out of $CREDENTIALS_DIRECTORY accepted")
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	if err := CheckSecretFile(tok); err == nil {
+		t.Error("0440 accepted without $CREDENTIALS_DIRECTORY")
+	}
+
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	os.Chmod(creds, 0o700)
+	os.Chmod(tok, 0o444)
+	if err := CheckSecretFile(tok); err == nil || !strings.Contains(err.Error(), "0444") {
+		t.Errorf("world-readable file in $CREDENTIALS_DIRECTORY: %v", err)
+	}
+	os.Chmod(tok, 0o440)
+	os.Chmod(creds, 0o770)
+	if err := CheckSecretFile(tok); err == nil {
+		t.Error("0440 accepted in a group-writable credentials directory")
+	}
+}

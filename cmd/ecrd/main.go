@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 )
 
 const usage = `ecrd — capture secupay cash payments and print their receipts
@@ -26,8 +27,41 @@ Usage:
 Run 'ecrd COMMAND -h' for a command's flags.
 `
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…" (make build, make deb);
+// a plain `go build` or `go install` falls back to the module version or VCS revision.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "dev-" + rev
+}
 
 // errUsage marks a command-line mistake: exit status 2, as flag.ExitOnError would.
 var errUsage = errors.New("usage")
@@ -53,10 +87,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	name := args[0]
 	switch name {
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "ecrd", version)
+		fmt.Fprintln(stdout, "ecrd", versionString())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+		fmt.Fprintln(stdout)
+		serveUsage(stdout)
 		return 0
 	}
 	cmd, ok := cmds[name]

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,10 +76,31 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.fleetFlags.register(fs)
 }
 
+// serveUsage writes every setting of `ecrd serve` with its ECRD_ variable and default,
+// generated from the flag set so that the help (and the man page made from it) can never
+// miss a variable.
+func serveUsage(w io.Writer) {
+	fs := flag.NewFlagSet("ecrd serve", flag.ContinueOnError)
+	var cfg serveConfig
+	cfg.register(fs)
+	fmt.Fprint(w, "Usage: ecrd serve [flags]\n\n"+
+		"Every flag is also an environment variable (systemd reads them from /etc/ecrd/ecrd.env);\n"+
+		"a flag on the command line wins. Secrets are never settings, only paths to files.\n"+
+		"A bare --token-file or --oauth-client-secret-file name is looked up in $CREDENTIALS_DIRECTORY.\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" {
+			def = " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "  --%s, %s%s\n\t%s\n", f.Name, envName(f.Name), def, f.Usage)
+	})
+}
+
 func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg serveConfig
 	cfg.register(fs)
+	fs.Usage = func() { serveUsage(stderr) }
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
@@ -100,7 +122,7 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Info("ecrd serving", zap.String("socket", d.socketDesc), zap.String("printer", cfg.printerURI),
-		zap.String("state_dir", cfg.stateDir), zap.String("version", version))
+		zap.String("state_dir", cfg.stateDir), zap.String("version", versionString()))
 	<-ctx.Done()
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	log.Info("ecrd stopping: finishing the job on the paper and requests in flight")
@@ -411,6 +433,16 @@ func lockStateDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// credentialPath resolves a bare file name (no slash) in $CREDENTIALS_DIRECTORY, where
+// systemd's LoadCredential= puts it, so the env file can say ECRD_TOKEN_FILE=token and the
+// unit need not set the variable (which would make OAuth's settings a conflict).
+func credentialPath(name string) string {
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && !strings.Contains(name, "/") {
+		return filepath.Join(dir, name)
+	}
+	return name
+}
+
 // tokenSource builds the one token holder of this daemon, and for the OAuth device grant a
 // function that returns the user code waiting for a technician (nil when none waits).
 func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() *api.DeviceAuthorization, error) {
@@ -420,7 +452,7 @@ func tokenSource(cfg serveConfig, log *zap.Logger) (secupay.TokenSource, func() 
 	case cfg.tokenFile != "":
 		// Read it now: a missing, empty, unreadable or too readable token is a configuration
 		// error to fix before the till takes money, not an error on every capture.
-		tokens := secupay.NewFileToken(cfg.tokenFile)
+		tokens := secupay.NewFileToken(credentialPath(cfg.tokenFile))
 		if _, err := tokens.Token(context.Background()); err != nil {
 			return nil, nil, fmt.Errorf("%w: --token-file (ECRD_TOKEN_FILE): %v", errUsage, err)
 		}

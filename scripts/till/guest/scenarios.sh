@@ -1,0 +1,484 @@
+#!/usr/bin/env bash
+# scenarios.sh PHASE — the till acceptance scenarios, run inside the guest as root.
+# Each scenario runs in its own subshell with errexit; it passes when it returns 0. Results go
+# to the host share: results/results.txt gets "PASS|FAIL name seconds [detail]" per scenario,
+# results/NAME.log the scenario's own output.
+#
+# Phase "main": install the .deb and drive the till (ends with a power cut: the host kills QEMU).
+# Phase "after-cut": the same disk booted again: the cut job, upgrade, purge.
+set -u
+S=/mnt/host
+R=$S/results
+PAPER=/var/lib/printersim/paper.bin
+CTL=/run/printersim
+SOCK=/run/ecrd/ecrd.sock
+FAKE=http://127.0.0.1:8089
+mkdir -p "$R"
+
+fail() { echo "FAIL: $*"; exit 1; }
+note() { echo "$*" >>"$R/.detail"; echo "$*"; }
+
+scenario() {
+	local name=$1 t0 t1 rc detail
+	shift
+	rm -f "$R/.detail"
+	t0=$(date +%s.%N)
+	(set -eE; trap 'echo "line $LINENO: $BASH_COMMAND exited $?"' ERR; "$@") >"$R/$name.log" 2>&1
+	rc=$?
+	t1=$(date +%s.%N)
+	detail=$(cat "$R/.detail" 2>/dev/null | tr '\n' ' ')
+	if [ $rc = 0 ]; then
+		printf 'PASS %s %.1f %s\n' "$name" "$(awk "BEGIN{print $t1-$t0}")" "$detail" >>"$R/results.txt"
+	else
+		printf 'FAIL %s %.1f %s%s\n' "$name" "$(awk "BEGIN{print $t1-$t0}")" "$detail" "$(grep -m1 '^FAIL:' "$R/$name.log" || tail -n1 "$R/$name.log")" >>"$R/results.txt"
+	fi
+	# Every scenario's journal, for whoever reads a failure.
+	journalctl -u ecrd --no-pager -o short-monotonic -n 60 >"$R/$name.journal" 2>&1 || true
+	return $rc
+}
+
+# pos_curl: the POS app — an unprivileged user in ecrd-pos — on the local API.
+pos_curl() { runuser -u pos -- curl -sS --max-time 90 --unix-socket "$SOCK" "$@"; }
+capture() { pos_curl -X POST "http://ecrd/v1/transactions/$1/cash"; }
+# copies ID: how many receipts for ID are on the paper (its id is printed on it).
+copies() { grep -a -o "$1" "$PAPER" 2>/dev/null | wc -l; }
+start_count() { local n; n=$(curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep -m1 "\"$1\":" | cut -d: -f2); echo "${n:-0}"; }
+wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
+	local t=$1; shift
+	local end=$(($(date +%s) + t))
+	until "$@"; do
+		[ "$(date +%s)" -lt "$end" ] || return 1
+		sleep 0.2
+	done
+}
+printed() { [ "$(copies "$1")" -ge "${2:-1}" ]; }
+set_env() { # set_env VAR VALUE in the conffile, as an admin would edit it
+	if grep -q "^#\?$1=" /etc/ecrd/ecrd.env; then
+		sed -i "s|^#\?$1=.*|$1=$2|" /etc/ecrd/ecrd.env
+	else
+		echo "$1=$2" >>/etc/ecrd/ecrd.env
+	fi
+}
+restart_ecrd() { systemctl restart ecrd.service; wait_for 30 systemctl is-active -q ecrd.service; }
+lp_present() { [ -c /dev/usb/lp0 ]; }
+
+# --- the test bed's own parts (not the package) ---------------------------------------------
+bed_setup() {
+	install -m 0755 "$S/bin/printersim" "$S/bin/fakesecupay" /usr/local/sbin/
+	install -m 0755 "$S/guest/gadget.sh" /usr/local/sbin/till-gadget
+	cat >/etc/systemd/system/till-gadget.service <<'UNIT'
+[Unit]
+Description=till test bed: USB printer gadget on dummy_hcd
+After=systemd-udevd.service sys-kernel-config.mount
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/till-gadget setup
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >/etc/systemd/system/printersim.service <<'UNIT'
+[Unit]
+Description=till test bed: ESC/POS printer simulator on /dev/g_printer0
+After=till-gadget.service
+[Service]
+ExecStart=/usr/local/sbin/printersim
+Restart=always
+[Install]
+WantedBy=multi-user.target
+UNIT
+	cat >/etc/systemd/system/fakesecupay.service <<'UNIT'
+[Unit]
+Description=till test bed: fake secupay on 127.0.0.1:8089
+Before=ecrd.service
+[Service]
+ExecStart=/usr/local/sbin/fakesecupay -token-out /run/fakesecupay.token -client-out /run/fakesecupay.client
+Restart=always
+[Install]
+WantedBy=multi-user.target
+UNIT
+	systemctl daemon-reload
+	systemctl enable --now till-gadget.service printersim.service fakesecupay.service
+	wait_for 20 lp_present || fail "no /dev/usb/lp0 after plugging the gadget"
+	wait_for 20 test -s /run/fakesecupay.token || fail "fake secupay did not start"
+	ls -l /dev/usb/lp0 /dev/g_printer0
+	lsusb | grep 04b8:0e15
+	note "kernel $(uname -r), $(systemctl --version | head -n1)"
+}
+
+# --- phase main ----------------------------------------------------------------------------
+s_install() {
+	local deb
+	deb=$(ls "$S"/dist/ecrd_*.deb | grep -v '+next' | head -n1)
+	apt-get install -y "$deb" </dev/null
+	getent passwd ecrd
+	getent group ecrd-pos
+	systemctl is-enabled ecrd.socket
+	systemctl is-enabled ecrd.service
+	systemctl is-active ecrd.socket
+	test -S "$SOCK"
+	stat -c '%a %U:%G %n' /run/ecrd "$SOCK"
+	[ "$(stat -c %a:%G "$SOCK")" = 660:ecrd-pos ] || fail "socket is $(stat -c %a:%G "$SOCK")"
+	dpkg-query -W -f='${Conffiles}\n' ecrd | grep -q /etc/ecrd/ecrd.env || fail "ecrd.env is not a conffile"
+	local want got
+	want=$(dpkg-query -W -f='${Version}' ecrd)
+	got=$(ecrd version)
+	[ "$got" = "ecrd $want" ] || fail "ecrd version says '$got', package is $want"
+	ecrd serve -h 2>&1 | grep -q ECRD_PRINTER || fail "serve -h lacks ECRD_PRINTER"
+	zcat /usr/share/man/man8/ecrd.8.gz | grep -q ECRD_TOKEN_FILE || fail "man page lacks ECRD_TOKEN_FILE"
+	# Idempotent: a second install (reinstall) keeps users, groups and the enabled units.
+	apt-get install -y --reinstall "$deb" </dev/null
+	[ "$(getent group ecrd-pos | cut -d: -f3)" = "$(getent group ecrd-pos | cut -d: -f3)" ]
+	systemctl is-enabled ecrd.socket
+	note "$want"
+}
+
+s_security() {
+	systemd-analyze security ecrd.service | tee /tmp/sec.txt | tail -n 25
+	local score
+	score=$(grep -o 'Overall exposure level for ecrd.service: [0-9.]*' /tmp/sec.txt | awk '{print $NF}')
+	note "score $score"
+	awk "BEGIN{exit !($score <= 1.5)}" || fail "exposure $score > 1.5"
+}
+
+s_configure() {
+	# As the README tells an admin: the token, the printer, the POS user in ecrd-pos.
+	install -m 0600 /run/fakesecupay.token /etc/ecrd/token
+	set_env ECRD_SECUPAY_URL "$FAKE"
+	set_env ECRD_PRINTER lp:/dev/usb/lp0
+	set_env ECRD_PRINT_WAIT 5s
+	set_env ECRD_PRINTER_POLL 1s
+	id pos >/dev/null 2>&1 || useradd -m -s /bin/bash pos
+	usermod -aG ecrd-pos pos
+	id other >/dev/null 2>&1 || useradd -m -s /bin/bash other
+	restart_ecrd
+	# Fault 1: the service starting must not take /run/ecrd or the socket from the POS.
+	stat -c '%a %U:%G %n' /run/ecrd "$SOCK"
+	[ "$(stat -c %a /run/ecrd)" = 755 ] || fail "/run/ecrd is $(stat -c %a:%U:%G /run/ecrd) after the service started"
+	[ "$(stat -c %a:%U:%G "$SOCK")" = 660:ecrd:ecrd-pos ] || fail "socket is $(stat -c %a:%U:%G "$SOCK") after the service started"
+	pos_curl http://ecrd/healthz | grep -q '"status":"ok"' || fail "POS user cannot reach the daemon"
+	if runuser -u other -- curl -sS --max-time 5 --unix-socket "$SOCK" http://ecrd/healthz 2>/dev/null; then
+		fail "a user outside ecrd-pos reached the daemon"
+	fi
+	# Fault 2: the token came as a credential; show how this systemd presents it.
+	local cred=/run/credentials/ecrd.service/token
+	note "credential $(stat -c %a "$cred")$(getfacl -p "$cred" 2>/dev/null | grep -q '^user:ecrd' && echo +ACL)"
+	getfacl -p "$cred" 2>/dev/null || true
+	runuser -u pos -- ecrd status
+}
+
+s_capture_lp() {
+	local out
+	out=$(capture STX_TILLLP1)
+	echo "$out"
+	echo "$out" | grep -q '"status":"ok"' || fail "capture: $out"
+	echo "$out" | grep -q '"state":"printed"' || fail "not printed: $out"
+	[ "$(copies STX_TILLLP1)" = 1 ] || fail "$(copies STX_TILLLP1) copies on the paper"
+	grep -a -q 'Umsatz erfasst' "$PAPER" || fail "receipt text not on the paper"
+	# The POS asks again: answered from the journal, no second start/cash, no second print.
+	out=$(capture STX_TILLLP1)
+	echo "$out" | grep -q '"replayed":true' || fail "repeat not replayed: $out"
+	[ "$(start_count STX_TILLLP1)" = 1 ] || fail "start/cash called $(start_count STX_TILLLP1) times"
+	[ "$(copies STX_TILLLP1)" = 1 ] || fail "repeat printed again"
+}
+
+s_capture_usb() {
+	set_env ECRD_PRINTER usb:04b8:0e15
+	restart_ecrd
+	local out
+	out=$(capture STX_TILLUSB1)
+	echo "$out"
+	echo "$out" | grep -q '"state":"printed"' || fail "not printed over libusb: $out"
+	[ "$(copies STX_TILLUSB1)" = 1 ] || fail "$(copies STX_TILLUSB1) copies"
+	runuser -u pos -- ecrd status
+	set_env ECRD_PRINTER lp:/dev/usb/lp0
+	systemctl stop ecrd.service
+	# libusb gave the interface back to usblp when ecrd let go of it.
+	wait_for 10 lp_present || { till-gadget unplug; sleep 1; till-gadget plug; wait_for 20 lp_present; note "lp0 needed a replug after usb:"; }
+	restart_ecrd
+}
+
+s_unplug_before_job() {
+	till-gadget unplug
+	wait_for 10 sh -c '! test -e /dev/usb/lp0'
+	local out
+	out=$(capture STX_TILLUNPLUG1)
+	echo "$out"
+	echo "$out" | grep -q '"status":"ok"' || fail "capture refused: $out"
+	echo "$out" | grep -q '"state":"queued"' || fail "job not queued while unplugged: $out"
+	runuser -u pos -- ecrd status && fail "status says ready with the printer unplugged"
+	till-gadget plug
+	wait_for 60 printed STX_TILLUNPLUG1 || fail "not printed after replug"
+	sleep 2
+	[ "$(copies STX_TILLUNPLUG1)" = 1 ] || fail "$(copies STX_TILLUNPLUG1) copies after replug"
+	[ "$(start_count STX_TILLUNPLUG1)" = 1 ]
+}
+
+s_unplug_mid_job() {
+	touch "$CTL/slow"
+	local before
+	before=$(stat -c %s "$PAPER")
+	capture STX_TILLUNPLUG2 >/tmp/cap.out &
+	local pid=$!
+	# Unplug once part of the job is on the paper.
+	wait_for 30 sh -c "[ \$(stat -c %s $PAPER) -gt $before ]" || fail "job never started"
+	till-gadget unplug
+	note "unplugged after $(($(stat -c %s "$PAPER") - before)) bytes"
+	sleep 3
+	rm -f "$CTL/slow"
+	till-gadget plug
+	wait $pid || true
+	cat /tmp/cap.out
+	wait_for 60 printed STX_TILLUNPLUG2 || fail "never printed whole after replug"
+	# The job is retried whole: the receipt's last line (after the id) must be on the paper
+	# after the last copy of the id.
+	tail -c +$((before + 1)) "$PAPER" | grep -a -o 'STX_TILLUNPLUG2\|7,96 EUR' | tail -n2 | tr '\n' ' ' | grep -q 'STX_TILLUNPLUG2 7,96 EUR' ||
+		fail "the last copy is not whole"
+	note "copies $(copies STX_TILLUNPLUG2)"
+	[ "$(start_count STX_TILLUNPLUG2)" = 1 ]
+}
+
+s_paper_out() {
+	touch "$CTL/paper-out"
+	local out
+	out=$(capture STX_TILLPAPER1)
+	echo "$out"
+	echo "$out" | grep -q '"state":"queued"' || fail "job not queued with paper out: $out"
+	pos_curl http://ecrd/v1/printer | tee /tmp/printer.json
+	grep -q paper_out /tmp/printer.json || fail "printer state is not paper_out"
+	[ "$(copies STX_TILLPAPER1)" = 0 ] || fail "printed with paper out"
+	rm -f "$CTL/paper-out"
+	wait_for 30 printed STX_TILLPAPER1 || fail "not printed after paper came back"
+	sleep 2
+	[ "$(copies STX_TILLPAPER1)" = 1 ]
+}
+
+s_restart_with_job() {
+	touch "$CTL/paper-out"
+	capture STX_TILLRESTART1 | grep -q '"state":"queued"' || fail "not queued"
+	systemctl restart ecrd.service
+	wait_for 30 systemctl is-active -q ecrd.service
+	rm -f "$CTL/paper-out"
+	wait_for 30 printed STX_TILLRESTART1 || fail "queued job lost across restart"
+	sleep 2
+	[ "$(copies STX_TILLRESTART1)" = 1 ] || fail "$(copies STX_TILLRESTART1) copies"
+	[ "$(start_count STX_TILLRESTART1)" = 1 ]
+}
+
+s_stop_with_job_on_paper() {
+	touch "$CTL/slow"
+	local before
+	before=$(stat -c %s "$PAPER")
+	capture STX_TILLSTOP1 >/tmp/cap.out &
+	wait_for 30 sh -c "[ \$(stat -c %s $PAPER) -gt $before ]" || fail "job never started"
+	local t0=$(date +%s)
+	systemctl stop ecrd.service
+	note "stop took $(($(date +%s) - t0))s"
+	wait || true
+	rm -f "$CTL/slow"
+	# SIGTERM let the daemon hand the whole job to the printer before it exited: with ecrd
+	# stopped, everything that still arrives was sent before the stop.
+	wait_for 30 sh -c "tail -c +$((before + 1)) $PAPER | grep -a -q '7,96 EUR'" || fail "stop cut the job short"
+	printed STX_TILLSTOP1 || fail "the job's start is not on the paper"
+	systemctl start ecrd.service
+	sleep 3
+	note "copies $(copies STX_TILLSTOP1)"
+	[ "$(start_count STX_TILLSTOP1)" = 1 ]
+}
+
+s_journal_errors() {
+	# A bad setting: ecrd exits 2, is not restarted (RestartPreventExitStatus=2), says why.
+	cp /etc/ecrd/ecrd.env /tmp/ecrd.env.good
+	set_env ECRD_PRINTER bogus:/dev/null
+	systemctl restart ecrd.service || true
+	sleep 2
+	systemctl is-failed -q ecrd.service || fail "ecrd with a bad printer URI is not failed"
+	cp /tmp/ecrd.env.good /etc/ecrd/ecrd.env
+	systemctl reset-failed ecrd.service
+	restart_ecrd
+	# Today ecrd logs JSON to stderr, which journald stores at priority info; the errors are
+	# found by their level field. Once native journald logging lands, this becomes
+	#   journalctl -u ecrd -p err
+	# and must show the same lines.
+	journalctl -u ecrd -o cat --no-pager | grep '"level":"error"' | tail -n 5 | tee /tmp/err.txt
+	grep -q 'ecrd not started' /tmp/err.txt || fail "the start failure is not logged as an error"
+	journalctl -u ecrd -o cat --no-pager | grep '"level":"warn"' | grep -q 'job held' || fail "the held jobs are not logged"
+	journalctl -u ecrd -p err --no-pager | tail -n 5 || true
+	note "-p err: $(journalctl -u ecrd -p err -o cat --no-pager | wc -l) lines (systemd's own); JSON level error: $(journalctl -u ecrd -o cat --no-pager | grep -c '"level":"error"')"
+}
+
+s_missing_credential() {
+	# What systemd does with LoadCredential= of a file that is not there (an OAuth till has
+	# no /etc/ecrd/token): recorded, so README.md's OAuth advice matches this systemd.
+	mv /etc/ecrd/token /tmp/token.saved
+	local rc=0
+	systemctl restart ecrd.service || rc=$?
+	journalctl -u ecrd -o cat --no-pager -n 3 | tee /tmp/mc.txt
+	if [ $rc = 0 ]; then
+		mv /tmp/token.saved /etc/ecrd/token
+		fail "ecrd started without its credential file"
+	fi
+	grep -q '243/CREDENTIALS' /tmp/mc.txt && note "without /etc/ecrd/token: 243/CREDENTIALS" || note "without /etc/ecrd/token: start failed"
+	mv /tmp/token.saved /etc/ecrd/token
+	systemctl reset-failed ecrd.service || true
+	restart_ecrd
+}
+
+s_oauth() {
+	# Fault 3: following ecrd.env's OAuth comments must give a running daemon. An OAuth till
+	# has no /etc/ecrd/token, so the drop-in the comments give replaces the unit's credential.
+	cp /etc/ecrd/ecrd.env /tmp/ecrd.env.good
+	mv /etc/ecrd/token /tmp/token.saved
+	sed -i 's/^ECRD_TOKEN_FILE=/#ECRD_TOKEN_FILE=/' /etc/ecrd/ecrd.env
+	set_env ECRD_OAUTH_CLIENT_ID "$(cat /run/fakesecupay.client.id)"
+	set_env ECRD_OAUTH_CLIENT_SECRET_FILE client-secret
+	set_env ECRD_OAUTH_GRANT client_credentials
+	install -m 0600 /run/fakesecupay.client.secret /etc/ecrd/client-secret
+	mkdir -p /etc/systemd/system/ecrd.service.d
+	printf '[Service]\nLoadCredential=\nLoadCredential=client-secret:/etc/ecrd/client-secret\n' >/etc/systemd/system/ecrd.service.d/override.conf
+	systemctl daemon-reload
+	local rc=0
+	restart_ecrd || rc=$?
+	journalctl -u ecrd -o cat --no-pager -n 5
+	if [ $rc = 0 ]; then
+		capture STX_TILLOAUTH1 | tee /tmp/cap.out
+		grep -q '"state":"printed"' /tmp/cap.out || rc=1
+	fi
+	rm -rf /etc/systemd/system/ecrd.service.d /etc/ecrd/client-secret
+	cp /tmp/ecrd.env.good /etc/ecrd/ecrd.env
+	mv /tmp/token.saved /etc/ecrd/token
+	# The OAuth token replaced the static one at the fake, as secupay does; a fresh fake
+	# accepts the static token again (its call log is on disk and keeps counting).
+	systemctl restart fakesecupay.service
+	wait_for 20 curl -sf -o /dev/null "$FAKE/_fake/counts"
+	systemctl daemon-reload
+	systemctl reset-failed ecrd.service || true
+	restart_ecrd
+	[ $rc = 0 ] || fail "OAuth as ecrd.env describes it did not capture"
+}
+
+s_power_cut_setup() {
+	# The power goes while ecrd is writing a job the printer has stopped taking (a long
+	# receipt, the printer stalled part-way: the USB write blocks), with a capture's receipt
+	# queued behind it. The host kills QEMU; power-cut-reboot checks the next boot.
+	local before
+	before=$(stat -c %s "$PAPER")
+	echo "$before" >"$S/results/cut.offset"
+	{
+		printf '['
+		seq 1 5000 | sed 's/.*/{"type":"textline","value":{"text":"power cut line &"}},/'
+		printf '{"type":"textline","value":{"text":"END OF THE LONG JOB"}}]'
+	} >/tmp/long.json
+	chmod 644 /tmp/long.json
+	echo $((before + 8192)) >"$CTL/stall-at"
+	pos_curl -X POST -H 'Content-Type: application/json' --data-binary @/tmp/long.json http://ecrd/v1/receipts >/tmp/long.out &
+	wait_for 60 sh -c "[ \$(stat -c %s $PAPER) -ge $((before + 8192)) ]" || fail "long job never started"
+	sleep 2
+	capture STX_TILLCUT1 | tee /tmp/cap.out
+	grep -q '"state":"queued"' /tmp/cap.out || fail "the capture's receipt is not queued behind the stalled job"
+	note "cut after $(($(stat -c %s "$PAPER") - before)) bytes of the long job"
+	grep -a -q 'END OF THE LONG JOB' "$PAPER" && fail "the long job finished before the cut"
+	echo "$(start_count STX_TILLCUT1)" >"$S/results/cut.starts"
+}
+
+# --- phase after-cut -----------------------------------------------------------------------
+s_power_cut_reboot() {
+	local before
+	before=$(cat "$S/results/cut.offset")
+	wait_for 60 systemctl is-active -q ecrd.service || fail "ecrd not started at boot"
+	# The long job is printed again, whole, then the capture's receipt behind it.
+	wait_for 120 printed STX_TILLCUT1 || fail "the queued receipt did not print after boot"
+	tail -c +$((before + 1)) "$PAPER" | grep -a -c 'END OF THE LONG JOB' | grep -q '^1$' || fail "the long job was not printed whole once after boot"
+	tail -c +$((before + 1)) "$PAPER" | grep -a -o 'power cut line 1\b\|END OF THE LONG JOB\|STX_TILLCUT1' | tail -n 3 | tr '\n' ' ' |
+		grep -q 'power cut line 1 END OF THE LONG JOB STX_TILLCUT1' || fail "not whole and in order after boot"
+	local lines
+	lines=$(tail -c +$((before + 1)) "$PAPER" | grep -a -o 'power cut line [0-9]*' | tail -n 5000)
+	[ "$(echo "$lines" | head -n1)" = "power cut line 1" ] && [ "$(echo "$lines" | sort -u | wc -l)" = 5000 ] ||
+		fail "the long job's last copy is not whole"
+	note "copies $(copies STX_TILLCUT1)"
+	# The POS asks again: replayed, not captured.
+	local out
+	out=$(capture STX_TILLCUT1)
+	echo "$out"
+	echo "$out" | grep -q '"replayed":true' || fail "repeat after the cut: $out"
+	curl -s "$FAKE/_fake/counts"
+	echo
+	[ "$(start_count STX_TILLCUT1)" = 1 ] || fail "start/cash for the cut payment called $(start_count STX_TILLCUT1) times"
+	# And nothing else was captured twice, over the whole run and both boots.
+	curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep '"STX_' | grep -v ':1$' && fail "a payment was captured more than once" || true
+	note "start/cash total $(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)"
+}
+
+s_upgrade() {
+	local next
+	next=$(ls "$S"/dist/ecrd_*+next*.deb | head -n1)
+	touch "$CTL/paper-out"
+	capture STX_TILLUPG1 | grep -q '"state":"queued"' || fail "not queued before the upgrade"
+	local pid0
+	pid0=$(systemctl show -p MainPID --value ecrd.service)
+	apt-get install -y "$next" </dev/null
+	local want
+	want=$(dpkg-query -W -f='${Version}' ecrd)
+	[ "$(ecrd version)" = "ecrd $want" ] || fail "version after upgrade: $(ecrd version)"
+	[ "$(systemctl show -p MainPID --value ecrd.service)" != "$pid0" ] || fail "service not restarted by the upgrade"
+	grep -q "^ECRD_SECUPAY_URL=$FAKE" /etc/ecrd/ecrd.env || fail "the admin's ecrd.env was not kept"
+	systemctl is-enabled ecrd.socket ecrd.service
+	rm -f "$CTL/paper-out"
+	wait_for 30 printed STX_TILLUPG1 || fail "queued job lost in the upgrade"
+	capture STX_TILLUPG2 | grep -q '"state":"printed"' || fail "capture after upgrade"
+	note "$want"
+}
+
+s_purge() {
+	apt-get purge -y ecrd </dev/null | tee /tmp/purge.txt
+	! test -e /usr/bin/ecrd || fail "binary left"
+	! test -e /usr/lib/systemd/system/ecrd.service || fail "unit left"
+	! test -e /etc/ecrd/ecrd.env || fail "conffile left"
+	! test -e /etc/systemd/system/sockets.target.wants/ecrd.socket || fail "enable symlink left"
+	! test -S "$SOCK" || fail "socket left"
+	! getent group ecrd-pos || fail "ecrd-pos left"
+	test -d /var/lib/ecrd/journal || fail "journal removed without being asked"
+	getent passwd ecrd || fail "ecrd user removed while its state is kept"
+	test -e /etc/ecrd/token || fail "the admin's token was removed"
+	# Asked: state and user go too.
+	local deb
+	deb=$(ls "$S"/dist/ecrd_*.deb | grep -v '+next' | head -n1)
+	apt-get install -y "$deb" </dev/null >/dev/null
+	ECRD_PURGE_STATE=yes apt-get purge -y ecrd </dev/null
+	! test -e /var/lib/ecrd || fail "state kept although asked"
+	! getent passwd ecrd || fail "ecrd user left"
+	! getent group ecrd || fail "ecrd group left"
+	dpkg -l ecrd 2>/dev/null | grep -q '^ii' && fail "still installed" || true
+}
+
+case "${1:?phase}" in
+main)
+	: >"$R/results.txt"
+	scenario bed-setup bed_setup || { echo done >"$R/main.done"; exit 1; }
+	scenario install s_install
+	scenario security-score s_security
+	scenario configure-pos-user s_configure
+	scenario capture-lp s_capture_lp
+	scenario capture-usb s_capture_usb
+	scenario unplug-before-job s_unplug_before_job
+	scenario unplug-mid-job s_unplug_mid_job
+	scenario paper-out s_paper_out
+	scenario restart-with-job s_restart_with_job
+	scenario stop-with-job-on-paper s_stop_with_job_on_paper
+	scenario journal-errors s_journal_errors
+	scenario missing-credential s_missing_credential
+	scenario oauth-as-documented s_oauth
+	scenario power-cut s_power_cut_setup
+	echo done >"$R/main.done"
+	sync
+	# The host kills QEMU now; sleep so the guest shuts nothing down cleanly.
+	touch "$S/killme"
+	sleep 600
+	;;
+after-cut)
+	scenario power-cut-reboot s_power_cut_reboot
+	scenario upgrade s_upgrade
+	scenario purge s_purge
+	echo done >"$R/after-cut.done"
+	;;
+esac
