@@ -96,7 +96,7 @@ func TestDaemonMetricsAfterCaptureRefusalPaperOut(t *testing.T) {
 		`ecrd_unfinished_captures`:                                               0,
 		`ecrd_degraded`:                                                          0, // within the 5 min grace
 	})
-	if !strings.Contains(text, `ecrd_build_info{goversion="`) || !strings.Contains(text, `version="dev"} 1`) {
+	if !strings.Contains(text, `ecrd_build_info{goversion="`) || !strings.Contains(text, `version="`+binaryVersion(t)+`"} 1`) {
 		t.Error("no ecrd_build_info with the version")
 	}
 	// Flushes through the write-ahead log: the start's checkpoint (syncfs and the log's
@@ -205,7 +205,7 @@ func TestStatusJSONAndDegradedHealth(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &st); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if st.Version != "dev" || st.Started.IsZero() || st.UptimeSeconds == nil || st.Status != "ok" || st.Problems == nil ||
+	if st.Version != binaryVersion(t) || st.Started.IsZero() || st.UptimeSeconds == nil || st.Status != "ok" || st.Problems == nil ||
 		st.Printer.URI != "file:"+e.printerFile || st.Printer.State != "online" || !st.Printer.Ready || st.Printer.Model == nil ||
 		st.Printer.Since.IsZero() || st.Queue.Jobs == nil || *st.Queue.Jobs != 0 || st.Queue.Pending == nil ||
 		st.Unfinished == nil || st.ReceiptsToday != 1 || st.Secupay.LastSuccess == nil ||
@@ -583,4 +583,16 @@ func TestJournaldNativeLogging(t *testing.T) {
 	if b, _ := os.ReadFile(stderr.Name()); bytes.Contains(b, []byte(`{"level"`)) {
 		t.Errorf("stderr got log lines: %q", b)
 	}
+}
+
+// binaryVersion is what the daemon under test says its version is (`ecrd version`): ldflags,
+// else the build's module version or VCS revision.
+func binaryVersion(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(ecrdBin, "version").Output()
+	v, ok := strings.CutPrefix(strings.TrimSpace(string(out)), "ecrd ")
+	if err != nil || !ok || v == "" {
+		t.Fatalf("ecrd version: %q, %v", out, err)
+	}
+	return v
 }

@@ -251,7 +251,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if o, ok := tokens.(*secupay.OAuth); ok {
 		tokenExpires = o.TokenExpires
 	}
-	mon = monitor.New(monitor.Config{Version: version, Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
+	mon = monitor.New(monitor.Config{Version: versionString(), Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
 		TokenExpires: tokenExpires, Model: func() string { return model },
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
