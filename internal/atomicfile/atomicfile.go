@@ -52,42 +52,19 @@ func Timed(flush func() error) error {
 // Replace is WriteFile without the fsyncs: readers, and a process killed at any instant,
 // still see the old content or the new, whole; power loss may lose the change. For files
 // whose content a write-ahead log (internal/wal) already holds durably.
-func Replace(path string, data []byte, perm os.FileMode) (err error) {
-	defer func() {
-		if err != nil {
-			observe("write", 0, err)
-		}
-	}()
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("atomicfile: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("atomicfile: replace %s: %w", path, err)
-	}
-	return nil
+func Replace(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, false)
 }
 
 // WriteFile writes data to a temporary file in path's directory, fsyncs it, renames it over
 // path and fsyncs the directory. The temporary name starts with "." and ends in ".tmp" so
 // that directory scans can skip (and clean up) leftovers of a crash.
-func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return write(path, data, perm, true)
+}
+
+// write is WriteFile, with the two fsyncs only when durable is set.
+func write(path string, data []byte, perm os.FileMode, durable bool) (err error) {
 	defer func() {
 		if err != nil {
 			observe("write", 0, err)
@@ -115,8 +92,10 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("atomicfile: write %s: %w", path, err)
 	}
-	if err := sync(f); err != nil {
-		return fmt.Errorf("atomicfile: sync %s: %w", path, err)
+	if durable {
+		if err := sync(f); err != nil {
+			return fmt.Errorf("atomicfile: sync %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("atomicfile: close %s: %w", path, err)
@@ -125,6 +104,9 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 		return fmt.Errorf("atomicfile: %w", err)
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
 }
 
