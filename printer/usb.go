@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,33 @@ const (
 	usbClassPrinter = 0x07
 	usbClassVendor  = 0xff
 )
+
+// usbMatch selects a USB device: any printer when !byID.
+type usbMatch struct {
+	byID     bool
+	vid, pid uint16
+}
+
+func (m usbMatch) String() string {
+	if !m.byID {
+		return "any printer"
+	}
+	return fmt.Sprintf("%04x:%04x", m.vid, m.pid)
+}
+
+// parseUSB parses usb:VID:PID?options (hex IDs) or usb:?options for the first printer found.
+func parseUSB(t *target, rest string, opts uriOptions) error {
+	if rest != "" {
+		vs, ps, ok := strings.Cut(rest, ":")
+		vid, err1 := strconv.ParseUint(vs, 16, 16)
+		pid, err2 := strconv.ParseUint(ps, 16, 16)
+		if !ok || err1 != nil || err2 != nil || len(vs) > 4 || len(ps) > 4 {
+			return errors.New("want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer")
+		}
+		t.usb = usbMatch{byID: true, vid: uint16(vid), pid: uint16(pid)}
+	}
+	return opts.device(&t.dev)
+}
 
 // usbEndpoint and usbAltSetting describe descriptors in plain values, so the choice of
 // interface can be tested without libusb or hardware.
