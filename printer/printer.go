@@ -44,17 +44,18 @@ const (
 	StateUnknown State = "unknown"
 )
 
-// Status is one answer to Printer.Status.
+// Status is one answer to Printer.Status. It has no JSON form: the API owns the wire types
+// and copies what it shows (api/wire.go).
 type Status struct {
-	State  State  `json:"state"`
-	Detail string `json:"detail,omitempty"` // human words: "cover open", "no answer to DLE EOT 1 within 500ms", ...
+	State  State
+	Detail string // human words: "cover open", "no answer to DLE EOT 1 within 500ms", ...
 	// Completion is how this printer confirms that a job is on paper (see Print), as learnt
 	// so far: "in-order (GS r 1)", "real-time only (DLE EOT)", or empty before the first job.
-	Completion string `json:"completion,omitempty"`
+	Completion string
 	// Model and ModelSource say which printer profile the daemon uses and why ("Device ID
 	// MFG:EPSON;MDL:TM-T20II → TM-T20II", "--model TH230"); the daemon fills them in.
-	Model       string `json:"model,omitempty"`
-	ModelSource string `json:"model_source,omitempty"`
+	Model       string
+	ModelSource string
 }
 
 // Ready reports whether a job should be sent now: online, paper_near_end and unknown are ready.
