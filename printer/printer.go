@@ -200,6 +200,7 @@ func parseURI(uri string) (target, error) {
 // devicePath is the path of a file:, lp: or serial: URI, which must name one.
 func devicePath(scheme, rest string) (string, error) {
 	if rest == "" {
+		//lint:ignore ST1005 it ends "printer: bad URI ...", whose words tests and users rely on
 		return "", fmt.Errorf("missing device path, e.g. %s:/dev/...", scheme)
 	}
 	return rest, nil
@@ -264,6 +265,7 @@ func (o uriOptions) device(dst *deviceConfig) error {
 // leftover reports an option no parser took.
 func (o uriOptions) leftover(scheme string) error {
 	for name := range o {
+		//lint:ignore ST1005 it ends "printer: bad URI ...", whose words tests and users rely on
 		return fmt.Errorf("unknown option %q for %s:", name, scheme)
 	}
 	return nil
