@@ -235,32 +235,76 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	defer d.confirming.Store(false)
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
 	defer stop()
-	fail := func(what string, err error) error {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			err = ctxErr
-		}
-		d.drop()
-		return fmt.Errorf("%s: %w", what, err)
-	}
 	if err := d.drainInput(ctx, c); errors.Is(err, errNoReadBack) {
 		// A write-only device (a unidirectional usblp printer, a FIFO, a file): written is
 		// all that can be known, and a marker nobody answers is not sent.
 		d.setCompletion(completionSilent)
 		return nil
 	} else if err != nil {
-		return fail("draining input", err)
+		return d.confirmFailed(ctx, "draining input", err)
 	}
 	if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
-		return fail("set deadline", err)
+		return d.confirmFailed(ctx, "set deadline", err)
 	}
 	if _, err := c.Write(gsR1); err != nil {
-		return fail("sending GS r 1", err)
+		return d.confirmFailed(ctx, "sending GS r 1", err)
 	}
 	wait := d.cfg.confirmTimeout + time.Duration(jobLen)*time.Second/confirmRate
+	w, err := d.awaitMarker(ctx, c, wait)
+	switch {
+	case err != nil:
+		return err
+	case w.answered:
+		d.setCompletion(completionInOrder)
+		return nil
+	case w.noReadBack:
+		// A write-only device (a unidirectional usblp printer): written is all we can know.
+		d.setCompletion(completionSilent)
+		return nil
+	}
+	return d.unanswered(ctx, wait, w)
+}
+
+// confirmFailed drops the connection after a failure while confirming a job (a give-up
+// included, so a late answer cannot confirm a later job) and says what failed.
+func (d *device) confirmFailed(ctx context.Context, what string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		err = ctxErr
+	}
+	d.drop()
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// markerWait is what the printer showed while confirm waited for the answer to GS r 1.
+type markerWait struct {
+	answered   bool // GS r 1 answered: the job is on paper
+	noReadBack bool // the device cannot send anything back
+	heard      bool // DLE EOT answered: the printer is there
+	offline    bool // DLE EOT's last answer said offline
+}
+
+// scan reads bytes the printer sent and reports whether one is the answer to GS r 1.
+func (w *markerWait) scan(b []byte) bool {
+	for _, x := range b {
+		switch {
+		case x&0x90 == 0:
+			w.answered = true
+			return true
+		case validStatusByte(x):
+			w.heard, w.offline = true, x&0x08 != 0
+		}
+	}
+	return false
+}
+
+// awaitMarker waits up to wait for the answer to GS r 1, asking DLE EOT 1 every probe
+// interval meanwhile. An error (the connection already dropped) means the line failed or
+// the caller gave up.
+func (d *device) awaitMarker(ctx context.Context, c conn, wait time.Duration) (markerWait, error) {
 	end := deadline(ctx, wait)
 	probeEvery := max(d.cfg.statusTimeout, 500*time.Millisecond)
 	nextProbe := time.Now().Add(probeEvery)
-	heard, offline := false, false // DLE EOT answered; its last answer said offline
+	var w markerWait
 	buf := make([]byte, 64)
 	for {
 		until := nextProbe
@@ -268,60 +312,68 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 			until = end
 		}
 		if err := setDeadline(c.SetReadDeadline, until); err != nil {
-			return fail("set deadline", err)
+			return w, d.confirmFailed(ctx, "set deadline", err)
 		}
 		n, err := c.Read(buf)
-		for _, b := range buf[:n] {
-			switch {
-			case b&0x90 == 0:
-				d.setCompletion(completionInOrder)
-				return nil
-			case b&0x93 == 0x12:
-				heard, offline = true, b&0x08 != 0
-			}
+		if w.scan(buf[:n]) {
+			return w, nil
 		}
 		switch {
 		case errors.Is(err, errNoReadBack):
-			// A write-only device (a unidirectional usblp printer): written is all we can know.
-			d.setCompletion(completionSilent)
-			return nil
+			w.noReadBack = true
+			return w, nil
 		case err != nil && !(isTimeout(err) && ctx.Err() == nil):
-			return fail("waiting for the answer to GS r 1", err)
+			return w, d.confirmFailed(ctx, "waiting for the answer to GS r 1", err)
 		case n == 0 && err == nil:
 			// An empty read (a zero-length USB packet) is not an answer; do not spin on it.
 			time.Sleep(10 * time.Millisecond)
 		}
 		now := time.Now()
 		if !now.Before(end) {
-			break
+			return w, nil
 		}
 		if !now.Before(nextProbe) {
-			if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
-				return fail("set deadline", err)
-			}
-			if _, err := c.Write([]byte{0x10, 0x04, 1}); err != nil && !(isTimeout(err) && ctx.Err() == nil) {
-				return fail("sending DLE EOT 1", err)
+			if err := d.probe(ctx, c); err != nil {
+				return w, err
 			}
 			nextProbe = now.Add(probeEvery)
 		}
 	}
-	if d.completion() == completionInOrder || ctx.Err() != nil || offline {
+}
+
+// probe sends DLE EOT 1 while a job waits for its confirmation. A write that flow control
+// holds past status_timeout is not a failure: the printer is busy.
+func (d *device) probe(ctx context.Context, c conn) error {
+	if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
+		return d.confirmFailed(ctx, "set deadline", err)
+	}
+	if _, err := c.Write([]byte{0x10, 0x04, 1}); err != nil && !(isTimeout(err) && ctx.Err() == nil) {
+		return d.confirmFailed(ctx, "sending DLE EOT 1", err)
+	}
+	return nil
+}
+
+// unanswered decides about a job whose GS r 1 was not answered within wait. A printer that has
+// answered it before, a give-up and an offline printer mean the job is not on paper:
+// ErrNotConfirmed. Otherwise this is the printer's first job and it does not know GS r 1: it
+// is confirmed the old way from now on.
+func (d *device) unanswered(ctx context.Context, wait time.Duration, w markerWait) error {
+	if d.completion() == completionInOrder || ctx.Err() != nil || w.offline {
 		d.drop()
 		why := "no answer to GS r 1 within " + wait.String()
 		switch {
 		case ctx.Err() != nil:
 			why = "gave up waiting for the answer to GS r 1: " + ctx.Err().Error()
-		case offline:
+		case w.offline:
 			why += " (the printer says it is offline)"
-		case heard:
+		case w.heard:
 			why += " (the printer answers DLE EOT: the job is stuck in it)"
 		default:
 			why += " (the printer does not answer at all)"
 		}
 		return fmt.Errorf("%w: %s", ErrNotConfirmed, why)
 	}
-	// Never answered GS r 1 on its first job: a printer that does not know it.
-	if heard {
+	if w.heard {
 		d.setCompletion(completionRealtime)
 	} else {
 		d.setCompletion(completionSilent)

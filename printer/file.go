@@ -19,6 +19,12 @@ type filePrinter struct {
 	closed    bool
 }
 
+// parseFile parses file:PATH. The fake takes no options: it neither waits nor times out.
+func parseFile(t *target, rest string, _ uriOptions) (err error) {
+	t.path, err = devicePath("file", rest)
+	return err
+}
+
 func newFilePrinter(uri, path string) *filePrinter { return &filePrinter{uri: uri, path: path} }
 
 func (p *filePrinter) String() string { return p.uri }

@@ -11,6 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// parseLP parses lp:PATH?options.
+func parseLP(t *target, rest string, opts uriOptions) (err error) {
+	if t.path, err = devicePath("lp", rest); err != nil {
+		return err
+	}
+	return opts.device(&t.dev)
+}
+
 // lpDialer opens a usblp character device (/dev/usb/lp0). usblp allows reads only from
 // bidirectional printers, so the device is opened read-write and a read that the kernel refuses
 // (EINVAL) becomes errNoReadBack, which Status reports as unknown. FIFOs and regular files are

@@ -25,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -45,17 +44,18 @@ const (
 	StateUnknown State = "unknown"
 )
 
-// Status is one answer to Printer.Status.
+// Status is one answer to Printer.Status. It has no JSON form: the API owns the wire types
+// and copies what it shows (api/wire.go).
 type Status struct {
-	State  State  `json:"state"`
-	Detail string `json:"detail,omitempty"` // human words: "cover open", "no answer to DLE EOT 1 within 500ms", ...
+	State  State
+	Detail string // human words: "cover open", "no answer to DLE EOT 1 within 500ms", ...
 	// Completion is how this printer confirms that a job is on paper (see Print), as learnt
 	// so far: "in-order (GS r 1)", "real-time only (DLE EOT)", or empty before the first job.
-	Completion string `json:"completion,omitempty"`
+	Completion string
 	// Model and ModelSource say which printer profile the daemon uses and why ("Device ID
 	// MFG:EPSON;MDL:TM-T20II → TM-T20II", "--model TH230"); the daemon fills them in.
-	Model       string `json:"model,omitempty"`
-	ModelSource string `json:"model_source,omitempty"`
+	Model       string
+	ModelSource string
 }
 
 // Ready reports whether a job should be sent now: online, paper_near_end and unknown are ready.
@@ -138,27 +138,6 @@ type target struct {
 	dev         deviceConfig
 }
 
-type serialConfig struct {
-	baud     int
-	databits int
-	parity   byte // 'N', 'O', 'E'
-	stopbits int
-	flow     string // none, rtscts, xonxoff
-}
-
-// usbMatch selects a USB device: any printer when !byID.
-type usbMatch struct {
-	byID     bool
-	vid, pid uint16
-}
-
-func (m usbMatch) String() string {
-	if !m.byID {
-		return "any printer"
-	}
-	return fmt.Sprintf("%04x:%04x", m.vid, m.pid)
-}
-
 type deviceConfig struct {
 	statusTimeout  time.Duration
 	writeTimeout   time.Duration
@@ -178,143 +157,116 @@ var defaultDeviceConfig = deviceConfig{
 	chunk:          512,
 }
 
+// transportParser fills t from the part of a URI after "scheme:" and before "?", and from its
+// options. Each lives beside its transport: parseFile, parseLP, parseSerial, parseTCP, parseUSB.
+type transportParser func(t *target, rest string, opts uriOptions) error
+
+var transportParsers = map[string]transportParser{
+	"file":   parseFile,
+	"lp":     parseLP,
+	"serial": parseSerial,
+	"tcp":    parseTCP,
+	"usb":    parseUSB,
+}
+
 func parseURI(uri string) (target, error) {
-	bad := func(format string, a ...any) (target, error) {
-		return target{}, fmt.Errorf("printer: bad URI %q: %s", uri, fmt.Sprintf(format, a...))
+	bad := func(err error) (target, error) {
+		return target{}, fmt.Errorf("printer: bad URI %q: %v", uri, err)
 	}
 	scheme, rest, ok := strings.Cut(uri, ":")
 	if !ok || scheme == "" {
-		return bad("want scheme:..., one of file, lp, serial, tcp, usb")
+		return bad(errors.New("want scheme:..., one of file, lp, serial, tcp, usb"))
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return bad("query: %v", err)
+		return bad(fmt.Errorf("query: %v", err))
+	}
+	parse, ok := transportParsers[scheme]
+	if !ok {
+		return bad(fmt.Errorf("unknown scheme %q: want file, lp, serial, tcp or usb", scheme))
 	}
 	t := target{scheme: scheme, dev: defaultDeviceConfig}
-	// Options are taken out of q as they are used; whatever is left is a typo worth reporting.
-	take := func(name string) (string, bool) {
-		v, ok := q[name]
-		if !ok {
-			return "", false
-		}
-		delete(q, name)
-		return v[len(v)-1], true
+	opts := uriOptions(q)
+	if err := parse(&t, rest, opts); err != nil {
+		return bad(err)
 	}
-	duration := func(name string, dst *time.Duration) error {
-		v, ok := take(name)
-		if !ok {
-			return nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return fmt.Errorf("%s=%q: want a positive duration like 500ms", name, v)
-		}
-		*dst = d
-		return nil
-	}
-	integer := func(name string, dst *int, lo, hi int) error {
-		v, ok := take(name)
-		if !ok {
-			return nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < lo || n > hi {
-			return fmt.Errorf("%s=%q: want a number from %d to %d", name, v, lo, hi)
-		}
-		*dst = n
-		return nil
-	}
-
-	switch scheme {
-	case "file", "lp", "serial":
-		if rest == "" {
-			return bad("missing device path, e.g. %s:/dev/...", scheme)
-		}
-		t.path = rest
-	case "tcp":
-		host, port, err := net.SplitHostPort(rest)
-		if err != nil {
-			// No port: the whole rest is the host (brackets allowed for IPv6).
-			host, port = strings.TrimSuffix(strings.TrimPrefix(rest, "["), "]"), "9100"
-		}
-		if host == "" || strings.ContainsAny(host, "/ ") {
-			return bad("want tcp:host or tcp:host:port")
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return bad("port %q: want 1-65535", port)
-		}
-		t.addr = net.JoinHostPort(host, port)
-		t.dialTimeout = 5 * time.Second
-		if err := duration("timeout", &t.dialTimeout); err != nil {
-			return bad("%v", err)
-		}
-	case "usb":
-		if rest != "" {
-			vs, ps, ok := strings.Cut(rest, ":")
-			vid, err1 := strconv.ParseUint(vs, 16, 16)
-			pid, err2 := strconv.ParseUint(ps, 16, 16)
-			if !ok || err1 != nil || err2 != nil || len(vs) > 4 || len(ps) > 4 {
-				return bad("want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer")
-			}
-			t.usb = usbMatch{byID: true, vid: uint16(vid), pid: uint16(pid)}
-		}
-	default:
-		return bad("unknown scheme %q: want file, lp, serial, tcp or usb", scheme)
-	}
-
-	if scheme == "serial" {
-		c := serialConfig{baud: 9600, databits: 8, parity: 'N', stopbits: 1, flow: "none"}
-		if err := integer("baud", &c.baud, 1, 4000000); err != nil {
-			return bad("%v", err)
-		}
-		if _, ok := baudRates[c.baud]; !ok {
-			return bad("baud=%d: not a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, ...)", c.baud)
-		}
-		if err := integer("databits", &c.databits, 5, 8); err != nil {
-			return bad("%v", err)
-		}
-		if err := integer("stopbits", &c.stopbits, 1, 2); err != nil {
-			return bad("%v", err)
-		}
-		if v, ok := take("parity"); ok {
-			switch strings.ToLower(v) {
-			case "none", "n":
-				c.parity = 'N'
-			case "odd", "o":
-				c.parity = 'O'
-			case "even", "e":
-				c.parity = 'E'
-			default:
-				return bad("parity=%q: want none, odd or even", v)
-			}
-		}
-		if v, ok := take("flow"); ok {
-			switch v {
-			case "none", "rtscts", "xonxoff":
-				c.flow = v
-			default:
-				return bad("flow=%q: want none, rtscts or xonxoff", v)
-			}
-		}
-		t.serial = c
-	}
-	if scheme != "file" {
-		if err := duration("status_timeout", &t.dev.statusTimeout); err != nil {
-			return bad("%v", err)
-		}
-		if err := duration("write_timeout", &t.dev.writeTimeout); err != nil {
-			return bad("%v", err)
-		}
-		if err := duration("confirm_timeout", &t.dev.confirmTimeout); err != nil {
-			return bad("%v", err)
-		}
-		if err := integer("chunk", &t.dev.chunk, 1, 1<<20); err != nil {
-			return bad("%v", err)
-		}
-	}
-	for name := range q {
-		return bad("unknown option %q for %s:", name, scheme)
+	if err := opts.leftover(scheme); err != nil {
+		return bad(err)
 	}
 	return t, nil
+}
+
+// devicePath is the path of a file:, lp: or serial: URI, which must name one.
+func devicePath(scheme, rest string) (string, error) {
+	if rest == "" {
+		//lint:ignore ST1005 it ends "printer: bad URI ...", whose words tests and users rely on
+		return "", fmt.Errorf("missing device path, e.g. %s:/dev/...", scheme)
+	}
+	return rest, nil
+}
+
+// uriOptions are a URI's query options. They are taken out as they are used, so whatever is
+// left at the end is a typo worth reporting (leftover).
+type uriOptions url.Values
+
+// take removes option name and returns its last value.
+func (o uriOptions) take(name string) (string, bool) {
+	v, ok := o[name]
+	if !ok {
+		return "", false
+	}
+	delete(o, name)
+	return v[len(v)-1], true
+}
+
+// duration sets *dst to option name, if given, which must be a positive duration.
+func (o uriOptions) duration(name string, dst *time.Duration) error {
+	v, ok := o.take(name)
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%s=%q: want a positive duration like 500ms", name, v)
+	}
+	*dst = d
+	return nil
+}
+
+// integer sets *dst to option name, if given, which must be a number from lo to hi.
+func (o uriOptions) integer(name string, dst *int, lo, hi int) error {
+	v, ok := o.take(name)
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return fmt.Errorf("%s=%q: want a number from %d to %d", name, v, lo, hi)
+	}
+	*dst = n
+	return nil
+}
+
+// device takes the options every transport but file: has (see the package comment).
+func (o uriOptions) device(dst *deviceConfig) error {
+	if err := o.duration("status_timeout", &dst.statusTimeout); err != nil {
+		return err
+	}
+	if err := o.duration("write_timeout", &dst.writeTimeout); err != nil {
+		return err
+	}
+	if err := o.duration("confirm_timeout", &dst.confirmTimeout); err != nil {
+		return err
+	}
+	return o.integer("chunk", &dst.chunk, 1, 1<<20)
+}
+
+// leftover reports an option no parser took.
+func (o uriOptions) leftover(scheme string) error {
+	for name := range o {
+		//lint:ignore ST1005 it ends "printer: bad URI ...", whose words tests and users rely on
+		return fmt.Errorf("unknown option %q for %s:", name, scheme)
+	}
+	return nil
 }

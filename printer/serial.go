@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +16,67 @@ import (
 // RTS/CTS flow control, and its Flush discards unsent bytes. So the tty is opened here with
 // unix.Open, configured completely through termios (raw 8N1-style, baud, CRTSCTS or IXON|IXOFF),
 // and kept nonblocking inside an *os.File so Go's poller gives reads and writes deadlines.
+
+type serialConfig struct {
+	baud     int
+	databits int
+	parity   byte // 'N', 'O', 'E'
+	stopbits int
+	flow     string // none, rtscts, xonxoff
+}
+
+// parseSerial parses serial:PATH?baud=9600&databits=8&parity=none&stopbits=1&flow=none&options.
+func parseSerial(t *target, rest string, opts uriOptions) (err error) {
+	if t.path, err = devicePath("serial", rest); err != nil {
+		return err
+	}
+	c := serialConfig{baud: 9600, databits: 8, parity: 'N', stopbits: 1, flow: "none"}
+	if err := opts.integer("baud", &c.baud, 1, 4000000); err != nil {
+		return err
+	}
+	if _, ok := baudRates[c.baud]; !ok {
+		return fmt.Errorf("baud=%d: not a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, ...)", c.baud)
+	}
+	if err := opts.integer("databits", &c.databits, 5, 8); err != nil {
+		return err
+	}
+	if err := opts.integer("stopbits", &c.stopbits, 1, 2); err != nil {
+		return err
+	}
+	if v, ok := opts.take("parity"); ok {
+		if c.parity, err = parseParity(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := opts.take("flow"); ok {
+		if c.flow, err = parseFlow(v); err != nil {
+			return err
+		}
+	}
+	t.serial = c
+	return opts.device(&t.dev)
+}
+
+// parseParity maps parity=none|odd|even (or n|o|e, any case) to termios' 'N', 'O', 'E'.
+func parseParity(v string) (byte, error) {
+	switch strings.ToLower(v) {
+	case "none", "n":
+		return 'N', nil
+	case "odd", "o":
+		return 'O', nil
+	case "even", "e":
+		return 'E', nil
+	}
+	return 0, fmt.Errorf("parity=%q: want none, odd or even", v)
+}
+
+func parseFlow(v string) (string, error) {
+	switch v {
+	case "none", "rtscts", "xonxoff":
+		return v, nil
+	}
+	return "", fmt.Errorf("flow=%q: want none, rtscts or xonxoff", v)
+}
 
 var baudRates = map[int]uint32{
 	50: unix.B50, 75: unix.B75, 110: unix.B110, 134: unix.B134, 150: unix.B150, 200: unix.B200,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,33 @@ const (
 	usbClassPrinter = 0x07
 	usbClassVendor  = 0xff
 )
+
+// usbMatch selects a USB device: any printer when !byID.
+type usbMatch struct {
+	byID     bool
+	vid, pid uint16
+}
+
+func (m usbMatch) String() string {
+	if !m.byID {
+		return "any printer"
+	}
+	return fmt.Sprintf("%04x:%04x", m.vid, m.pid)
+}
+
+// parseUSB parses usb:VID:PID?options (hex IDs) or usb:?options for the first printer found.
+func parseUSB(t *target, rest string, opts uriOptions) error {
+	if rest != "" {
+		vs, ps, ok := strings.Cut(rest, ":")
+		vid, err1 := strconv.ParseUint(vs, 16, 16)
+		pid, err2 := strconv.ParseUint(ps, 16, 16)
+		if !ok || err1 != nil || err2 != nil || len(vs) > 4 || len(ps) > 4 {
+			return errors.New("want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer")
+		}
+		t.usb = usbMatch{byID: true, vid: uint16(vid), pid: uint16(pid)}
+	}
+	return opts.device(&t.dev)
+}
 
 // usbEndpoint and usbAltSetting describe descriptors in plain values, so the choice of
 // interface can be tested without libusb or hardware.
@@ -327,68 +356,101 @@ func openUSB(m usbMatch) (_ *usbDevice, err error) {
 			d.close()
 		}
 	}()
+	if err = d.open(m); err != nil {
+		return nil, err
+	}
+	if err = d.claim(m); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
 
-	var choice usbChoice
-	var chosen *gousb.DeviceDesc
-	var noInterface error
-	devs, enumErr := uctx.OpenDevices(func(desc *gousb.DeviceDesc) bool {
-		if chosen != nil {
-			return false
+// usbSearch is one walk over the bus for the device m matches: the first with an interface to
+// print on (the rules above), and what was seen on the way, for the error when none opens.
+type usbSearch struct {
+	m           usbMatch
+	chosen      *gousb.DeviceDesc
+	choice      usbChoice
+	class       uint8 // the chosen interface's class
+	noInterface error // the device usb:VID:PID named has nothing to print on
+}
+
+// accept is gousb's OpenDevices filter: it opens the first device that fits and no other.
+func (s *usbSearch) accept(desc *gousb.DeviceDesc) bool {
+	if s.chosen != nil {
+		return false
+	}
+	if s.m.byID && (uint16(desc.Vendor) != s.m.vid || uint16(desc.Product) != s.m.pid) {
+		return false
+	}
+	alts := usbAltSettings(desc)
+	c, ok := chooseUSBInterface(alts, s.m.byID)
+	if !ok {
+		if s.m.byID {
+			s.noInterface = fmt.Errorf("usb %s has no interface with a bulk OUT endpoint", s.m)
 		}
-		if m.byID && (uint16(desc.Vendor) != m.vid || uint16(desc.Product) != m.pid) {
-			return false
+		return false
+	}
+	s.choice, s.chosen = c, desc
+	for _, a := range alts {
+		if a.Config == c.Config && a.Interface == c.Interface && a.Alt == c.Alt {
+			s.class = a.Class
 		}
-		c, ok := chooseUSBInterface(usbAltSettings(desc), m.byID)
-		if !ok {
-			if m.byID {
-				noInterface = fmt.Errorf("usb %s has no interface with a bulk OUT endpoint", m)
-			}
-			return false
-		}
-		choice, chosen = c, desc
-		for _, a := range usbAltSettings(desc) {
-			if a.Config == c.Config && a.Interface == c.Interface && a.Alt == c.Alt {
-				d.class = a.Class
-			}
-		}
-		return true
-	})
+	}
+	return true
+}
+
+// notFound says why the search opened nothing; enumErr is OpenDevices' error.
+func (s *usbSearch) notFound(enumErr error) error {
+	switch {
+	case s.chosen != nil:
+		// Found but not opened: usually permissions (a missing udev rule), not absence.
+		return fmt.Errorf("usb %s: found %04x:%04x at bus %d address %d but cannot open it: %v",
+			s.m, uint16(s.chosen.Vendor), uint16(s.chosen.Product), s.chosen.Bus, s.chosen.Address, enumErr)
+	case s.noInterface != nil:
+		return fmt.Errorf("%w: %v", ErrNotFound, s.noInterface)
+	case enumErr != nil:
+		return fmt.Errorf("%w (usb %s): listing devices: %v", ErrNotFound, s.m, enumErr)
+	default:
+		return fmt.Errorf("%w (usb %s): no matching device on the bus", ErrNotFound, s.m)
+	}
+}
+
+// open opens the device m matches and records the interface chosen on it.
+func (d *usbDevice) open(m usbMatch) error {
+	s := usbSearch{m: m}
+	devs, enumErr := d.uctx.OpenDevices(s.accept)
 	for _, extra := range devs[min(1, len(devs)):] {
 		extra.Close()
 	}
-	switch {
-	case len(devs) > 0:
-		d.dev, d.choice = devs[0], choice
-	case chosen != nil:
-		// Found but not opened: usually permissions (a missing udev rule), not absence.
-		return nil, fmt.Errorf("usb %s: found %04x:%04x at bus %d address %d but cannot open it: %v",
-			m, uint16(chosen.Vendor), uint16(chosen.Product), chosen.Bus, chosen.Address, enumErr)
-	case noInterface != nil:
-		return nil, fmt.Errorf("%w: %v", ErrNotFound, noInterface)
-	case enumErr != nil:
-		return nil, fmt.Errorf("%w (usb %s): listing devices: %v", ErrNotFound, m, enumErr)
-	default:
-		return nil, fmt.Errorf("%w (usb %s): no matching device on the bus", ErrNotFound, m)
+	if len(devs) == 0 {
+		return s.notFound(enumErr)
 	}
+	d.dev, d.choice, d.class = devs[0], s.choice, s.class
+	return nil
+}
 
+// claim claims the chosen interface and its endpoints on the opened device.
+func (d *usbDevice) claim(m usbMatch) (err error) {
 	// usblp may hold a class-7 interface; libusb must detach it to claim the interface.
 	if err := d.dev.SetAutoDetach(true); err != nil {
-		return nil, fmt.Errorf("usb %s: auto-detach kernel driver: %w", m, err)
+		return fmt.Errorf("usb %s: auto-detach kernel driver: %w", m, err)
 	}
+	choice := d.choice
 	if d.cfg, err = d.dev.Config(choice.Config); err != nil {
-		return nil, fmt.Errorf("usb %s: %w", m, err)
+		return fmt.Errorf("usb %s: %w", m, err)
 	}
 	if d.intf, err = d.cfg.Interface(choice.Interface, choice.Alt); err != nil {
-		return nil, fmt.Errorf("usb %s: %w", m, err)
+		return fmt.Errorf("usb %s: %w", m, err)
 	}
 	if d.out, err = d.intf.OutEndpoint(int(choice.Out.Address & 0x0f)); err != nil {
-		return nil, fmt.Errorf("usb %s: %w", m, err)
+		return fmt.Errorf("usb %s: %w", m, err)
 	}
 	if choice.In != nil {
 		if d.in, err = d.intf.InEndpoint(int(choice.In.Address & 0x0f)); err != nil {
-			return nil, fmt.Errorf("usb %s: %w", m, err)
+			return fmt.Errorf("usb %s: %w", m, err)
 		}
 		d.mps = choice.In.MaxPacket
 	}
-	return d, nil
+	return nil
 }

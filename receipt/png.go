@@ -91,111 +91,148 @@ func readJob(job []byte, prof *profile.Profile) (lines [][]drawnCell, end paperE
 	if prof == nil {
 		prof = profile.Generic
 	}
-	decode := func(slot byte) *codePage {
-		for _, cp := range prof.CodePages {
-			if cp.Slot == slot {
-				if p, ok := lookupCodePage(cp.Name); ok {
-					return p
-				}
-			}
-		}
-		return nil
-	}
-	page := decode(0)
-	var cur []drawnCell
-	bold, tall := false, false
-	arg := func(i, n int) ([]byte, error) {
-		if i+n > len(job) {
-			return nil, fmt.Errorf("receipt: job truncated in the command at byte %d", i)
-		}
-		return job[i : i+n], nil
-	}
+	r := &jobReader{job: job, prof: prof}
+	r.page = r.codePage(0)
 	for i := 0; i < len(job); {
-		b := job[i]
-		switch {
-		case b == '\n':
-			lines = append(lines, cur)
-			cur = nil
-			i++
-		case b == 0x1B || b == 0x1D || b == 0x10:
-			c, err := arg(i, 2)
-			if err != nil {
-				return nil, 0, err
+		n, err := r.step(i)
+		if err != nil {
+			return nil, 0, err
+		}
+		i += n
+	}
+	if len(r.cur) > 0 {
+		r.lines = append(r.lines, r.cur)
+	}
+	return r.lines, r.end, nil
+}
+
+// jobReader is the printer's state while readJob reads a job: the selected code page and
+// print mode, the lines so far and how the paper ends.
+type jobReader struct {
+	job        []byte
+	prof       *profile.Profile
+	page       *codePage // nil: the slot holds a page ecrd does not know, drawn as '?'
+	bold, tall bool
+	lines      [][]drawnCell
+	cur        []drawnCell // the line being printed
+	end        paperEnd
+}
+
+// codePage is the page the profile puts in ESC t slot.
+func (r *jobReader) codePage(slot byte) *codePage {
+	for _, cp := range r.prof.CodePages {
+		if cp.Slot == slot {
+			if p, ok := lookupCodePage(cp.Name); ok {
+				return p
 			}
-			n := 3 // most commands: prefix, letter, one parameter
-			switch string(c) {
-			case "\x1b@":
-				page, bold, tall, n = decode(0), false, false, 2
-			case "\x1bR", "\x1ba", "\x1bM", "\x1dr":
-			case "\x10\x04":
-			case "\x1bt":
-				p, err := arg(i, 3)
-				if err != nil {
-					return nil, 0, err
-				}
-				page = decode(p[2])
-			case "\x1bE":
-				p, err := arg(i, 3)
-				if err != nil {
-					return nil, 0, err
-				}
-				bold = p[2]&1 != 0
-			case "\x1d!":
-				p, err := arg(i, 3)
-				if err != nil {
-					return nil, 0, err
-				}
-				tall = p[2]&0x0F != 0
-			case "\x1bd":
-				p, err := arg(i, 3)
-				if err != nil {
-					return nil, 0, err
-				}
-				for range p[2] {
-					lines = append(lines, nil)
-				}
-				end = endTear
-			case "\x1bp":
-				n = 5 // the drawer kick: nothing on paper
-			case "\x1dV":
-				p, err := arg(i, 3)
-				if err != nil {
-					return nil, 0, err
-				}
-				switch p[2] {
-				case 65, 66:
-					n = 4
-				}
-				if p[2] == 0 || p[2] == 48 || p[2] == 65 {
-					end = endFull
-				} else {
-					end = endPartial
-				}
-			default:
-				return nil, 0, fmt.Errorf("receipt: cannot draw command % x at byte %d", c, i)
-			}
-			if _, err := arg(i, n); err != nil {
-				return nil, 0, err
-			}
-			i += n
-		case b < 0x20 || b == 0x7F:
-			i++ // control bytes print nothing
-		default:
-			r := rune(b)
-			if b >= 0x80 {
-				r = '?'
-				if page != nil {
-					r = page.decode[b]
-				}
-			}
-			cur = append(cur, drawnCell{r: r, bold: bold, tall: tall})
-			i++
 		}
 	}
-	if len(cur) > 0 {
-		lines = append(lines, cur)
+	return nil
+}
+
+// commandBytes returns the n bytes of the command at i, or an error if the job ends inside it.
+func (r *jobReader) commandBytes(i, n int) ([]byte, error) {
+	if i+n > len(r.job) {
+		return nil, fmt.Errorf("receipt: job truncated in the command at byte %d", i)
 	}
-	return lines, end, nil
+	return r.job[i : i+n], nil
+}
+
+// step reads the character or command at i and returns how many bytes it took.
+func (r *jobReader) step(i int) (int, error) {
+	switch b := r.job[i]; {
+	case b == '\n':
+		r.lines = append(r.lines, r.cur)
+		r.cur = nil
+	case b == 0x1B || b == 0x1D || b == 0x10:
+		return r.command(i)
+	case b < 0x20 || b == 0x7F:
+		// control bytes print nothing
+	default:
+		r.cur = append(r.cur, drawnCell{r: r.char(b), bold: r.bold, tall: r.tall})
+	}
+	return 1, nil
+}
+
+// char is the character b prints in the selected code page.
+func (r *jobReader) char(b byte) rune {
+	if b < 0x80 {
+		return rune(b)
+	}
+	if r.page == nil {
+		return '?'
+	}
+	return r.page.decode[b]
+}
+
+// command interprets the ESC, GS or DLE command at i and returns its length.
+func (r *jobReader) command(i int) (int, error) {
+	c, err := r.commandBytes(i, 2)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.apply(c, i)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := r.commandBytes(i, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// apply does what command c (its prefix and letter) at i does to the paper and returns the
+// command's length.
+func (r *jobReader) apply(c []byte, i int) (int, error) {
+	switch string(c) {
+	case "\x1b@":
+		r.page, r.bold, r.tall = r.codePage(0), false, false
+		return 2, nil
+	case "\x1bR", "\x1ba", "\x1bM", "\x1dr", "\x10\x04":
+		return 3, nil // one parameter that changes nothing on paper
+	case "\x1bp":
+		return 5, nil // the drawer kick: nothing on paper
+	case "\x1bt", "\x1bE", "\x1d!", "\x1bd", "\x1dV":
+		p, err := r.commandBytes(i, 3)
+		if err != nil {
+			return 0, err
+		}
+		return r.applyParameter(string(c), p[2]), nil
+	}
+	return 0, fmt.Errorf("receipt: cannot draw command % x at byte %d", c, i)
+}
+
+// applyParameter does what a command with parameter p does and returns its length.
+func (r *jobReader) applyParameter(c string, p byte) int {
+	switch c {
+	case "\x1bt":
+		r.page = r.codePage(p)
+	case "\x1bE":
+		r.bold = p&1 != 0
+	case "\x1d!":
+		r.tall = p&0x0F != 0
+	case "\x1bd":
+		for range p {
+			r.lines = append(r.lines, nil)
+		}
+		r.end = endTear
+	case "\x1dV":
+		return r.cut(p)
+	}
+	return 3
+}
+
+// cut reads GS V m [n]: m 0, 48 and 65 cut fully, any other partially; 65 and 66 take a feed n.
+func (r *jobReader) cut(m byte) int {
+	if m == 0 || m == 48 || m == 65 {
+		r.end = endFull
+	} else {
+		r.end = endPartial
+	}
+	if m == 65 || m == 66 {
+		return 4
+	}
+	return 3
 }
 
 // DrawJob draws an ESC/POS job (from Render, perhaps with a DrawerKick) as the printer with

@@ -89,44 +89,73 @@ func (o Options) config() (config, error) {
 	if o.Cut != CutPartial && o.Cut != CutFull {
 		return config{}, fmt.Errorf("receipt: unknown cut mode %d", int(o.Cut))
 	}
+	c.cut, c.tear = cutFor(prof, c.cut)
+	var err error
+	if o.CodePage != "" || prof.IsGeneric() {
+		c.pages, c.slots, err = namedCodePage(prof, o.CodePage)
+	} else {
+		c.pages, c.slots, err = preferredCodePages(prof)
+	}
+	if err != nil {
+		return config{}, err
+	}
+	return c, nil
+}
+
+// cutFor is the cut prof can make when asked for want: the other kind when it has only that
+// one, and a tear (tear true) when it has no cutter at all.
+func cutFor(prof *profile.Profile, want CutMode) (cut CutMode, tear bool) {
 	switch {
 	case !prof.Cuts():
-		c.tear = true
-	case c.cut == CutFull && !prof.FullCut:
-		c.cut = CutPartial
-	case c.cut == CutPartial && !prof.PartialCut:
-		c.cut = CutFull
+		return want, true
+	case want == CutFull && !prof.FullCut:
+		return CutPartial, false
+	case want == CutPartial && !prof.PartialCut:
+		return CutFull, false
 	}
-	if o.CodePage != "" || prof.IsGeneric() {
-		name := o.CodePage
-		if name == "" {
-			name = "cp858"
-		}
-		cp, ok := lookupCodePage(name)
-		slot, inProfile := prof.Slot(name)
-		if !ok || !inProfile {
-			var known []string
-			for _, p := range prof.CodePages {
-				if cp, ok := lookupCodePage(p.Name); ok && !slices.Contains(known, cp.name) {
-					known = append(known, cp.name)
-				}
-			}
-			sort.Strings(known)
-			return config{}, fmt.Errorf("receipt: unknown code page %q for printer %s (known: %s)", name, prof.Key, strings.Join(known, ", "))
-		}
-		c.pages, c.slots = []*codePage{cp}, []byte{slot}
-		return c, nil
+	return want, false
+}
+
+// namedCodePage is the one page a receipt is printed in when the options name it, or on the
+// generic printer (cp858 when none is named).
+func namedCodePage(prof *profile.Profile, name string) ([]*codePage, []byte, error) {
+	if name == "" {
+		name = "cp858"
 	}
+	cp, ok := lookupCodePage(name)
+	slot, inProfile := prof.Slot(name)
+	if !ok || !inProfile {
+		return nil, nil, fmt.Errorf("receipt: unknown code page %q for printer %s (known: %s)", name, prof.Key, strings.Join(knownCodePages(prof), ", "))
+	}
+	return []*codePage{cp}, []byte{slot}, nil
+}
+
+// knownCodePages lists, sorted, the pages of prof that ecrd can encode.
+func knownCodePages(prof *profile.Profile) []string {
+	var known []string
+	for _, p := range prof.CodePages {
+		if cp, ok := lookupCodePage(p.Name); ok && !slices.Contains(known, cp.name) {
+			known = append(known, cp.name)
+		}
+	}
+	sort.Strings(known)
+	return known
+}
+
+// preferredCodePages is every page of prof that ecrd can encode, in pagePreference order.
+func preferredCodePages(prof *profile.Profile) ([]*codePage, []byte, error) {
+	var pages []*codePage
+	var slots []byte
 	for _, key := range pagePreference {
 		if slot, ok := prof.Slot(key); ok {
 			cp, _ := lookupCodePage(key)
-			c.pages, c.slots = append(c.pages, cp), append(c.slots, slot)
+			pages, slots = append(pages, cp), append(slots, slot)
 		}
 	}
-	if len(c.pages) == 0 {
-		return config{}, fmt.Errorf("receipt: printer %s has no code page ecrd can encode", prof.Key)
+	if len(pages) == 0 {
+		return nil, nil, fmt.Errorf("receipt: printer %s has no code page ecrd can encode", prof.Key)
 	}
-	return c, nil
+	return pages, slots, nil
 }
 
 // PaperColumns maps a paper width to the columns of font A: 58mm -> 32,

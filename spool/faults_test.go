@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/printer/printertest"
 )
 
 // These tests put the spool in front of REAL transports (the file fake, a FIFO behind lp:, a
@@ -108,184 +108,20 @@ func waitHeld(t *testing.T, s *Spool, id, want string) Info {
 	}
 }
 
-// escposSim is the far end of a line: it answers DLE EOT n with the current answers and
-// keeps everything else as job bytes.
-type escposSim struct {
-	mu      sync.Mutex
-	answers [3]byte // to DLE EOT 1, 2, 4
-	silent  bool
-	got     []byte
-	pending []byte
-}
+// netOptions are the tcp: options of the fault tests' network printers.
+const netOptions = "status_timeout=1s&write_timeout=2s"
 
-var (
-	simOnline    = [3]byte{0x16, 0x12, 0x12}
-	simPaperOut  = [3]byte{0x16, 0x12, 0x12 | 0x60}
-	simCoverOpen = [3]byte{0x16 | 0x08, 0x12 | 0x04, 0x12}
-)
-
-func (s *escposSim) set(a [3]byte) { s.mu.Lock(); s.answers, s.silent = a, false; s.mu.Unlock() }
-
-func (s *escposSim) received() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.got)
-}
-
-// feed takes bytes from the line and returns what to answer.
-func (s *escposSim) feed(b []byte) (answer []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pending = append(s.pending, b...)
-	for len(s.pending) > 0 {
-		if s.pending[0] != 0x10 && s.pending[0] != 0x1D {
-			i := bytes.IndexAny(s.pending, "\x10\x1d")
-			if i < 0 {
-				i = len(s.pending)
-			}
-			s.got = append(s.got, s.pending[:i]...)
-			s.pending = s.pending[i:]
-			continue
-		}
-		if len(s.pending) < 3 {
-			break
-		}
-		if s.pending[0] == 0x1D { // GS r 1, the job's in-order end marker: printed, so answer
-			if s.pending[1] == 'r' && s.pending[2] == 1 {
-				answer = append(answer, 0x00)
-				s.pending = s.pending[3:]
-			} else {
-				s.got = append(s.got, 0x1D)
-				s.pending = s.pending[1:]
-			}
-			continue
-		}
-		if !s.silent {
-			switch s.pending[2] {
-			case 1:
-				answer = append(answer, s.answers[0])
-			case 2:
-				answer = append(answer, s.answers[1])
-			case 4:
-				answer = append(answer, s.answers[2])
-			}
-		}
-		s.pending = s.pending[3:]
-	}
-	return answer
-}
-
-// netPrinter is a raw (port 9100) printer on loopback. Each connection has its own sim; all
-// share the answers. dropAfter makes the next connection that receives that many job bytes
-// run out of paper: it resets the connection and answers paper out from then on.
-type netPrinter struct {
-	ln        net.Listener
-	mu        sync.Mutex
-	answers   [3]byte
-	dropAfter int
-	sims      []*escposSim
-}
-
-func newNetPrinter(t *testing.T) *netPrinter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	np := &netPrinter{ln: ln, answers: simOnline}
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		np.mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		np.mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			np.mu.Lock()
-			sim := &escposSim{answers: np.answers}
-			np.sims = append(np.sims, sim)
-			conns = append(conns, c)
-			np.mu.Unlock()
-			wg.Add(1)
-			go func() { defer wg.Done(); np.serve(c, sim) }()
-		}
-	}()
-	return np
-}
-
-func (np *netPrinter) serve(c net.Conn, sim *escposSim) {
-	defer c.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		// A printer that is running out of paper takes exactly dropAfter job bytes.
-		np.mu.Lock()
-		want := len(buf)
-		if np.dropAfter > 0 {
-			want = max(1, min(want, np.dropAfter-len(sim.received())))
-		}
-		np.mu.Unlock()
-		n, err := c.Read(buf[:want])
-		if ans := sim.feed(buf[:n]); len(ans) > 0 {
-			c.Write(ans)
-		}
-		if err != nil {
-			return
-		}
-		np.mu.Lock()
-		drop := np.dropAfter > 0 && len(sim.received()) >= np.dropAfter
-		if drop {
-			np.dropAfter = 0
-			np.answers = simPaperOut
-			for _, s := range np.sims {
-				s.set(simPaperOut)
-			}
-		}
-		np.mu.Unlock()
-		if drop {
-			c.(*net.TCPConn).SetLinger(0) // RST: the sender's next write fails
-			return
-		}
-	}
-}
-
-func (np *netPrinter) set(a [3]byte) {
-	np.mu.Lock()
-	defer np.mu.Unlock()
-	np.answers = a
-	for _, s := range np.sims {
-		s.set(a)
-	}
-}
-
-// copies counts connections that received exactly job, and returns the job bytes every
-// connection received.
-func (np *netPrinter) copies(job []byte) (int, [][]byte) {
-	np.mu.Lock()
-	defer np.mu.Unlock()
+// copies counts the printer's connections that received exactly job, and returns the job
+// bytes every connection received.
+func copies(np *printertest.TCP, job []byte) (int, [][]byte) {
+	all := np.Connections()
 	n := 0
-	var all [][]byte
-	for _, s := range np.sims {
-		got := s.received()
-		all = append(all, got)
+	for _, got := range all {
 		if bytes.Equal(got, job) {
 			n++
 		}
 	}
 	return n, all
-}
-
-func (np *netPrinter) uri() string {
-	return "tcp:" + np.ln.Addr().String() + "?status_timeout=1s&write_timeout=2s"
 }
 
 func TestPrinterFaults(t *testing.T) {
@@ -313,11 +149,9 @@ func TestPrinterFaults(t *testing.T) {
 	})
 
 	t.Run("paper out during the job (tcp printer drops the connection)", func(t *testing.T) {
-		np := newNetPrinter(t)
-		np.mu.Lock()
-		np.dropAfter = 8 << 10
-		np.mu.Unlock()
-		p := openReal(t, np.uri())
+		np := printertest.NewTCP(t)
+		np.RunOutOfPaperAfter(8 << 10)
+		p := openReal(t, np.URI(netOptions))
 		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
@@ -339,12 +173,12 @@ func TestPrinterFaults(t *testing.T) {
 			t.Fatalf("WriteError %v: want part of the %d-byte job written", we, len(job))
 		}
 		t.Logf("first attempt: %v", wes[0])
-		np.set(simOnline) // paper loaded
+		np.SetStatus(printertest.Online) // paper loaded
 		waitPrinted(t, s, "big")
 		// "Printed" means the last byte is in the kernel: wait for the printer to read it.
-		waitFor(t, func() bool { n, _ := np.copies(job); return n > 0 })
+		waitFor(t, func() bool { n, _ := copies(np, job); return n > 0 })
 		time.Sleep(20 * time.Millisecond)
-		n, all := np.copies(job)
+		n, all := copies(np, job)
 		if n != 1 {
 			sizes := []int{}
 			for _, b := range all {
@@ -358,9 +192,9 @@ func TestPrinterFaults(t *testing.T) {
 	})
 
 	t.Run("cover open (tcp printer answers DLE EOT)", func(t *testing.T) {
-		np := newNetPrinter(t)
-		np.set(simCoverOpen)
-		p := openReal(t, np.uri())
+		np := printertest.NewTCP(t)
+		np.SetStatus(printertest.CoverOpen)
+		p := openReal(t, np.URI(netOptions))
 		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
@@ -369,13 +203,13 @@ func TestPrinterFaults(t *testing.T) {
 		job := receiptJob(3000)
 		s.Add(Job{ID: "c1", Kind: "receipt", Data: job})
 		waitHeld(t, s, "c1", "cover_open")
-		if n, all := np.copies(job); n != 0 || len(bytes.Join(all, nil)) != 0 {
+		if n, all := copies(np, job); n != 0 || len(bytes.Join(all, nil)) != 0 {
 			t.Fatal("job bytes reached a printer with its cover open")
 		}
-		np.set(simOnline)
+		np.SetStatus(printertest.Online)
 		waitPrinted(t, s, "c1")
-		waitFor(t, func() bool { n, _ := np.copies(job); return n > 0 })
-		if n, _ := np.copies(job); n != 1 {
+		waitFor(t, func() bool { n, _ := copies(np, job); return n > 0 })
+		if n, _ := copies(np, job); n != 1 {
 			t.Fatalf("%d copies after closing the cover, want 1", n)
 		}
 		if len(p.writeErrors()) != 0 {
@@ -433,7 +267,7 @@ func TestPrinterFaults(t *testing.T) {
 		}
 		// The slave stays open for the whole test, or the master reads EIO between reconnects.
 		t.Cleanup(func() { master.Close(); slave.Close() })
-		sim := &escposSim{answers: simOnline}
+		sim := printertest.NewSim()
 		var mu sync.Mutex
 		reading := sync.NewCond(&mu)
 		paused := false
@@ -447,7 +281,7 @@ func TestPrinterFaults(t *testing.T) {
 				}
 				mu.Unlock()
 				n, err := master.Read(buf)
-				if ans := sim.feed(buf[:n]); len(ans) > 0 {
+				if ans := sim.Feed(buf[:n]); len(ans) > 0 {
 					master.Write(ans)
 				}
 				if err != nil {
@@ -464,7 +298,7 @@ func TestPrinterFaults(t *testing.T) {
 		warm := receiptJob(500)
 		s.Add(Job{ID: "warm", Kind: "receipt", Data: warm})
 		waitPrinted(t, s, "warm")
-		waitFor(t, func() bool { return len(sim.received()) >= len(warm) })
+		waitFor(t, func() bool { return len(sim.Paper()) >= len(warm) })
 
 		setPaused(true) // the printer holds the line (buffer full, CTS low): nobody reads
 		time.Sleep(20 * time.Millisecond)
@@ -484,8 +318,8 @@ func TestPrinterFaults(t *testing.T) {
 		waitPrinted(t, s, "stall")
 		// Bytes of the failed attempts that were already in the tty's buffer come out first
 		// (a partial receipt); the retry then delivers the whole job.
-		waitFor(t, func() bool { return bytes.HasSuffix(sim.received(), job) })
-		got := sim.received()
+		waitFor(t, func() bool { return bytes.HasSuffix(sim.Paper(), job) })
+		got := sim.Paper()
 		if !bytes.HasPrefix(got, warm) {
 			t.Fatal("the first job is not on the paper")
 		}
@@ -553,11 +387,9 @@ func waitFor(t *testing.T, cond func() bool) {
 // the job whole instead of counting a receipt printed that reached the paper in part.
 func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
 	for i := 0; i < 5; i++ {
-		np := newNetPrinter(t)
-		np.mu.Lock()
-		np.dropAfter = 1000 // its accept loop already runs
-		np.mu.Unlock()
-		p := openReal(t, np.uri())
+		np := printertest.NewTCP(t)
+		np.RunOutOfPaperAfter(1000)
+		p := openReal(t, np.URI(netOptions))
 		s, err := openSpool(t, t.TempDir(), p, faultOpts())
 		if err != nil {
 			t.Fatal(err)
@@ -566,9 +398,9 @@ func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
 		job := receiptJob(3000)
 		s.Add(Job{ID: "small", Kind: "receipt", Data: job})
 		waitHeld(t, s, "small", "paper_out")
-		np.set(simOnline)
+		np.SetStatus(printertest.Online)
 		waitPrinted(t, s, "small")
-		waitFor(t, func() bool { n, _ := np.copies(job); return n == 1 })
+		waitFor(t, func() bool { n, _ := copies(np, job); return n == 1 })
 		stop()
 	}
 }

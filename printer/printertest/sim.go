@@ -2,7 +2,8 @@
 // (Sim) that answers real-time status (DLE EOT) at once and in-order requests (GS r 1) only
 // after printing what came before them, with a receive buffer that can be held (a printer
 // busy, jammed or about to lose power) and lost (unplugged); and a raw TCP (port 9100)
-// printer on loopback built on it (TCP).
+// printer on loopback built on it (TCP), which can also run out of paper in the middle of a
+// job and tells what each connection printed.
 //
 // It must never be imported by non-test code, and never import package printer: printer's
 // own tests use it.
@@ -121,8 +122,15 @@ func (s *Sim) Queries() []int {
 
 // Feed takes bytes from the line and returns what the printer answers.
 func (s *Sim) Feed(b []byte) (answer []byte) {
+	answer, _ = s.feed(b)
+	return answer
+}
+
+// feed is Feed that also returns the job bytes these bytes printed (none while held).
+func (s *Sim) feed(b []byte) (answer, printed []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	before := len(s.paper)
 	s.pending = append(s.pending, b...)
 	for len(s.pending) > 0 {
 		p := s.pending
@@ -155,7 +163,14 @@ func (s *Sim) Feed(b []byte) (answer []byte) {
 		// the order the printer would send them.
 		answer = append(answer, s.processLocked()...)
 	}
-	return answer
+	return answer, bytes.Clone(s.paper[before:])
+}
+
+// dropPartial forgets a command that was still arriving: the line it came on is gone.
+func (s *Sim) dropPartial() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending = nil
 }
 
 // processLocked prints the buffer unless held, answering GS r 1 when it comes to it.

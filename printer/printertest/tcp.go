@@ -1,6 +1,7 @@
 package printertest
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"testing"
@@ -14,6 +15,8 @@ type TCP struct {
 	mu        sync.Mutex
 	conns     map[net.Conn]bool
 	unplugged bool
+	received  [][]byte // per accepted connection, in order: the job bytes it printed
+	paperLeft int      // > 0: job bytes the roll still takes (RunOutOfPaperAfter)
 	wg        sync.WaitGroup
 }
 
@@ -66,13 +69,16 @@ func (p *TCP) accept() {
 			continue
 		}
 		p.conns[c] = true
+		i := len(p.received)
+		p.received = append(p.received, nil)
 		p.mu.Unlock()
 		p.wg.Add(1)
-		go p.serve(c)
+		go p.serve(c, i)
 	}
 }
 
-func (p *TCP) serve(c net.Conn) {
+// serve is connection i.
+func (p *TCP) serve(c net.Conn, i int) {
 	defer p.wg.Done()
 	defer func() {
 		p.mu.Lock()
@@ -82,14 +88,69 @@ func (p *TCP) serve(c net.Conn) {
 	}()
 	buf := make([]byte, 32<<10)
 	for {
-		n, err := c.Read(buf)
-		if ans := p.Feed(buf[:n]); len(ans) > 0 {
+		n, err := c.Read(buf[:p.readSize(len(buf))])
+		ans, printed := p.feed(buf[:n])
+		if len(ans) > 0 {
 			c.Write(ans)
 		}
+		ranOut := p.printedOn(i, printed)
 		if err != nil {
 			return
 		}
+		if ranOut {
+			// The roll ran out mid-job: the printer resets the connection (the sender's next
+			// write or read fails) and says paper out until SetStatus says otherwise.
+			p.SetStatus(PaperOut)
+			p.dropPartial()
+			c.(*net.TCPConn).SetLinger(0)
+			return
+		}
 	}
+}
+
+// readSize is how much the next read may take: a printer about to run out of paper takes
+// no job byte more than the roll holds.
+func (p *TCP) readSize(bufSize int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paperLeft > 0 && p.paperLeft < bufSize {
+		return p.paperLeft
+	}
+	return bufSize
+}
+
+// printedOn records job bytes printed from connection i and reports whether they used up the
+// paper RunOutOfPaperAfter left.
+func (p *TCP) printedOn(i int, b []byte) (ranOut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.received[i] = append(p.received[i], b...)
+	if p.paperLeft <= 0 || len(b) == 0 {
+		return false
+	}
+	p.paperLeft = max(0, p.paperLeft-len(b))
+	return p.paperLeft == 0
+}
+
+// RunOutOfPaperAfter makes the printer run out of paper after n more job bytes: it takes
+// exactly n, then resets the connection they came on and answers paper out from then on.
+func (p *TCP) RunOutOfPaperAfter(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paperLeft = n
+}
+
+// Connections returns, for every connection accepted so far in order, the job bytes that
+// printed as they arrived on it (bytes printed by Release belong to no connection). A job
+// sent again whole after a failure shows as a second connection with the whole job.
+func (p *TCP) Connections() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([][]byte, len(p.received))
+	for i, b := range p.received {
+		out[i] = bytes.Clone(b)
+	}
+	return out
 }
 
 // Release resumes processing and sends the answers now due to every connection.
