@@ -215,16 +215,11 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
 	}
-	// The state directory's write-ahead log: the journal's and the spool's files change only
-	// through it (replayed here after a crash or power cut).
-	stateLog, err := wal.Open(cfg.stateDir, 0)
+	stateLog, journal, err := openState(cfg.stateDir, log)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, stateLog.Close)
-	for _, err := range stateLog.ReplayErrors() {
-		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
-	}
 	p, opt, model, err := openPrinter(cfg, log)
 	if err != nil {
 		return nil, err
@@ -232,10 +227,6 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	undo = append(undo, p.Close)
 	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
-	if err != nil {
-		return nil, err
-	}
-	journal, err := capture.OpenJournal(stateLog)
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +259,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
 		CaptureTimeout: capture.Timeout(cfg.secupayTimeout, cfg.printWait), Health: healthz, Logger: log,
 		ObserveCapture: mon.ObserveCapture, Status: mon.Status, Metrics: mon.Handler(),
-		Preview: func(id string) ([]byte, error) {
-			job, err := svc.JobBytes(id)
-			if err != nil {
-				return nil, err
-			}
-			return receipt.JobPNG(job, opt.Profile)
-		}}), log)
+		Preview: previewer(svc, opt)}), log)
 	if cfg.metricsListen != "" {
 		mln, err := listenMetrics(cfg.fleetFlags, log)
 		if err != nil {
@@ -292,6 +277,37 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	d.start(cfg, svc, ln)
 	ok = true
 	return d, nil
+}
+
+// openState opens the state directory's write-ahead log — the journal's and the spool's files
+// change only through it; opening replays what a crash or power cut left — and the journal.
+func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) {
+	stateLog, err := wal.Open(dir, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, err := range stateLog.ReplayErrors() {
+		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
+	}
+	stateLog.OnApplyError = func(err error) { log.Error("state directory", zap.Error(err)) }
+	journal, err := capture.OpenJournal(stateLog)
+	if err != nil {
+		stateLog.Close()
+		return nil, nil, err
+	}
+	return stateLog, journal, nil
+}
+
+// previewer draws a job's bytes (capture.Service.JobBytes) as the printer of opt will print
+// them, for GET /v1/jobs/{id}/preview.png.
+func previewer(svc *capture.Service, opt receipt.Options) func(string) ([]byte, error) {
+	return func(id string) ([]byte, error) {
+		job, err := svc.JobBytes(id)
+		if err != nil {
+			return nil, err
+		}
+		return receipt.JobPNG(job, opt.Profile)
+	}
 }
 
 // openPrinter opens the printer cfg names and picks its profile (asking the printer when
