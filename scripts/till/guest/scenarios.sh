@@ -32,6 +32,9 @@ scenario() {
 	else
 		printf 'FAIL %s %.1f %s%s\n' "$name" "$(awk "BEGIN{print $t1-$t0}")" "$detail" "$(grep -m1 '^FAIL:' "$R/$name.log" || tail -n1 "$R/$name.log")" >>"$R/results.txt"
 	fi
+	# A failed scenario must not leave the printer stalled, out of paper or unplugged.
+	rm -f "$CTL/paper-out" "$CTL/slow" "$CTL/mute" "$CTL/stall-at"
+	[ -x /usr/local/sbin/till-gadget ] && till-gadget plug >/dev/null 2>&1
 	# Every scenario's journal, for whoever reads a failure.
 	journalctl -u ecrd --no-pager -o short-monotonic -n 60 >"$R/$name.journal" 2>&1 || true
 	return $rc
@@ -215,12 +218,13 @@ s_unplug_before_job() {
 }
 
 # long_job TAG: a receipt of 5000 lines "TAG line N" and a last line "END OF TAG", sent to
-# /v1/receipts in the background by the POS (about 240 KB on the paper: more than the gadget
-# buffers, so a printer that stops reading makes ecrd's USB write block mid-job).
+# /v1/receipts in the background by the POS (about 230 KB on the paper: far more than usblp's
+# and the gadget's buffers, about 90 KB, so a printer that stops reading makes ecrd's USB
+# write block mid-job).
 long_job() {
 	{
 		printf '['
-		seq 1 5000 | sed "s/.*/{\"type\":\"textline\",\"value\":{\"text\":\"$1 line &\"}},/"
+		seq 1 5000 | sed "s/.*/{\"type\":\"textline\",\"value\":{\"text\":\"$1 line & ..............................\"}},/"
 		printf '{"type":"textline","value":{"text":"END OF %s"}}]' "$1"
 	} >"/tmp/$1.json"
 	chmod 644 "/tmp/$1.json"
