@@ -320,15 +320,14 @@ s_journal_errors() {
 	cp /tmp/ecrd.env.good /etc/ecrd/ecrd.env
 	systemctl reset-failed ecrd.service
 	restart_ecrd
-	# Today ecrd logs JSON to stderr, which journald stores at priority info; the errors are
-	# found by their level field. Once native journald logging lands, this becomes
-	#   journalctl -u ecrd -p err
-	# and must show the same lines.
-	journalctl -u ecrd -o cat --no-pager | grep '"level":"error"' | tail -n 5 | tee /tmp/err.txt
-	grep -q 'ecrd not started' /tmp/err.txt || fail "the start failure is not logged as an error"
-	journalctl -u ecrd -o cat --no-pager | grep '"level":"warn"' | grep -q 'job held' || fail "the held jobs are not logged"
-	journalctl -u ecrd -p err --no-pager | tail -n 5 || true
-	note "-p err: $(journalctl -u ecrd -p err -o cat --no-pager | wc -l) lines (systemd's own); JSON level error: $(journalctl -u ecrd -o cat --no-pager | grep -c '"level":"error"')"
+	# ecrd logs in the journal's native protocol under systemd: levels are priorities, and
+	# fields journal fields a technician filters on.
+	journalctl -u ecrd -p err -o cat --no-pager | tail -n 5 | tee /tmp/err.txt
+	grep -q 'ecrd not started' /tmp/err.txt || fail "the start failure is not logged as an error (-p err)"
+	journalctl -u ecrd -p warning -o cat --no-pager | grep -q 'job held' || fail "the held jobs are not logged as warnings"
+	journalctl -u ecrd TRANSACTION_ID=STX_TILLLP1 -o cat --no-pager | grep -q '^captured' ||
+		fail "no TRANSACTION_ID field to filter a capture's lines on"
+	note "-p err: $(journalctl -u ecrd -p err -o cat --no-pager | wc -l) lines"
 }
 
 s_missing_credential() {
@@ -430,7 +429,9 @@ s_upgrade() {
 	capture STX_TILLUPG1 | grep -q '"state":"queued"' || fail "not queued before the upgrade"
 	local pid0
 	pid0=$(systemctl show -p MainPID --value ecrd.service)
-	apt-get install -y "$next" </dev/null
+	# Unattended, as a fleet upgrades: a conffile the admin edited is kept (and the new one
+	# left beside it as ecrd.env.dpkg-dist) when the package ships a changed one.
+	apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$next" </dev/null
 	local want
 	want=$(dpkg-query -W -f='${Version}' ecrd)
 	[ "$(ecrd version)" = "ecrd $want" ] || fail "version after upgrade: $(ecrd version)"

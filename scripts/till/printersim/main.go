@@ -85,8 +85,9 @@ func main() {
 type sim struct {
 	paper   *os.File
 	control string
-	// pending holds the first bytes of a DLE EOT split across reads.
+	// pending holds the first bytes of a DLE EOT or GS r split across reads.
 	pending []byte
+	printed int // job bytes put on paper during the current take
 }
 
 func (s *sim) flag(name string) bool {
@@ -170,21 +171,32 @@ func (s *sim) serve(f *os.File) error {
 	}
 }
 
-// take appends job bytes to the paper and answers the DLE EOT queries among them. The
-// queries themselves are not paper. It returns how many job bytes it appended.
+// take appends job bytes to the paper and answers the DLE EOT and GS r queries among them.
+// The queries themselves are not paper. It returns how many job bytes it appended.
 func (s *sim) take(b []byte, answers chan<- byte) int {
 	data := append(s.pending, b...)
 	s.pending = nil
+	s.printed = 0
 	job := make([]byte, 0, len(data))
 	for i := 0; i < len(data); i++ {
-		if data[i] == 0x10 {
-			if i+1 >= len(data) || (data[i+1] == 0x04 && i+2 >= len(data)) {
+		if data[i] == 0x10 || data[i] == 0x1d {
+			// DLE EOT n (real-time status) or GS r n (status in order, after what came
+			// before it: ecrd's "on paper" marker). Both may be split across reads.
+			second := byte(0x04)
+			if data[i] == 0x1d {
+				second = 'r'
+			}
+			if i+1 >= len(data) || (data[i+1] == second && i+2 >= len(data)) {
 				s.pending = append([]byte(nil), data[i:]...)
 				break
 			}
-			if data[i+1] == 0x04 {
+			if data[i+1] == second {
+				if data[i] == 0x1d {
+					// In order: the job bytes before it reach the paper first.
+					job = s.print(job)
+				}
 				if !s.flag("mute") {
-					answers <- s.status(data[i+2])
+					answers <- s.answer(data[i], data[i+2])
 				}
 				i += 2
 				continue
@@ -192,11 +204,31 @@ func (s *sim) take(b []byte, answers chan<- byte) int {
 		}
 		job = append(job, data[i])
 	}
+	s.print(job)
+	return s.printed
+}
+
+// print puts job bytes on the paper and returns an empty job to go on with.
+func (s *sim) print(job []byte) []byte {
 	if len(job) > 0 {
 		if _, err := s.paper.Write(job); err != nil {
 			log.Fatal(fmt.Errorf("paper: %w", err))
 		}
 		s.paper.Sync()
+		s.printed += len(job)
 	}
-	return len(job)
+	return job[:0]
+}
+
+// answer is the reply to DLE EOT n (cmd 0x10) or GS r n (cmd 0x1d). GS r 1 is the paper
+// sensor status, which an Epson sends only once it has processed everything before it:
+// 0x00 while there is paper.
+func (s *sim) answer(cmd, n byte) byte {
+	if cmd == 0x10 {
+		return s.status(n)
+	}
+	if s.flag("paper-out") {
+		return 0x0c // paper end
+	}
+	return 0x00
 }
