@@ -108,3 +108,25 @@ func TestCompletionFallsBack(t *testing.T) {
 		})
 	}
 }
+
+// A printer that answers DLE EOT but not GS r 1 and then goes silent with a job in it
+// (unplugged, jammed): the job is not confirmed and is sent again whole — the old rule counted
+// a silent answer as printed, and the receipt was lost.
+func TestRealtimeOnlyPrinterSilentBehindAJobIsNotConfirmed(t *testing.T) {
+	sim := printertest.NewTCP(t)
+	sim.IgnoreInOrder()
+	p, err := Open(sim.URI("status_timeout=100ms&confirm_timeout=300ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := printJob(t, p, testJob(100)); err != nil { // learns: real-time only
+		t.Fatal(err)
+	}
+	sim.Silence()
+	err = printJob(t, p, testJob(120))
+	var we *WriteError
+	if !errors.As(err, &we) || !errors.Is(err, ErrNotConfirmed) {
+		t.Fatalf("Print with DLE EOT unanswered behind the job = %v, want a WriteError wrapping ErrNotConfirmed", err)
+	}
+}

@@ -225,9 +225,11 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 // the next marker, and the connection is dropped on a give-up so it cannot confirm a later job.
 func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	switch d.completion() {
-	case completionRealtime, completionSilent:
-		// Streams are in order: an answer to DLE EOT (or a line that stays open) means the
-		// whole job got there. A reset or hang-up shows as an error.
+	case completionRealtime:
+		return d.confirmRealtime(ctx, c, jobLen)
+	case completionSilent:
+		// Nothing ever comes back: written is all that can be known. A reset or hang-up
+		// still shows as an error.
 		_, err := d.query(ctx, c)
 		return err
 	}
@@ -267,6 +269,28 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 
 // confirmFailed drops the connection after a failure while confirming a job (a give-up
 // included, so a late answer cannot confirm a later job) and says what failed.
+// confirmRealtime confirms a job on a printer that answers DLE EOT but not GS r 1. Streams are
+// in order, so an answer to DLE EOT sent behind the job means the whole job got there. A
+// printer that answers DLE EOT at all but leaves the one behind this job unanswered for the
+// job's whole confirm time — unplugged, switched off, jammed with the job half in — did not
+// take it: ErrNotConfirmed, and the spool sends the job again whole. A receipt may print
+// twice then, never zero times (a silent answer used to count as printed).
+func (d *device) confirmRealtime(ctx context.Context, c conn, jobLen int) error {
+	until := time.Now().Add(d.cfg.confirmTimeout + time.Duration(jobLen)*time.Second/confirmRate)
+	for {
+		st, err := d.query(ctx, c)
+		if err != nil {
+			return err
+		}
+		if st.State != StateUnknown {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(until) {
+			return d.confirmFailed(ctx, "DLE EOT behind the job unanswered by a printer that answers it ("+st.Detail+")", ErrNotConfirmed)
+		}
+	}
+}
+
 func (d *device) confirmFailed(ctx context.Context, what string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		err = ctxErr
