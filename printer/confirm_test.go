@@ -130,3 +130,28 @@ func TestRealtimeOnlyPrinterSilentBehindAJobIsNotConfirmed(t *testing.T) {
 		t.Fatalf("Print with DLE EOT unanswered behind the job = %v, want a WriteError wrapping ErrNotConfirmed", err)
 	}
 }
+
+// A printer that answered DLE EOT before its first job, then stalls with the job in it (its
+// buffer full, unplugged): nothing answers behind the job, and it is not taken for a printer
+// that never answers — the job is not confirmed and is sent again whole, not counted printed
+// and lost (the till test bed's power cut found it).
+func TestPrinterThatAnsweredThenStallsIsNotLearntSilent(t *testing.T) {
+	sim := printertest.NewTCP(t)
+	p, err := Open(sim.URI("status_timeout=100ms&confirm_timeout=300ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	mustStatus(t, p, StateOnline) // it talks
+	sim.Silence()
+	sim.IgnoreInOrder()
+	err = printJob(t, p, testJob(100))
+	if !errors.Is(err, ErrNotConfirmed) {
+		t.Fatalf("first job into a printer that went silent = %v, want ErrNotConfirmed", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if st, _ := p.Status(ctx); strings.HasPrefix(st.Completion, "none") {
+		t.Fatalf("completion learnt as %q from a printer that answered before", st.Completion)
+	}
+}

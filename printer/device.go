@@ -51,6 +51,9 @@ type device struct {
 	// from the first jobs and kept across reconnects (the same printer comes back). Atomic so
 	// that Status can report it while a job holds the device.
 	learnt atomic.Int32
+	// answered is set once the printer has answered a status query in this life: a printer
+	// that can talk and then says nothing behind a job is stuck, not write-only.
+	answered atomic.Bool
 	// confirming is set while Print waits for the printer to confirm a job: Status then answers
 	// without asking the device, whose answer would be read as (or steal) the confirmation.
 	confirming atomic.Bool
@@ -267,8 +270,6 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	return d.unanswered(ctx, wait, w)
 }
 
-// confirmFailed drops the connection after a failure while confirming a job (a give-up
-// included, so a late answer cannot confirm a later job) and says what failed.
 // confirmRealtime confirms a job on a printer that answers DLE EOT but not GS r 1. Streams are
 // in order, so an answer to DLE EOT sent behind the job means the whole job got there. A
 // printer that answers DLE EOT at all but leaves the one behind this job unanswered for the
@@ -291,6 +292,8 @@ func (d *device) confirmRealtime(ctx context.Context, c conn, jobLen int) error 
 	}
 }
 
+// confirmFailed drops the connection after a failure while confirming a job (a give-up
+// included, so a late answer cannot confirm a later job) and says what failed.
 func (d *device) confirmFailed(ctx context.Context, what string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		err = ctxErr
@@ -382,7 +385,10 @@ func (d *device) probe(ctx context.Context, c conn) error {
 // ErrNotConfirmed. Otherwise this is the printer's first job and it does not know GS r 1: it
 // is confirmed the old way from now on.
 func (d *device) unanswered(ctx context.Context, wait time.Duration, w markerWait) error {
-	if d.completion() == completionInOrder || ctx.Err() != nil || w.offline {
+	// Learning "answers nothing" from a printer that has answered before would count a job
+	// stuck in a stalled or unplugged printer as printed — and lose the receipt.
+	stuck := !w.heard && d.answered.Load()
+	if d.completion() == completionInOrder || ctx.Err() != nil || w.offline || stuck {
 		d.drop()
 		why := "no answer to GS r 1 within " + wait.String()
 		switch {
@@ -392,6 +398,8 @@ func (d *device) unanswered(ctx context.Context, wait time.Duration, w markerWai
 			why += " (the printer says it is offline)"
 		case w.heard:
 			why += " (the printer answers DLE EOT: the job is stuck in it)"
+		case stuck:
+			why += " (the printer answered before and is silent now: stalled, off or unplugged)"
 		default:
 			why += " (the printer does not answer at all)"
 		}
@@ -492,6 +500,7 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 		}
 		answers[i] = buf[0]
 	}
+	d.answered.Store(true)
 	st, err := decodeStatus(answers)
 	if err != nil {
 		// A device that answers garbage is reachable but not understood: try it, do not block the spool.
