@@ -261,16 +261,25 @@ func (s *Service) track(id string, unfinished bool) {
 	}
 }
 
-// Capture captures transaction id with secupay (once, ever) and prints its receipt.
-func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
+// claimFor checks id and claims it for a POS request (op names it in errors); the caller
+// must s.end(id). It returns the logger that carries the transaction id.
+func (s *Service) claimFor(ctx context.Context, op, id string) (*zap.Logger, error) {
 	if !secupay.ValidID(id) {
-		return nil, fmt.Errorf("capture %q: %w", id, ErrInvalidID)
+		return nil, fmt.Errorf("%s %q: %w", op, id, ErrInvalidID)
 	}
 	if err := s.begin(ctx, id, false); err != nil {
-		return nil, fmt.Errorf("capture %s: %w", id, err)
+		return nil, fmt.Errorf("%s %s: %w", op, id, err)
+	}
+	return s.log.With(zap.String("transaction_id", id)), nil
+}
+
+// Capture captures transaction id with secupay (once, ever) and prints its receipt.
+func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
+	log, err := s.claimFor(ctx, "capture", id)
+	if err != nil {
+		return nil, err
 	}
 	defer s.end(id)
-	log := s.log.With(zap.String("transaction_id", id))
 
 	rec, err := s.load(id)
 	if err != nil {

@@ -208,14 +208,11 @@ func (s *Service) jobResult(ctx context.Context, id, jobErr string, wait time.Du
 // Reprint prints the receipt of a transaction this till captured once more. A reprint never
 // opens the cash drawer.
 func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
-	if !secupay.ValidID(id) {
-		return nil, fmt.Errorf("reprint %q: %w", id, ErrInvalidID)
-	}
-	if err := s.begin(ctx, id, false); err != nil {
-		return nil, fmt.Errorf("reprint %s: %w", id, err)
+	log, err := s.claimFor(ctx, "reprint", id)
+	if err != nil {
+		return nil, err
 	}
 	defer s.end(id)
-	log := s.log.With(zap.String("transaction_id", id))
 	rec, err := s.cfg.Journal.Get(id)
 	if errors.Is(err, errNoRecord) || err == nil && rec.Phase != PhaseCaptured {
 		return nil, fmt.Errorf("reprint %s: %w", id, ErrNotCaptured)
