@@ -112,9 +112,9 @@ func receiptKinds(tx *secupay.Transaction) []string {
 }
 
 // receiptJob renders one of a capture's receipt jobs. The customer receipt of a cash
-// capture carries the drawer kick — as the spool's at-most-once trailer, sent only after the
-// receipt is recorded printed, so that a receipt printed twice after a crash never opens the
-// drawer twice (README "Guarantees").
+// capture carries the drawer pulse — as the spool's at-most-once trailer, which only the
+// daemon's life that queued the receipt may send, so that a receipt printed twice after a
+// crash never opens the drawer twice (spool.Job.Kick, README "Guarantees").
 func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Transaction) (spool.Job, error) {
 	lines := tx.Receipt
 	if kind == kindMerchant {
@@ -152,6 +152,9 @@ func (s *Service) remakeDamaged(ctx context.Context) {
 		if err == nil {
 			var job spool.Job
 			if job, err = s.receiptJob(log, id, kind, tx); err == nil {
+				// Remade like a reprint, without the pulse: nobody can tell whether the
+				// damaged job's pulse was sent.
+				job.Kick = nil
 				_, err = s.cfg.Spool.Replace(job)
 			}
 		}

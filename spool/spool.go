@@ -1,17 +1,23 @@
 // Package spool keeps print jobs durable until the printer has taken their last byte.
 //
-// A job is one file in DIR/queue, written with fsync and an atomic rename before Add returns;
-// one worker goroutine owns the printer and drains the queue oldest first, so jobs never
-// interleave on the paper. A job moves to DIR/done only after Print returned without error:
-// a crash in the middle of a job prints the whole job again on restart (a receipt may come
+// A job is one file in DIR/queue, written through the state directory's write-ahead log
+// (internal/wal) before Add returns — alone, or in the same flush as the capture it belongs
+// to (Stage, Enqueue). One worker goroutine owns the printer and drains the queue oldest
+// first, so jobs never interleave on the paper. A job moves to DIR/done only after Print
+// returned without error, and that move is not flushed: a crash in the middle of a job, or
+// before the move reached the disk, prints the whole job again on restart (a receipt may come
 // out twice in that rare case, never zero times). While the printer reports a state that is
 // not ready (paper out, cover open, offline, unplugged) the job waits and is retried.
+//
+// A job's drawer pulse belongs to the life of the daemon that queued it (see Job.Kick).
 //
 // The spool must never render, talk to secupay, or drop a job because a printer failed.
 package spool
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,9 +57,14 @@ type Job struct {
 	TransactionID string `json:"transaction_id,omitempty"`
 	Kind          string `json:"kind"` // receipt, merchant, reprint, lines
 	Data          []byte `json:"data"` // ESC/POS bytes, written to the printer as they are
-	// Kick is sent at most once, after Data is recorded printed (the done record is durable):
-	// a cash drawer pulse. A crash may print Data twice, never open the drawer twice; a crash
-	// between the record and the pulse leaves the drawer shut (the cashier has a key).
+	// Kick is a cash drawer pulse, sent at most once, right after Data is printed. It
+	// belongs to the life of the daemon that queued the job (the process, from start to
+	// exit): only that life sends it, and a clean stop hands the pulses it still owes to the
+	// next life (Close), which claims them with a flush before it may send them. A life that
+	// ends in a crash takes its pulses with it, sent or not. So a crash may print Data twice
+	// but never open the drawer twice, and no flush has to come between the paper and the
+	// pulse; what it costs is a drawer that stays shut after a crash while its receipt was
+	// queued or printing (the cashier has a key).
 	Kick []byte `json:"kick,omitempty"`
 }
 
@@ -122,12 +133,18 @@ type record struct {
 	Seq     uint64    `json:"seq"` // FIFO order; survives restarts
 	Created time.Time `json:"created"`
 	Printed time.Time `json:"printed,omitzero"`
+	// KickLife names the life that may send Kick; empty means handed over by a clean stop
+	// (or written by a version before lives), for the next life to claim.
+	KickLife string `json:"kick_life,omitempty"`
 
 	unread bool // Open found the file but could not read it yet
 }
 
 // Spool is a durable queue in front of one printer.
 type Spool struct {
+	// life names this process's life: the drawer pulses it may send are those of jobs
+	// whose KickLife it is (random, so no other life can share it).
+	life              string
 	wal               *wal.Log
 	queueRel, doneRel string // the directories as the log names them ("spool/queue/")
 	queueDir, doneDir string
@@ -198,6 +215,7 @@ func Open(log *wal.Log, dir string, p printer.Printer, opt Options) (*Spool, err
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		status:   printer.Status{State: printer.StateUnknown, Detail: "not asked yet"},
+		life:     newLife(),
 	}
 	for _, d := range []string{s.queueDir, s.doneDir} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
@@ -233,10 +251,85 @@ func Open(log *wal.Log, dir string, p printer.Printer, opt Options) (*Spool, err
 		}
 	}
 	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
+	if err := s.claimKicks(queued); err != nil {
+		return nil, err
+	}
 	if err := s.findDamaged(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// newLife returns a fresh life name: 96 random bits.
+func newLife() string {
+	var b [12]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// claimKicks makes this life the owner of the drawer pulses a clean stop handed over, in one
+// flush before any of them can be sent: if this life crashes, the next finds them owned by a
+// dead life and sends none. A pulse owned by another life is dropped — that life crashed,
+// and may have sent it.
+func (s *Spool) claimKicks(queued []*record) error {
+	var ops []wal.Op
+	for _, r := range queued {
+		if len(r.Kick) == 0 || s.queued[r.ID] == nil {
+			continue
+		}
+		if r.KickLife != "" {
+			s.log.Warn("drawer pulse dropped: the daemon that queued the receipt stopped without handing it over, and may have sent it",
+				zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
+			continue
+		}
+		r.KickLife = s.life
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		ops = append(ops, wal.Op{Path: s.queueRel + r.ID + ".json", Data: b})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := s.commit(true, ops...); err != nil {
+		// Not claimed: the pulses stay handed over, and are not sent by this life.
+		s.log.Error("drawer pulses handed over by the last stop cannot be claimed; they are not sent", zap.Error(err))
+	}
+	return nil
+}
+
+// Close hands the drawer pulses this life still owes — cash receipts queued and not yet
+// printed — to the next life, in one flush. Call it after Run has returned and nothing adds
+// jobs any more; without it (a crash) those pulses are never sent.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.order))
+	for _, q := range s.order {
+		ids = append(ids, q.id)
+	}
+	s.mu.Unlock()
+	var ops []wal.Op
+	for _, id := range ids {
+		r, err := readRecord(filepath.Join(s.queueDir, id+".json"))
+		if err != nil || len(r.Kick) == 0 || r.KickLife != s.life {
+			continue
+		}
+		r.KickLife = ""
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		ops = append(ops, wal.Op{Path: s.queueRel + id + ".json", Data: b})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := s.commit(true, ops...); err != nil {
+		return fmt.Errorf("spool: hand over %d drawer pulses: %w", len(ops), err)
+	}
+	s.log.Info("drawer pulses of queued receipts handed over to the next start", zap.Int("jobs", len(ops)))
+	return nil
 }
 
 // commit commits ops through the state directory's log, naming the spool in its errors.
@@ -468,6 +561,9 @@ func (s *Spool) Stage(jobs ...Job) (*Staged, error) {
 		// Sequence numbers only order the queue; a gap left by a failed commit is harmless.
 		s.seq++
 		r := &record{Job: job, Seq: s.seq, Created: time.Now().UTC()}
+		if len(job.Kick) > 0 {
+			r.KickLife = s.life
+		}
 		b, err := json.Marshal(r)
 		if err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
@@ -808,13 +904,13 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	return err
 }
 
-// kick sends job r's drawer pulse once: only when the job's done record is durable, so that
-// no later life can print the job (and pulse) again. A failed pulse is not retried: an
-// unknown pulse is one that may have opened the drawer.
-func (s *Spool) kick(ctx context.Context, r *record, recorded bool) {
+// kick sends job r's drawer pulse if this life owns it (Job.Kick): a job printed again after
+// a crash belongs to a dead life and sends none. A failed pulse is not retried: an unknown
+// pulse is one that may have opened the drawer.
+func (s *Spool) kick(ctx context.Context, r *record) {
 	log := s.log.With(zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
-	if !recorded {
-		log.Error("drawer not opened: the printed receipt could not be recorded, and it will print again after a restart")
+	if r.KickLife != s.life {
+		log.Info("drawer not opened: the receipt was queued by a daemon that crashed, and may have opened it")
 		return
 	}
 	crashpoint.Hit("before-kick")
@@ -867,19 +963,17 @@ func (s *Spool) dropLocked(id string) {
 	s.notifyLocked()
 }
 
-// markPrinted moves the job to done: first the done record (without the bytes, which are
-// no longer needed), then the queue file is removed. A crash between the two is healed by
-// Open, which sees the job in both places.
+// markPrinted moves the job to done: the done record (without the bytes, which are no longer
+// needed) and the queue file's removal, in one change of the log that is not flushed: losing
+// it to a power cut prints the receipt once more — a duplicate, never a loss — and costs the
+// POS no flush now. The drawer pulse needs none either (Job.Kick).
 func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 	r.Printed = time.Now().UTC()
 	done := *r
-	done.Data, done.Kick = nil, nil
+	done.Data, done.Kick, done.KickLife = nil, nil, ""
 	b, err := json.Marshal(&done)
 	if err == nil {
-		// Flushed only when a drawer pulse follows: it must never be sent for a job a
-		// later life could print again. Otherwise losing this record to a power cut prints
-		// the receipt once more — a duplicate, never a loss — and costs no flush now.
-		err = s.commit(len(r.Kick) > 0, wal.Op{Path: s.doneRel + r.ID + ".json", Data: b},
+		err = s.commit(false, wal.Op{Path: s.doneRel + r.ID + ".json", Data: b},
 			wal.Op{Path: s.queueRel + r.ID + ".json", Remove: true})
 	}
 	s.mu.Lock()
@@ -909,7 +1003,9 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 		zap.Int("bytes", len(r.Data)), zap.Int("attempts", in.Attempts+1))
 	s.mu.Unlock()
 	if len(r.Kick) > 0 {
-		s.kick(ctx, r, err == nil)
+		// Sent even when the record failed: the queue file still names this life, so a
+		// later life that prints the job again sends no pulse.
+		s.kick(ctx, r)
 	}
 	return nil
 }

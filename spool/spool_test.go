@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -514,9 +515,9 @@ func TestDamagedJobIsReportedAndReplaced(t *testing.T) {
 	stop()
 }
 
-// The drawer pulse goes after the job, once, and only when the job's done record is on
-// disk; a restart that finds the job printed sends neither again.
-func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
+// The drawer pulse goes right after the job, once; the done record keeps no pulse, and a
+// restart that finds the job printed sends neither again.
+func TestKickFollowsTheJobOnce(t *testing.T) {
 	dir := t.TempDir()
 	p := newFake()
 	s, err := openSpool(t, dir, p, fastOpts())
@@ -529,11 +530,14 @@ func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
 	}
 	waitPrinted(t, s, "j")
 	stop()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if got := p.printed(); len(got) != 2 || string(got[0]) != "receipt" || string(got[1]) != "KICK" {
 		t.Fatalf("printed %q, want the receipt then the pulse", got)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "done", "j.json"))
-	if err != nil || bytes.Contains(b, []byte("KICK")) || bytes.Contains(b, []byte(`"kick"`)) {
+	if err != nil || bytes.Contains(b, []byte("KICK")) || bytes.Contains(b, []byte(`"kick`)) {
 		t.Fatalf("done record %s, %v: the pulse must not outlive the job", b, err)
 	}
 	s2, err := openSpool(t, dir, p, fastOpts())
@@ -549,4 +553,91 @@ func TestKickFollowsTheRecordedJobOnce(t *testing.T) {
 	if got := p.printed(); len(got) != 3 {
 		t.Fatalf("printed %q after a restart", got)
 	}
+}
+
+// A pulse belongs to the life that queued its receipt. A crash (no Close) drops it: the
+// receipt prints in the next life, the drawer stays shut. A clean stop hands it over: the
+// next life claims it on disk before it can send it, so that if that life crashes too, the
+// third sends nothing.
+func TestKickBelongsToTheLifeThatQueuedIt(t *testing.T) {
+	queue := func(t *testing.T, dir string) *Spool {
+		t.Helper()
+		p := newFake()
+		p.set(printer.StatePaperOut)
+		s, err := openSpool(t, dir, p, fastOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Add(Job{ID: "j", Kind: "receipt", Data: []byte("receipt"), Kick: []byte("KICK")}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// printNext opens the spool as the next life with the paper back and returns what it
+	// printed.
+	printNext := func(t *testing.T, dir string) (*Spool, []string) {
+		t.Helper()
+		p := newFake()
+		s, err := openSpool(t, dir, p, fastOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := run(t, s)
+		waitPrinted(t, s, "j")
+		stop()
+		var got []string
+		for _, b := range p.printed() {
+			got = append(got, string(b))
+		}
+		return s, got
+	}
+	t.Run("crash", func(t *testing.T) {
+		dir := t.TempDir()
+		queue(t, dir) // and never closed
+		if _, got := printNext(t, dir); strings.Join(got, " ") != "receipt" {
+			t.Fatalf("printed %q after a crash, want the receipt and no pulse", got)
+		}
+	})
+	t.Run("clean stop", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := queue(t, dir).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := printNext(t, dir); strings.Join(got, " ") != "receipt KICK" {
+			t.Fatalf("printed %q after a clean stop, want the receipt and its pulse", got)
+		}
+	})
+	t.Run("clean stop, then a crash after the claim", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := queue(t, dir).Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := newFake()
+		p.set(printer.StatePaperOut)
+		s2, err := openSpool(t, dir, p, fastOpts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "queue", "j.json"))
+		if err != nil || !bytes.Contains(b, []byte(`"kick_life":"`+s2.life+`"`)) {
+			t.Fatalf("queue file after the claim: %s, %v", b, err)
+		}
+		// s2 dies without Close.
+		if _, got := printNext(t, dir); strings.Join(got, " ") != "receipt" {
+			t.Fatalf("printed %q after the claiming life crashed, want no pulse", got)
+		}
+	})
+	t.Run("written before lives", func(t *testing.T) {
+		// A queue file of an earlier version (no kick_life) was never pulsed: that version
+		// pulsed only after removing the job from the queue durably.
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "queue"), 0o750)
+		old := `{"id":"j","kind":"receipt","data":"cmVjZWlwdA==","kick":"S0lDSw==","seq":1,"created":"2026-11-01T10:00:00Z"}`
+		if err := os.WriteFile(filepath.Join(dir, "queue", "j.json"), []byte(old), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, got := printNext(t, dir); strings.Join(got, " ") != "receipt KICK" {
+			t.Fatalf("printed %q, want the receipt and its pulse", got)
+		}
+	})
 }

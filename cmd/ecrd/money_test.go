@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,30 +55,52 @@ func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
 	}
 }
 
-// The drawer opens at most once per capture, whichever step a crash hits: a receipt printed
-// twice (crash after printing, before it was recorded) opens it once; a crash after the
-// receipt was recorded but before the pulse leaves it shut rather than opening it twice.
+// The drawer opens at most once per capture, whichever step a crash hits. The pulse belongs
+// to the daemon's life that queued the receipt (docs/durability.md, "The drawer rule"): a
+// receipt printed again after a crash opens nothing, and a crash while the receipt waits for
+// paper leaves the drawer shut; a clean stop hands the pulse to the next start.
 func TestDaemonDrawerOpensAtMostOnce(t *testing.T) {
 	kick := receipt.DrawerKick(0)
-	for _, c := range []struct {
-		point             string
+	for i, c := range []struct {
+		name              string
+		point             string // crash point; "" with paperOut: a clean stop (SIGTERM)
+		paperOut          bool   // the receipt waits for paper when the daemon ends
 		copies, wantKicks int
 	}{
-		{"after-print", 2, 1}, // printed, not recorded: printed again, then the one pulse
-		{"before-kick", 1, 0}, // recorded, pulse not sent: never sent later
-		{"", 1, 1},            // no crash
+		{"crash after printing", "after-print", false, 2, 0},   // printed again, by a life that does not own the pulse
+		{"crash before the pulse", "before-kick", false, 1, 0}, // recorded printed; the pulse died with its life
+		{"crash while queued", "", true, 1, 0},                 // SIGKILL with the paper out
+		{"clean stop while queued", "", true, 1, 1},            // SIGTERM with the paper out: handed over
+		{"no crash", "", false, 1, 1},
 	} {
-		t.Run("crash="+c.point, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			e := newDaemonEnv(t)
 			e.extraEnv = []string{"ECRD_DRAWER_KICK=0"}
-			id := "STX_DRAWER" + map[string]string{"after-print": "AP", "before-kick": "BK", "": "OK"}[c.point]
+			id := fmt.Sprintf("STX_DRAWER%03d", i)
+			if c.paperOut {
+				os.WriteFile(e.printerFile+".status", []byte("paper_out\n"), 0o644)
+			}
 			p := e.start("ECRD_CRASHPOINT=" + c.point)
-			e.request("POST", "/v1/transactions/"+id+"/cash")
-			if c.point != "" {
+			status, body, err := e.request("POST", "/v1/transactions/"+id+"/cash")
+			switch {
+			case c.point != "":
 				p.wait(t)
+			case c.paperOut && c.wantKicks == 0:
+				if err != nil || status != 200 {
+					t.Fatalf("capture: %d %s %v", status, body, err)
+				}
+				p.kill(t)
+			case c.paperOut:
+				if err != nil || status != 200 {
+					t.Fatalf("capture: %d %s %v", status, body, err)
+				}
+				p.cmd.Process.Signal(syscall.SIGTERM)
+				p.wait(t)
+			}
+			if c.point != "" || c.paperOut {
+				os.WriteFile(e.printerFile+".status", []byte("online\n"), 0o644)
 				e.start()
-				status, out := e.capture(id)
-				if status != 200 {
+				if status, out := e.capture(id); status != 200 {
 					t.Fatalf("after restart: %d %v", status, out)
 				}
 			}
