@@ -5,10 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/ecrd-pos/ecrd/internal/promtext"
 	"github.com/ecrd-pos/ecrd/printer"
 )
 
@@ -25,34 +22,23 @@ var (
 )
 
 func (m *Monitor) registerMetrics() {
-	m.reg = prometheus.NewRegistry()
-	m.captures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecrd_captures_total",
-		Help: "Capture requests by how they ended for the POS: captured, replayed, refused, in_doubt, not_sent, storage, rejected, error.",
-	}, []string{"outcome"})
+	r := &promtext.Registry{}
+	m.reg = r
+	m.captures = r.NewCounterVec("ecrd_captures_total",
+		"Capture requests by how they ended for the POS: captured, replayed, refused, in_doubt, not_sent, storage, rejected, error.",
+		"outcome")
 	for _, o := range outcomes {
-		m.captures.WithLabelValues(o)
+		m.captures.With(o)
 	}
-	m.secupay = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "ecrd_secupay_request_duration_seconds",
-		Help:    "secupay API calls by op (capture, get) and the last HTTP status (none: no answer came back).",
-		Buckets: secupayBuckets,
-	}, []string{"op", "status"})
-	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ecrd_print_jobs_total",
-		Help: "Print attempts by result: printed, or failed (the job stays queued and is tried again).",
-	}, []string{"result"})
-	m.jobs.WithLabelValues("printed")
-	m.jobs.WithLabelValues("failed")
-	m.fsync = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "ecrd_fsync_duration_seconds",
-		Help:    "fsync of journal and spool files and their directories.",
-		Buckets: fsyncBuckets,
-	})
-	m.storageErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ecrd_storage_errors_total",
-		Help: "Writes to the state directory that failed.",
-	})
+	m.secupay = r.NewHistogramVec("ecrd_secupay_request_duration_seconds",
+		"secupay API calls by op (capture, get) and the last HTTP status (none: no answer came back).",
+		secupayBuckets, "op", "status")
+	m.jobs = r.NewCounterVec("ecrd_print_jobs_total",
+		"Print attempts by result: printed, or failed (the job stays queued and is tried again).", "result")
+	m.jobs.With("printed")
+	m.jobs.With("failed")
+	m.fsync = r.NewHistogram("ecrd_fsync_duration_seconds", "fsync of journal and spool files and their directories.", fsyncBuckets)
+	m.storageErrors = r.NewCounter("ecrd_storage_errors_total", "Writes to the state directory that failed.")
 	revision := "unknown"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -61,66 +47,37 @@ func (m *Monitor) registerMetrics() {
 			}
 		}
 	}
-	build := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "ecrd_build_info",
-		Help:        "Always 1; the labels say which ecrd build runs.",
-		ConstLabels: prometheus.Labels{"version": m.cfg.Version, "revision": revision, "goversion": runtime.Version()},
+	version := m.cfg.Version
+	started := float64(m.started.UnixNano()) / 1e9
+	r.Collect(func(w *promtext.Writer) {
+		w.Gauge("ecrd_build_info", "Always 1; the labels say which ecrd build runs.", 1,
+			"goversion", runtime.Version(), "revision", revision, "version", version)
+		w.Gauge("ecrd_start_time_seconds", "When the daemon started, in seconds since the epoch.", started)
 	})
-	build.Set(1)
-	start := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ecrd_start_time_seconds",
-		Help: "When the daemon started, in seconds since the epoch.",
-	})
-	start.Set(float64(m.started.UnixNano()) / 1e9)
-	m.reg.MustRegister(m.captures, m.secupay, m.jobs, m.fsync, m.storageErrors, build, start,
-		&stateCollector{m: m},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.Collect(m.writeState)
+	r.StandardMetrics()
 }
 
 // Handler serves the metrics in Prometheus' text format.
-func (m *Monitor) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-}
+func (m *Monitor) Handler() http.Handler { return m.reg }
 
-// stateCollector reads the daemon's state at scrape time, so the numbers are never stale.
-type stateCollector struct{ m *Monitor }
-
-var (
-	descQueue        = prometheus.NewDesc("ecrd_queue_jobs", "Print jobs waiting for the printer.", nil, nil)
-	descOldest       = prometheus.NewDesc("ecrd_queue_oldest_job_age_seconds", "Age of the oldest queued print job (0 when none).", nil, nil)
-	descPrinter      = prometheus.NewDesc("ecrd_printer_state", "The printer's state as last seen: 1 for the current state, 0 for the others.", []string{"state"}, nil)
-	descPrinterSince = prometheus.NewDesc("ecrd_printer_state_since_timestamp_seconds", "When the printer entered its current state.", nil, nil)
-	descUnfinished   = prometheus.NewDesc("ecrd_unfinished_captures", "Captures whose outcome is in doubt or whose receipt is not spooled yet.", nil, nil)
-	descDegraded     = prometheus.NewDesc("ecrd_degraded", "1 while /healthz answers degraded, else 0.", nil, nil)
-	descSecupayOK    = prometheus.NewDesc("ecrd_secupay_last_success_timestamp_seconds", "When a secupay call last succeeded.", nil, nil)
-	descTokenExpires = prometheus.NewDesc("ecrd_secupay_token_expiry_timestamp_seconds", "When the OAuth access token runs out (absent for a static token).", nil, nil)
-)
-
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descOldest, descPrinter, descPrinterSince, descUnfinished,
-		descDegraded, descSecupayOK, descTokenExpires} {
-		ch <- d
-	}
-}
-
-func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.m
+// writeState writes the daemon's state as read at scrape time, so the numbers are never stale.
+func (m *Monitor) writeState(w *promtext.Writer) {
 	s := m.refresh()
 	oldest := 0.0
 	if len(s.pending) > 0 {
 		oldest = s.now.Sub(s.pending[0].Created).Seconds()
 	}
-	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(len(s.pending)))
-	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, oldest)
+	w.Gauge("ecrd_queue_jobs", "Print jobs waiting for the printer.", float64(len(s.pending)))
+	w.Gauge("ecrd_queue_oldest_job_age_seconds", "Age of the oldest queued print job (0 when none).", oldest)
 	for _, st := range printerStates {
 		v := 0.0
 		if st == s.printer.Status.State {
 			v = 1
 		}
-		ch <- prometheus.MustNewConstMetric(descPrinter, prometheus.GaugeValue, v, string(st))
+		w.Gauge("ecrd_printer_state", "The printer's state as last seen: 1 for the current state, 0 for the others.", v, "state", string(st))
 	}
-	ch <- prometheus.MustNewConstMetric(descUnfinished, prometheus.GaugeValue, float64(s.unfinished))
+	w.Gauge("ecrd_unfinished_captures", "Captures whose outcome is in doubt or whose receipt is not spooled yet.", float64(s.unfinished))
 	var expires float64
 	if m.cfg.TokenExpires != nil {
 		if t := m.cfg.TokenExpires(); !t.IsZero() {
@@ -138,12 +95,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ok = float64(m.secupayOK.At.UnixNano()) / 1e9
 	}
 	m.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(descPrinterSince, prometheus.GaugeValue, since)
-	ch <- prometheus.MustNewConstMetric(descDegraded, prometheus.GaugeValue, degraded)
+	w.Gauge("ecrd_printer_state_since_timestamp_seconds", "When the printer entered its current state.", since)
+	w.Gauge("ecrd_degraded", "1 while /healthz answers degraded, else 0.", degraded)
 	if ok != 0 {
-		ch <- prometheus.MustNewConstMetric(descSecupayOK, prometheus.GaugeValue, ok)
+		w.Gauge("ecrd_secupay_last_success_timestamp_seconds", "When a secupay call last succeeded.", ok)
 	}
 	if expires != 0 {
-		ch <- prometheus.MustNewConstMetric(descTokenExpires, prometheus.GaugeValue, expires)
+		w.Gauge("ecrd_secupay_token_expiry_timestamp_seconds", "When the OAuth access token runs out (absent for a static token).", expires)
 	}
 }

@@ -17,9 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/promtext"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -98,13 +97,13 @@ func Outcome(res *capture.Result, err error) string {
 type Monitor struct {
 	cfg     Config
 	started time.Time
-	reg     *prometheus.Registry
+	reg     *promtext.Registry
 
-	captures      *prometheus.CounterVec
-	secupay       *prometheus.HistogramVec
-	jobs          *prometheus.CounterVec
-	fsync         prometheus.Histogram
-	storageErrors prometheus.Counter
+	captures      *promtext.CounterVec
+	secupay       *promtext.HistogramVec
+	jobs          *promtext.CounterVec
+	fsync         *promtext.Histogram
+	storageErrors *promtext.Counter
 
 	mu sync.Mutex
 	// The printer's state as last seen and since when; unfinished captures since when
@@ -138,13 +137,10 @@ func New(cfg Config) *Monitor {
 	return m
 }
 
-// Registry is the Prometheus registry holding the daemon's metrics.
-func (m *Monitor) Registry() *prometheus.Registry { return m.reg }
-
 // ObserveCapture counts a capture request's outcome (api.Config.ObserveCapture).
 func (m *Monitor) ObserveCapture(id string, res *capture.Result, err error) {
 	o := Outcome(res, err)
-	m.captures.WithLabelValues(o).Inc()
+	m.captures.With(o).Inc()
 	if errors.Is(err, capture.ErrStorage) {
 		m.mu.Lock()
 		m.storageErr = &Event{At: m.cfg.Now().UTC(), Op: "capture", Error: err.Error()}
@@ -158,7 +154,7 @@ func (m *Monitor) ObserveSecupay(op string, httpStatus int, d time.Duration, err
 	if httpStatus != 0 {
 		status = strconv.Itoa(httpStatus)
 	}
-	m.secupay.WithLabelValues(op, status).Observe(d.Seconds())
+	m.secupay.With(op, status).Observe(d.Seconds())
 	ev := &Event{At: m.cfg.Now().UTC(), Op: op, HTTPStatus: httpStatus}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -173,10 +169,10 @@ func (m *Monitor) ObserveSecupay(op string, httpStatus int, d time.Duration, err
 // ObserveJob counts a print attempt (spool.Options.Observe).
 func (m *Monitor) ObserveJob(job spool.Info, err error) {
 	if err != nil {
-		m.jobs.WithLabelValues("failed").Inc()
+		m.jobs.With("failed").Inc()
 		return
 	}
-	m.jobs.WithLabelValues("printed").Inc()
+	m.jobs.With("printed").Inc()
 }
 
 // ObserveStorage records an fsync or a failed write of the state directory
