@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +108,7 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected argument %q (secrets are read from files, never from the command line)", errUsage, fs.Arg(0))
 	}
+	gcForATill()
 	log, err := newLogger(cfg.logLevel, cfg.logFormat, stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -158,6 +160,20 @@ func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 		return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be auto, json, journald or console, not %q", format)
+}
+
+// tillGOGC is the garbage collector's target for the daemon unless GOGC says otherwise. The
+// daemon's live heap is about 1.5 MiB, under Go's minimum heap goal (4 MiB at GOGC=100,
+// scaled by GOGC), so the default lets the heap grow to twice what it needs: at 50 the goal is
+// 2 MiB and the daemon stays about 2 MiB smaller after 10,000 captures (16.0 against 17.9 MiB
+// VmRSS, make soak), at no cost a till's rate of captures could notice. Not GOMEMLIMIT: a limit
+// near the live heap makes the collector run without pause.
+const tillGOGC = 50
+
+func gcForATill() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(tillGOGC)
+	}
 }
 
 // runningDaemon is ecrd's parts, started: spool worker, API server.

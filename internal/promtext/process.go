@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,11 @@ func (r *Registry) StandardMetrics() {
 
 func writeGo(w *Writer) {
 	w.Gauge("go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
-	w.Gauge("go_threads", "Number of OS threads created.", float64(pprof.Lookup("threadcreate").Count()))
+	// From /proc, not from runtime/pprof as the client does: importing runtime/pprof keeps the
+	// heap profiler linked in, whose bucket table costs the daemon 1.5 MiB of resident memory.
+	if n := threads(); n > 0 {
+		w.Gauge("go_threads", "Number of OS threads created.", float64(n))
+	}
 	w.Gauge("go_info", "Information about the Go environment.", 1, "version", runtime.Version())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -74,6 +77,21 @@ func writeGCPauses(w *Writer) {
 	}
 	w.sample(name+"_sum", st.PauseTotal.Seconds())
 	w.sample(name+"_count", float64(st.NumGC))
+}
+
+// threads counts the process's OS threads (/proc/self/status), 0 when it cannot tell.
+func threads() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux
