@@ -204,18 +204,19 @@ func procStats(t testing.TB, pid int) (rss int64, fds int) {
 
 // Sequential load: a leak shows as growth between a warm-up and the end of a run.
 //
-// What the daemon legitimately keeps per capture is the spool's index of printed jobs
-// (spool.Options.KeepDone, 10 000 by default: an Info of ~300 bytes with its map entry), which
-// the GC's headroom (GOGC=100) may double: about 0.6 KiB per measured capture. Anything else
+// What the daemon legitimately keeps per capture: the spool remembers the last 1,000 printed
+// jobs in memory (an Info of ~300 bytes with its map entry, 0.3 MiB at most) and when each of
+// today's receipts printed (24 bytes); everything older is read from disk on demand. With the
+// GC's headroom (GOGC=50 in the daemon) that is well under 1 MiB for any run. Anything else
 // kept per capture is a leak.
 //
-// `make test` runs 1 000 captures (900 measured; 1.1–1.8 MiB of growth measured on the CI machine):
-// a leaked connection per capture (its goroutine and stack plus 8 KiB of read and write
-// buffers, over 10 KiB) adds more than 9 MiB, and a leaked descriptor per capture 900 open
-// files; RSS bound 4 MiB. Leaks of a few KiB per capture hide in the noise of so short a run:
-// `make soak` runs 10 000 (9 000 measured), where a leak of 1 KiB per capture (say the secupay
-// answer or the rendered receipt) adds 8.8 MiB of live heap, over 11 MiB with the legitimate
-// growth, and a leaked goroutine 35–70 MiB; RSS bound 10 MiB catches both.
+// `make test` runs 1 000 captures (900 measured): a leaked connection per capture (its
+// goroutine and stack plus 8 KiB of read and write buffers, over 10 KiB) adds more than 9 MiB,
+// and a leaked descriptor per capture 900 open files; RSS bound 4 MiB. Leaks of a few KiB per
+// capture hide in the noise of so short a run: `make soak` runs 10 000 (9 000 measured; +0.7
+// MiB measured), where a leak of 1 KiB per capture (say the secupay answer or the rendered
+// receipt) adds 8.8 MiB of live heap and a leaked goroutine 35–70 MiB; RSS bound 5 MiB
+// catches both.
 type leakRun struct {
 	warmup, total int
 	maxRSSGrow    int64

@@ -74,7 +74,7 @@ const (
 	soakProbeID = "STX_SOAKPROBE"
 )
 
-var leakRunSoak = leakRun{warmup: 1000, total: 10000, maxRSSGrow: 10 << 20, maxFDGrow: 3}
+var leakRunSoak = leakRun{warmup: 1000, total: 10000, maxRSSGrow: 5 << 20, maxFDGrow: 3}
 
 // TestSoakSequentialCapturesNoLeak is the 10 000-capture leak test (`make test` runs 1 000).
 func TestSoakSequentialCapturesNoLeak(t *testing.T) {

@@ -30,7 +30,7 @@ func TestFlushesPerCapture(t *testing.T) {
 			e.wrap = []string{"strace", "-f", "-qq", "-y", "-o", trace, "-e", "trace=fsync,fdatasync,syncfs"}
 			e.extraEnv = c.env
 			e.start()
-			const n = 200
+			const n = 500
 			before := countFlushes(t, trace, e.printerFile)
 			for i := range n {
 				id := fmt.Sprintf("%s%04d", c.prefix, i)
