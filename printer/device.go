@@ -39,8 +39,16 @@ type device struct {
 	cfg  deviceConfig
 	dial dialFunc
 	// drainWindow is how long Status listens for stale input before asking: long enough to
-	// catch bytes already in flight, short enough not to slow every status call.
+	// catch bytes already in flight, short enough not to slow every status call. It is only
+	// needed when something may be in flight (settled is false).
 	drainWindow time.Duration
+	// settled is true while nothing the printer was asked for can still be on its way: the
+	// last exchange on this connection got every answer it asked for. A drain then takes only
+	// what is already buffered (settledWindow) — a receipt then waits about 4 ms for its two
+	// drains instead of 40 ms. A new connection, a query left unanswered, a give-up and DLE
+	// EOT probes sent while a job printed all leave it false. Writing a job keeps it: jobs are
+	// built from commands that ask the printer nothing (docs/escpos.md). Guarded by sem.
+	settled bool
 
 	// sem is a one-slot mutex that a context can give up waiting on: a Status call must be
 	// able to time out while a long Print holds the device.
@@ -128,13 +136,14 @@ func (d *device) connect(ctx context.Context) (conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("printer: open %s: %w", d.uri, err)
 	}
-	d.c = c
+	d.c, d.settled = c, false // a fresh line: a printer may greet it, or answer late
 	return c, nil
 }
 
 // drop closes the conn after an error: its state is unknown (half a command sent, a dead
 // socket, a vanished USB device), and the next call starts clean by dialling again.
 func (d *device) drop() {
+	d.settled = false
 	if d.c != nil {
 		d.c.Close()
 		d.c = nil
@@ -248,6 +257,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	} else if err != nil {
 		return d.confirmFailed(ctx, "draining input", err)
 	}
+	d.settled = false // until GS r 1 is answered
 	if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.writeTimeout)); err != nil {
 		return d.confirmFailed(ctx, "set deadline", err)
 	}
@@ -261,6 +271,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 		return err
 	case w.answered:
 		d.setCompletion(completionInOrder)
+		d.settled = !w.probed
 		return nil
 	case w.noReadBack:
 		// A write-only device (a unidirectional usblp printer): written is all we can know.
@@ -305,6 +316,7 @@ func (d *device) confirmFailed(ctx context.Context, what string, err error) erro
 // markerWait is what the printer showed while confirm waited for the answer to GS r 1.
 type markerWait struct {
 	answered   bool // GS r 1 answered: the job is on paper
+	probed     bool // DLE EOT was asked meanwhile: its answer may still be on its way
 	noReadBack bool // the device cannot send anything back
 	heard      bool // DLE EOT answered: the printer is there
 	offline    bool // DLE EOT's last answer said offline
@@ -363,6 +375,7 @@ func (d *device) awaitMarker(ctx context.Context, c conn, wait time.Duration) (m
 			if err := d.probe(ctx, c); err != nil {
 				return w, err
 			}
+			w.probed = true
 			nextProbe = now.Add(probeEvery)
 		}
 	}
@@ -471,6 +484,7 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 		}
 		return fail("draining input", err)
 	}
+	d.settled = false // until all three answers are in
 	var answers [3]byte
 	buf := make([]byte, 1)
 	for i, n := range statusQueries {
@@ -501,6 +515,7 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 		answers[i] = buf[0]
 	}
 	d.answered.Store(true)
+	d.settled = true
 	st, err := decodeStatus(answers)
 	if err != nil {
 		// A device that answers garbage is reachable but not understood: try it, do not block the spool.
@@ -509,16 +524,28 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 	return st, nil
 }
 
-// drainInput reads and discards whatever arrives within drainWindow of the last byte, up to a
-// cap, so a printer that chatters without end cannot keep Status here forever.
+// settledWindow is how long a drain listens on a settled line: only for bytes already
+// buffered. Not zero: a read whose deadline has passed returns without looking.
+const settledWindow = 2 * time.Millisecond
+
+// drainInput reads and discards whatever arrives within drainWindow of the last byte (or
+// settledWindow on a settled line), up to a cap, so a printer that chatters without end cannot
+// keep Status here forever.
 func (d *device) drainInput(ctx context.Context, c conn) error {
+	window := d.drainWindow
+	if d.settled {
+		window = settledWindow
+	}
 	buf := make([]byte, 256)
 	for total := 0; total < 64<<10; {
-		if err := setDeadline(c.SetReadDeadline, deadline(ctx, d.drainWindow)); err != nil {
+		if err := setDeadline(c.SetReadDeadline, deadline(ctx, window)); err != nil {
 			return err
 		}
 		n, err := c.Read(buf)
 		total += n
+		if n > 0 {
+			window = d.drainWindow // bytes nobody asked for: listen for the rest of them
+		}
 		if isTimeout(err) && ctx.Err() == nil {
 			return nil
 		}

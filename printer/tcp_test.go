@@ -26,7 +26,7 @@ type tcpPrinter struct {
 	noRead   bool
 }
 
-func newTCPPrinter(t *testing.T, noRead bool) *tcpPrinter {
+func newTCPPrinter(t testing.TB, noRead bool) *tcpPrinter {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -251,4 +251,26 @@ func TestTCPReconnectAfterServerDrop(t *testing.T) {
 		t.Fatalf("Print after reconnect: %v", err)
 	}
 	waitFor(t, "the job on the new connection", func() bool { return bytes.Equal(srv.sim(1).received(), job) })
+}
+
+// BenchmarkTCPStatusAndPrint is what the spool does per receipt on a network printer: ask its
+// status, then print a 2 KB job and wait for the printer to confirm it (GS r 1) — on loopback,
+// so the time is ecrd's own (drains, queries, the confirmation), not the network's.
+func BenchmarkTCPStatusAndPrint(b *testing.B) {
+	srv := newTCPPrinter(b, false)
+	p, err := Open(srv.uri())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	job := testJob(2048)
+	for b.Loop() {
+		if st, err := p.Status(ctx); err != nil || st.State != StateOnline {
+			b.Fatalf("Status: %+v, %v", st, err)
+		}
+		if err := p.Print(ctx, job); err != nil {
+			b.Fatalf("Print: %v", err)
+		}
+	}
 }

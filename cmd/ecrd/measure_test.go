@@ -18,17 +18,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/printer/printertest"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
 // TestMeasureCaptureOnSlowFlushes runs the daemon under strace with every flush delayed
 // 10 ms (an SD card's fsync) and compares, one by one and interleaved, a capture through
-// ecrd with a bare start/cash to the same fake: what ecrd adds for its own bookkeeping.
+// ecrd with a bare start/cash to the same fake: what ecrd adds for its own bookkeeping. Twice:
+// on the file printer of the tests, whose own fsync per job (its "paper") is delayed too,
+// and on a network printer (the ESC/POS simulator on loopback), as a till's printer is.
 func TestMeasureCaptureOnSlowFlushes(t *testing.T) {
-	e := newDaemonEnv(t)
-	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf",
-		"-e", "trace=fsync,fdatasync,syncfs", "-e", "inject=fsync,fdatasync,syncfs:delay_exit=10000"}
-	e.start()
+	for _, printer := range []string{"file", "tcp"} {
+		t.Run(printer, func(t *testing.T) {
+			e := newDaemonEnv(t)
+			if printer == "tcp" {
+				e.extraEnv = []string{"ECRD_PRINTER=" + printertest.NewTCP(t).URI("")}
+			}
+			e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf",
+				"-e", "trace=fsync,fdatasync,syncfs", "-e", "inject=fsync,fdatasync,syncfs:delay_exit=10000"}
+			e.start()
+			measureCaptures(t, e, printer)
+		})
+	}
+}
+
+func measureCaptures(t *testing.T, e *daemonEnv, printer string) {
 	c := e.client()
 	direct := &http.Client{Timeout: 10 * time.Second}
 	const n = 200
@@ -38,7 +52,7 @@ func TestMeasureCaptureOnSlowFlushes(t *testing.T) {
 		start := time.Now()
 		status, out := postCapture(t, c, id)
 		through = append(through, time.Since(start))
-		if status != 200 {
+		if status != 200 || jobOf(out)["state"] != "printed" {
 			t.Fatalf("capture %s: %d %v", id, status, out)
 		}
 		// The same call without ecrd: start/cash on a fresh transaction.
@@ -57,8 +71,8 @@ func TestMeasureCaptureOnSlowFlushes(t *testing.T) {
 	for i := range added {
 		added[i] = through[i] - bare[i]
 	}
-	t.Logf("with every flush delayed 10 ms, over %d captures: through ecrd %s; bare start/cash %s; ecrd adds %s",
-		n, spread(through), spread(bare), spread(added))
+	t.Logf("%s printer, every flush delayed 10 ms, over %d captures answered printed: through ecrd %s; bare start/cash %s; ecrd adds %s",
+		printer, n, spread(through), spread(bare), spread(added))
 }
 
 // TestMeasureStartWithLongHistory fills a state directory with 100,000 finished captures and
