@@ -306,6 +306,9 @@ func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) 
 		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
 	}
 	stateLog.OnApplyError = func(err error) { log.Error("state directory", zap.Error(err)) }
+	stateLog.OnCheckpointError = func(err error) {
+		log.Error("state directory: checkpoint failed; the log is kept and replayed at the next start", zap.Error(err))
+	}
 	journal, err := capture.OpenJournal(stateLog)
 	if err != nil {
 		stateLog.Close()

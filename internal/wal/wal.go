@@ -46,6 +46,19 @@ type Op struct {
 // flushes are spread over a few hundred captures.
 const DefaultLimit = 1 << 20
 
+// A checkpoint runs beside the commits, never in front of one: its flushes (the next log's
+// name, then syncfs of every file the old log's changes were applied to) can take seconds on
+// a cheap SD card with much to write, and a POS must not wait for them.
+//
+//  1. Past half the limit, the next log is created and its name flushed (prepare).
+//  2. Past the limit, right after a synced change (the old log is then flushed to its end),
+//     Commit switches to the next log: a pointer swap under the lock.
+//  3. In the background, syncfs flushes the files, then the old log is removed (finish).
+//
+// A power cut between 2 and 3 leaves both logs: Open replays the old, then the new, which is
+// the order the changes were made in. A log that was only ever appended without a flush is
+// switched once it reaches twice the limit, after one fdatasync.
+
 // Log is the write-ahead log of one state directory. It is safe for concurrent use; changes
 // are applied in the order they are committed.
 type Log struct {
@@ -57,6 +70,25 @@ type Log struct {
 	gen     uint64
 	size    int64
 	flushed int64 // how much of the log a power cut cannot take (the power-cut tests use it)
+	// prevFlushed is how much of the previous log a power cut cannot take, from the switch
+	// until the checkpoint removes that log: all of it (the power-cut tests check that).
+	prevFlushed int64
+
+	// The checkpoint in progress (see the comment at DefaultLimit): next is the prepared log
+	// (nil until prepare made its name durable); preparing and finishing are set while those
+	// steps run in the background. background starts them (tests hold them back to cut the
+	// power in between); bg counts them for Close.
+	next       *os.File
+	nextGen    uint64
+	preparing  bool
+	finishing  bool
+	background func(func())
+	bg         sync.WaitGroup
+	// OnCheckpointError is told when a background checkpoint step fails (set it before the
+	// first Commit; it runs with the log locked and must not call it). Nothing committed is
+	// lost: the old log stays and is replayed at the next start, and the next checkpoint
+	// tries again.
+	OnCheckpointError func(error)
 
 	replayErrs []error // changes Open could not apply (see ReplayErrors)
 	// pending are committed changes not applied to the files yet (a disk error, something
@@ -86,6 +118,10 @@ func Open(root string, limit int64) (*Log, error) {
 		limit = DefaultLimit
 	}
 	l := &Log{root: root, dir: filepath.Join(root, "wal"), limit: limit}
+	l.background = func(f func()) {
+		l.bg.Add(1)
+		go func() { defer l.bg.Done(); f() }()
+	}
 	if err := os.MkdirAll(l.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -247,10 +283,105 @@ func (l *Log) Commit(sync bool, ops ...Op) error {
 	// waits in pending (and in the log) and is applied by the next Commit or Retry.
 	l.pending = append(l.pending, ops...)
 	l.applyPendingLocked()
-	if l.size >= l.limit && len(l.pending) == 0 {
-		if err := l.rotate(l.gen+1, []uint64{l.gen}); err != nil {
-			return fmt.Errorf("wal: checkpoint: %w", err)
+	l.checkpointLocked()
+	return nil
+}
+
+// checkpointLocked moves the checkpoint on by what Commit may do itself: start preparing the
+// next log, or switch to it. Neither flushes, except a log that never had a synced change and
+// reached twice the limit: it is flushed once, here, so that it can be switched.
+func (l *Log) checkpointLocked() {
+	if l.size < l.limit/2 || len(l.pending) > 0 || l.finishing {
+		return
+	}
+	if l.next == nil {
+		if !l.preparing {
+			l.preparing = true
+			gen := l.gen + 1
+			l.background(func() { l.prepare(gen) })
 		}
+		return
+	}
+	if l.size < l.limit {
+		return
+	}
+	if l.flushed != l.size {
+		// The old log must be flushed to its end before the switch: a synced change in the
+		// next log must not survive a power cut that takes an earlier change in this one.
+		if l.size < 2*l.limit {
+			return // the next synced change flushes it
+		}
+		if err := atomicfile.Timed(func() error { return unix.Fdatasync(int(l.f.Fd())) }); err != nil {
+			l.checkpointFailed(fmt.Errorf("wal: checkpoint: fdatasync: %w", err))
+			return
+		}
+		l.flushed = l.size
+	}
+	old, oldGen := l.f, l.gen
+	l.prevFlushed = l.flushed
+	l.f, l.gen, l.size, l.flushed = l.next, l.nextGen, 0, 0
+	l.next = nil
+	l.finishing = true
+	l.background(func() { l.finish(old, oldGen) })
+}
+
+// prepare creates log gen and makes its name durable, for the switch to use.
+func (l *Log) prepare(gen uint64) {
+	f, err := os.OpenFile(l.path(gen), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+	if err == nil {
+		if err = atomicfile.SyncDir(l.dir); err != nil {
+			f.Close()
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.preparing = false
+	switch {
+	case err != nil:
+		l.checkpointFailed(fmt.Errorf("wal: checkpoint: prepare log %d: %w", gen, err))
+	case l.f == nil || gen != l.gen+1: // closed meanwhile
+		f.Close()
+	default:
+		l.next, l.nextGen = f, gen
+	}
+}
+
+// finish flushes every file of the state directory (syncfs) — so every change in the logs up
+// to oldGen is in the files for good — and then removes those logs.
+func (l *Log) finish(old *os.File, oldGen uint64) {
+	old.Close()
+	err := l.syncfs()
+	if err == nil {
+		if gens, gerr := l.generations(); gerr == nil {
+			for _, g := range gens {
+				if g <= oldGen {
+					os.Remove(l.path(g)) // a log surviving this is replayed harmlessly: its changes come first
+				}
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.finishing = false
+	if err != nil {
+		l.checkpointFailed(fmt.Errorf("wal: checkpoint: %w", err))
+	}
+}
+
+func (l *Log) checkpointFailed(err error) {
+	if l.OnCheckpointError != nil {
+		l.OnCheckpointError(err)
+	}
+}
+
+func (l *Log) syncfs() error {
+	root, err := os.Open(l.root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := atomicfile.Timed(func() error { return unix.Syncfs(int(root.Fd())) }); err != nil {
+		return fmt.Errorf("syncfs: %w", err)
 	}
 	return nil
 }
@@ -322,17 +453,12 @@ func (l *Log) applyOne(op Op) error {
 
 func local(p string) bool { return p != "" && filepath.IsLocal(filepath.FromSlash(p)) }
 
-// rotate checkpoints: it flushes every file of the state directory (syncfs), starts log
-// next, makes its name durable, and only then removes the logs in old.
+// rotate is Open's checkpoint, in line (nothing else runs yet): it flushes every file of the
+// state directory (syncfs), starts log next, makes its name durable, and only then removes the
+// logs in old.
 func (l *Log) rotate(next uint64, old []uint64) error {
-	root, err := os.Open(l.root)
-	if err != nil {
+	if err := l.syncfs(); err != nil {
 		return err
-	}
-	err = atomicfile.Timed(func() error { return unix.Syncfs(int(root.Fd())) })
-	root.Close()
-	if err != nil {
-		return fmt.Errorf("syncfs: %w", err)
 	}
 	f, err := os.OpenFile(l.path(next), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -354,16 +480,21 @@ func (l *Log) rotate(next uint64, old []uint64) error {
 	return nil
 }
 
-// Close closes the log. Committed changes are in it; nothing is lost.
+// Close closes the log, after a checkpoint in progress has finished. Committed changes are in
+// the log; nothing is lost.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+	f, next := l.f, l.next
+	l.f, l.next = nil, nil
+	l.mu.Unlock()
+	l.bg.Wait()
+	if next != nil {
+		next.Close()
+	}
+	if f == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
-	return err
+	return f.Close()
 }
 
 // ReplayErrors returns the changes Open replayed but could not apply to the files, for the

@@ -147,7 +147,9 @@ func FuzzReplay(f *testing.F) {
 	})
 }
 
-// Past its limit the log checkpoints: files flushed, a new log started, the old removed.
+// Past half its limit the log prepares the next one; past the limit, after a synced change,
+// it switches to it; the old log goes only after syncfs has flushed the files. No step of it
+// runs inside Commit but the switch.
 func TestCheckpointAtLimit(t *testing.T) {
 	root := t.TempDir()
 	l, err := Open(root, 200)
@@ -155,20 +157,73 @@ func TestCheckpointAtLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	h := holdBackground(l)
 	first := l.gen
-	for i := range 10 {
-		if err := l.Commit(false, Op{Path: "x", Data: []byte{byte('0' + i)}}); err != nil {
+	commit := func(sync bool, v byte) {
+		t.Helper()
+		if err := l.Commit(sync, Op{Path: "x", Data: []byte{v}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if l.gen == first {
-		t.Fatal("no checkpoint past the limit")
+	i := byte('0')
+	for l.size < 100 {
+		commit(true, i)
+		i++
+	}
+	if len(h.queue) != 1 || l.next != nil {
+		t.Fatalf("past half the limit: %d steps held, next %v; want the next log being prepared", len(h.queue), l.next)
+	}
+	if h.run() != "prepare" || l.next == nil {
+		t.Fatal("prepare did not make the next log")
+	}
+	for l.gen == first {
+		commit(true, i)
+		i++
+		if l.size > 200 && l.gen == first {
+			t.Fatalf("log at %d bytes, past its limit, not switched", l.size)
+		}
+	}
+	if gens, _ := l.generations(); len(gens) != 2 || gens[0] != first || gens[1] != l.gen {
+		t.Fatalf("after the switch logs %v, want %d and %d until syncfs", gens, first, l.gen)
+	}
+	if len(h.queue) != 1 || h.run() != "finish" {
+		t.Fatal("no finish step after the switch")
 	}
 	if gens, _ := l.generations(); len(gens) != 1 || gens[0] != l.gen {
-		t.Fatalf("logs %v, want only %d", gens, l.gen)
+		t.Fatalf("after the checkpoint logs %v, want only %d", gens, l.gen)
 	}
-	if read(t, root, "x") != "9" {
+	if read(t, root, "x") != string(i-1) {
 		t.Fatal("last change not applied")
+	}
+}
+
+// A log that only ever gets unsynced changes is switched at twice its limit, after flushing
+// it once: a synced change in the next log must never outlive one in this log.
+func TestUnsyncedLogSwitchesAtTwiceTheLimit(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := holdBackground(l)
+	first := l.gen
+	for i := 0; l.gen == first; i++ {
+		if err := l.Commit(false, Op{Path: "x", Data: []byte("0123456789")}); err != nil {
+			t.Fatal(err)
+		}
+		for len(h.queue) > 0 {
+			h.run()
+		}
+		if l.gen == first && l.size >= 400 {
+			t.Fatalf("an unsynced log of %d bytes (limit 200) was not switched", l.size)
+		}
+		if i > 100 {
+			t.Fatal("no switch")
+		}
+	}
+	if gens, _ := l.generations(); len(gens) != 1 {
+		t.Fatalf("logs %v after the checkpoint", gens)
 	}
 }
 
