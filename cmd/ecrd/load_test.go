@@ -202,6 +202,27 @@ func procStats(t testing.TB, pid int) (rss int64, fds int) {
 	return rss, len(ents)
 }
 
+// rssParts says what VmRSS is made of: pages of files (the binary, libc: clean, shared with
+// every process mapping them, dropped by the kernel under pressure) and anonymous memory
+// (the heap, stacks: the daemon's own).
+func rssParts(t testing.TB, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anon, file string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			anon = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			file = strings.TrimSpace(v)
+		}
+	}
+	return fmt.Sprintf("anonymous %s, files %s", anon, file)
+}
+
 // Sequential load: a leak shows as growth between a warm-up and the end of a run.
 //
 // What the daemon legitimately keeps per capture: the spool remembers the last 1,000 printed
@@ -263,10 +284,11 @@ func testSequentialCapturesNoLeak(t *testing.T, run leakRun) {
 	}
 	elapsed := time.Since(began)
 	rssEnd, fdsEnd = procStats(t, pid)
+	parts := rssParts(t, pid)
 	measured := run.total - run.warmup
 	perSec := float64(measured) / elapsed.Seconds()
-	t.Logf("daemon VmRSS after %d captures: %.1f MiB, after %d: %.1f MiB (%+.1f MiB); open fds %d -> %d; %.0f captures/s over one connection (%d dial(s))",
-		run.warmup, float64(rssWarm)/(1<<20), run.total, float64(rssEnd)/(1<<20), float64(rssEnd-rssWarm)/(1<<20),
+	t.Logf("daemon VmRSS after %d captures: %.1f MiB, after %d: %.1f MiB (%+.1f MiB; %s); open fds %d -> %d; %.0f captures/s over one connection (%d dial(s))",
+		run.warmup, float64(rssWarm)/(1<<20), run.total, float64(rssEnd)/(1<<20), float64(rssEnd-rssWarm)/(1<<20), parts,
 		fdsWarm, fdsEnd, perSec, dials.Load())
 
 	if fdsEnd > fdsWarm+run.maxFDGrow {

@@ -84,17 +84,19 @@ func TestMeasureStartWithLongHistory(t *testing.T) {
 	fillHistory(t, e.state, past)
 	var starts []time.Duration
 	var rss []int64
+	var parts []string
 	for range 5 {
 		t0 := time.Now()
 		p := e.start()
 		starts = append(starts, time.Since(t0))
 		time.Sleep(500 * time.Millisecond) // idle: background pruning done, as a till sits
 		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
+		parts = append(parts, rssParts(t, p.cmd.Process.Pid))
 		p.kill(t)
 	}
 	slices.Sort(rss)
-	t.Logf("%d past captures: exec → /healthz 200 %s; VmRSS idle after start %.1f–%.1f MiB",
-		past, spread(starts), float64(rss[0])/(1<<20), float64(rss[len(rss)-1])/(1<<20))
+	t.Logf("%d past captures: exec → /healthz 200 %s; VmRSS idle after start %.1f–%.1f MiB (%s)",
+		past, spread(starts), float64(rss[0])/(1<<20), float64(rss[len(rss)-1])/(1<<20), strings.Join(parts, "; "))
 }
 
 // fillHistory writes n finished captures (journal/finished) and printed jobs (spool/done) as
