@@ -910,7 +910,7 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 func (s *Spool) kick(ctx context.Context, r *record) {
 	log := s.log.With(zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
 	if r.KickLife != s.life {
-		log.Info("drawer not opened: the receipt was queued by a daemon that crashed, and may have opened it")
+		log.Info("drawer not opened: its pulse was not handed to this run of the daemon (the run that queued the receipt ended in a crash, and may have sent it)")
 		return
 	}
 	crashpoint.Hit("before-kick")
