@@ -155,3 +155,22 @@ func TestPrinterThatAnsweredThenStallsIsNotLearntSilent(t *testing.T) {
 		t.Fatalf("completion learnt as %q from a printer that answered before", st.Completion)
 	}
 }
+
+// An Automatic Status Back message (four bytes, the last three with bits 4 and 7 clear like
+// GS r 1's answer) is not the answer to GS r 1, even split across reads; the byte after it is.
+func TestAutomaticStatusBackIsNotAConfirmation(t *testing.T) {
+	asb := []byte{0x18, 0x0C, 0x00, 0x0F} // a status change: cover open, paper near end and out
+	for split := range len(asb) + 1 {
+		var w markerWait
+		if w.scan(asb[:split]) || w.scan(asb[split:]) {
+			t.Fatalf("split at %d: an automatic status message read as the answer to GS r 1", split)
+		}
+		if !w.scan([]byte{0x00}) {
+			t.Fatalf("split at %d: the answer to GS r 1 after it was not seen", split)
+		}
+	}
+	var w markerWait
+	if w.scan([]byte{0x12}) || !w.heard { // a DLE EOT answer: heard, not confirmed
+		t.Fatalf("a DLE EOT answer: %+v", w)
+	}
+}

@@ -232,8 +232,9 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 // connection), one that answers nothing counts once written. One that answered GS r 1 before
 // and is silent now did not print the job: ErrNotConfirmed, and the job is sent again whole.
 //
-// GS r 1's answer has bits 4 and 7 clear; DLE EOT's and automatic status's have bit 4 set,
-// so the answers cannot be confused. An answer that arrives after a give-up is drained before
+// GS r 1's answer has bits 4 and 7 clear; DLE EOT's has bit 4 set, and so has the first byte
+// of an automatic status message, whose three others scan skips: the answers cannot be
+// confused. An answer that arrives after a give-up is drained before
 // the next marker, and the connection is dropped on a give-up so it cannot confirm a later job.
 func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	switch d.completion() {
@@ -320,12 +321,22 @@ type markerWait struct {
 	noReadBack bool // the device cannot send anything back
 	heard      bool // DLE EOT answered: the printer is there
 	offline    bool // DLE EOT's last answer said offline
+	asbLeft    int  // bytes of an Automatic Status Back message still to come
 }
 
 // scan reads bytes the printer sent and reports whether one is the answer to GS r 1.
+//
+// A printer with Automatic Status Back switched on (ecrd never asks for it, a shop's setup
+// may have) sends four bytes on its own whenever its state changes: a first byte 0xx1xx00 and
+// three whose bits 4 and 7 are clear, just like GS r 1's answer. Those three are skipped, or
+// paper running out mid-job would count the job as printed.
 func (w *markerWait) scan(b []byte) bool {
 	for _, x := range b {
 		switch {
+		case w.asbLeft > 0:
+			w.asbLeft--
+		case x&0x93 == 0x10:
+			w.asbLeft = 3
 		case x&0x90 == 0:
 			w.answered = true
 			return true
@@ -515,8 +526,8 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 		answers[i] = buf[0]
 	}
 	d.answered.Store(true)
-	d.settled = true
 	st, err := decodeStatus(answers)
+	d.settled = err == nil // answers that do not decode may be out of step with the questions
 	if err != nil {
 		// A device that answers garbage is reachable but not understood: try it, do not block the spool.
 		return unknown(err.Error())

@@ -909,8 +909,13 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 // pulse is one that may have opened the drawer.
 func (s *Spool) kick(ctx context.Context, r *record) {
 	log := s.log.With(zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
-	if r.KickLife != s.life {
-		log.Info("drawer not opened: its pulse was not handed to this run of the daemon (the run that queued the receipt ended in a crash, and may have sent it)")
+	switch r.KickLife {
+	case s.life:
+	case "":
+		log.Info("drawer not opened: its pulse was handed over by a clean stop but could not be claimed by this run of the daemon")
+		return
+	default:
+		log.Info("drawer not opened: its pulse belongs to the run of the daemon that queued the receipt, which ended without handing it over (a crash) and may have sent it")
 		return
 	}
 	crashpoint.Hit("before-kick")

@@ -450,7 +450,7 @@ func (d *runningDaemon) shutdown(ctx context.Context) error {
 	// The worker and the resume have stopped: hand the drawer pulses of receipts still
 	// queued to the next start (a crash would drop them instead).
 	if cerr := d.spool.Close(); cerr != nil {
-		d.log.Error("drawer pulses of queued receipts not handed over; they will not be sent", zap.Error(cerr))
+		d.log.Error("drawer pulses of queued receipts may not have been handed over to the next start; those not handed over are never sent", zap.Error(cerr))
 	}
 	d.printer.Close()
 	d.wal.Close()

@@ -167,8 +167,11 @@ func (r *Registry) NewCounterVec(name, help string, labels ...string) *CounterVe
 	v := &CounterVec{labels: labels, series: map[string]*Counter{}}
 	r.add(func(w *Writer) {
 		w.header(name, help, "counter")
-		for _, s := range v.sorted() {
-			w.sample(name, float64(v.series[s.key].Value()), s.pairs...)
+		v.mu.Lock()
+		refs := sortedSeries(v.labels, v.series)
+		v.mu.Unlock()
+		for _, s := range refs {
+			w.sample(name, float64(s.metric.Value()), s.pairs...)
 		}
 	})
 	return v
@@ -188,36 +191,28 @@ func (v *CounterVec) With(values ...string) *Counter {
 	return c
 }
 
-type seriesRef struct {
-	key   string
-	pairs []string
+// seriesRef is one series of a vector: its metric and its label pairs.
+type seriesRef[T any] struct {
+	metric T
+	pairs  []string
 }
 
-// sorted returns the series ordered by their label values, as Prometheus' client does.
-func (v *CounterVec) sorted() []seriesRef {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return sortedSeries(v.labels, keysOf(v.series))
-}
-
-func keysOf[T any](m map[string]T) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
+// sortedSeries returns a vector's series ordered by their label values, as Prometheus'
+// client does. The caller holds the vector's lock: the map must not change meanwhile.
+func sortedSeries[T any](labels []string, series map[string]T) []seriesRef[T] {
+	keys := make([]string, 0, len(series))
+	for k := range series {
 		keys = append(keys, k)
 	}
-	return keys
-}
-
-func sortedSeries(labels, keys []string) []seriesRef {
 	slices.Sort(keys)
-	out := make([]seriesRef, 0, len(keys))
+	out := make([]seriesRef[T], 0, len(keys))
 	for _, k := range keys {
 		values := strings.Split(k, "\xff")
 		pairs := make([]string, 0, 2*len(labels))
 		for i, l := range labels {
 			pairs = append(pairs, l, values[i])
 		}
-		out = append(out, seriesRef{k, pairs})
+		out = append(out, seriesRef[T]{series[k], pairs})
 	}
 	return out
 }
@@ -295,13 +290,10 @@ func (r *Registry) NewHistogramVec(name, help string, buckets []float64, labels 
 	r.add(func(w *Writer) {
 		w.header(name, help, "histogram")
 		v.mu.Lock()
-		refs := sortedSeries(v.labels, keysOf(v.series))
+		refs := sortedSeries(v.labels, v.series)
 		v.mu.Unlock()
 		for _, s := range refs {
-			v.mu.Lock()
-			h := v.series[s.key]
-			v.mu.Unlock()
-			h.write(w, name, s.pairs)
+			s.metric.write(w, name, s.pairs)
 		}
 	})
 	return v

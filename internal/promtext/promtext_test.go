@@ -1,6 +1,7 @@
 package promtext
 
 import (
+	"fmt"
 	"math"
 	"net/http/httptest"
 	"os"
@@ -150,7 +151,7 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 8 {
 		wg.Go(func() {
 			for j := range 200 {
-				k := string(rune('a' + (i+j)%3))
+				k := fmt.Sprint((i*200 + j) % 97) // new series keep appearing while scraping
 				v.With(k).Inc()
 				h.With(k).Observe(float64(j % 2))
 			}

@@ -81,6 +81,7 @@ type Log struct {
 	next       *os.File
 	nextGen    uint64
 	preparing  bool
+	prepareAt  int64 // after a failed prepare: the log size to try again at
 	finishing  bool
 	background func(func())
 	bg         sync.WaitGroup
@@ -139,10 +140,11 @@ func Open(root string, limit int64) (*Log, error) {
 		next = gens[len(gens)-1] + 1
 	}
 	// Every replayed change is in the files now; flush them and start a new log. The old
-	// logs are removed only after the new one's name is durable — and kept if a change could
-	// not be applied, to be replayed again at the next start.
+	// logs are removed only after the new one's name is durable — and kept while a change
+	// from them waits in pending: replayed again at the next start if this life cannot apply
+	// it, and removed by the first checkpoint after it is applied (which waits for pending).
 	old := gens
-	if len(l.replayErrs) > 0 {
+	if len(l.pending) > 0 {
 		old = nil
 	}
 	if err := l.rotate(next, old); err != nil {
@@ -189,10 +191,15 @@ func (l *Log) replay(gen uint64) error {
 			off = nextMagic(data, off+1)
 			continue
 		}
-		if err := l.apply(ops); err != nil {
-			// A file that cannot be written now (a disk error, something in its way) must
-			// not stop the till from starting: its owner finds it unreadable and retries,
-			// and the log is kept for the next start.
+		// A file that cannot be written now (a disk error, something in its way) must not
+		// stop the till from starting. The change waits in pending, and every later one
+		// behind it, in order — as a change Commit cannot apply does — until the files take
+		// them (Commit, Retry); its owner finds the file unreadable meanwhile and retries.
+		if len(l.pending) > 0 {
+			l.pending = append(l.pending, ops...)
+		} else if applied, err := l.applyN(ops); err != nil {
+			l.pending = append(l.pending, ops[applied:]...)
+			l.applyErr = err
 			l.replayErrs = append(l.replayErrs, fmt.Errorf("wal: replay: %w", err))
 		}
 		off += n
@@ -237,7 +244,10 @@ func nextMagic(data []byte, from int) int {
 
 // Commit makes ops one change: appended to the log as one frame, flushed when sync is set
 // (then the change survives power loss when Commit returns), and applied to the files — or,
-// if they cannot take it now, kept pending (see Retry). An error means nothing was committed.
+// if they cannot take it now, kept pending (see Retry). An error means the change was not
+// made, and the caller must act as if it never was; after a failed fdatasync the frame may
+// still be on disk and be replayed at the next start, which callers allow for: every change
+// ecrd makes is keyed by a transaction or job id, so making it late makes it once.
 // Without sync the change survives a crash of the process, and power loss once a later
 // synced change or a checkpoint has flushed the log (or the kernel has written it back).
 func (l *Log) Commit(sync bool, ops ...Op) error {
@@ -295,7 +305,7 @@ func (l *Log) checkpointLocked() {
 		return
 	}
 	if l.next == nil {
-		if !l.preparing {
+		if !l.preparing && l.size >= l.prepareAt {
 			l.preparing = true
 			gen := l.gen + 1
 			l.background(func() { l.prepare(gen) })
@@ -320,7 +330,7 @@ func (l *Log) checkpointLocked() {
 	old, oldGen := l.f, l.gen
 	l.prevFlushed = l.flushed
 	l.f, l.gen, l.size, l.flushed = l.next, l.nextGen, 0, 0
-	l.next = nil
+	l.next, l.prepareAt = nil, 0
 	l.finishing = true
 	l.background(func() { l.finish(old, oldGen) })
 }
@@ -338,6 +348,9 @@ func (l *Log) prepare(gen uint64) {
 	l.preparing = false
 	switch {
 	case err != nil:
+		// Tried again once the log has grown by another quarter of its limit: not on every
+		// commit to a card that is failing.
+		l.prepareAt = l.size + l.limit/4
 		l.checkpointFailed(fmt.Errorf("wal: checkpoint: prepare log %d: %w", gen, err))
 	case l.f == nil || gen != l.gen+1: // closed meanwhile
 		f.Close()
@@ -416,12 +429,6 @@ func (l *Log) Pending() (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.pending), l.applyErr
-}
-
-// apply carries ops out on the files, without flushing them.
-func (l *Log) apply(ops []Op) error {
-	_, err := l.applyN(ops)
-	return err
 }
 
 // applyN applies ops in order and returns how many it applied.

@@ -237,3 +237,79 @@ func TestOpsStayInsideTheStateDirectory(t *testing.T) {
 		}
 	}
 }
+
+// A change replay cannot apply (something in the way of its file) waits in pending with every
+// later one, in order, and its log is kept — through the checkpoints of the life that started
+// with it — until the files have taken it. Then a checkpoint may drop that log.
+func TestChangeReplayCannotApplyIsNeverDropped(t *testing.T) {
+	root := t.TempDir()
+	l, err := Open(root, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(true, Op{Path: "a/x", Data: []byte("X1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(true, Op{Path: "a/y", Data: []byte("Y1")}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// The power failed before the files reached the disk, and a directory now stands where
+	// a/x must go.
+	os.RemoveAll(filepath.Join(root, "a"))
+	if err := os.MkdirAll(filepath.Join(root, "a", "x", "in-the-way"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err = Open(root, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := holdBackground(l)
+	if len(l.ReplayErrors()) != 1 {
+		t.Fatalf("replay errors %v, want the one change", l.ReplayErrors())
+	}
+	if n, _ := l.Pending(); n != 2 {
+		t.Fatalf("%d changes pending, want a/x and a/y behind it", n)
+	}
+	if got := read(t, root, "a/y"); got != "<open "+filepath.Join(root, "a/y")+": no such file or directory>" {
+		t.Fatalf("a/y = %q: applied ahead of the change before it", got)
+	}
+	// Commits while it waits: no checkpoint may drop the log holding a/x.
+	for i := range 20 {
+		if err := l.Commit(true, Op{Path: "b", Data: []byte{byte('a' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+		for len(h.queue) > 0 {
+			h.run()
+		}
+	}
+	if gens, _ := l.generations(); len(gens) < 2 {
+		t.Fatalf("logs %v: the log holding the waiting change is gone", gens)
+	}
+	// The obstacle goes; the next commit applies everything in order, and a checkpoint
+	// after that may drop the old log.
+	os.RemoveAll(filepath.Join(root, "a", "x"))
+	for i := range 20 {
+		if err := l.Commit(true, Op{Path: "b", Data: []byte{byte('A' + i)}}); err != nil {
+			t.Fatal(err)
+		}
+		for len(h.queue) > 0 {
+			h.run()
+		}
+	}
+	if n, _ := l.Pending(); n != 0 {
+		t.Fatalf("%d changes still pending", n)
+	}
+	l.Close()
+	l, err = Open(root, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for p, want := range map[string]string{"a/x": "X1", "a/y": "Y1", "b": "T"} {
+		if got := read(t, root, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+}
