@@ -182,11 +182,3 @@ func restore(t *testing.T, files map[string]string, dir string) {
 	}
 	os.MkdirAll(dir, 0o750)
 }
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
