@@ -155,41 +155,57 @@ func (r *Registry) NewCounter(name, help string) *Counter {
 	return c
 }
 
-// CounterVec is a counter per combination of label values.
-type CounterVec struct {
+// vec is a metric per combination of label values, made on first use.
+type vec[T any] struct {
 	labels []string
+	fresh  func() T
 	mu     sync.Mutex
-	series map[string]*Counter // by label values joined with "\xff"
+	series map[string]T // by label values joined with "\xff"
 }
 
-// NewCounterVec adds a counter family with the given label names.
-func (r *Registry) NewCounterVec(name, help string, labels ...string) *CounterVec {
-	v := &CounterVec{labels: labels, series: map[string]*Counter{}}
-	r.add(func(w *Writer) {
-		w.header(name, help, "counter")
-		v.mu.Lock()
-		refs := sortedSeries(v.labels, v.series)
-		v.mu.Unlock()
-		for _, s := range refs {
-			w.sample(name, float64(s.metric.Value()), s.pairs...)
-		}
-	})
-	return v
+func newVec[T any](labels []string, fresh func() T) *vec[T] {
+	return &vec[T]{labels: labels, fresh: fresh, series: map[string]T{}}
 }
 
-// With returns the counter for the label values (in the order of the label names), creating
-// it at zero: a series a query expects is there before its first event.
-func (v *CounterVec) With(values ...string) *Counter {
+// with returns the metric for the label values (in the order of the label names), creating
+// it: a series a query expects is there before its first event.
+func (v *vec[T]) with(values []string) T {
 	key := seriesKey(v.labels, values)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	c, ok := v.series[key]
+	m, ok := v.series[key]
 	if !ok {
-		c = &Counter{}
-		v.series[key] = c
+		m = v.fresh()
+		v.series[key] = m
 	}
-	return c
+	return m
 }
+
+// sorted returns the series ordered by their label values, as Prometheus' client does.
+func (v *vec[T]) sorted() []seriesRef[T] {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return sortedSeries(v.labels, v.series)
+}
+
+// CounterVec is a counter per combination of label values.
+type CounterVec struct{ v *vec[*Counter] }
+
+// NewCounterVec adds a counter family with the given label names.
+func (r *Registry) NewCounterVec(name, help string, labels ...string) *CounterVec {
+	v := newVec(labels, func() *Counter { return &Counter{} })
+	r.add(func(w *Writer) {
+		w.header(name, help, "counter")
+		for _, s := range v.sorted() {
+			w.sample(name, float64(s.metric.Value()), s.pairs...)
+		}
+	})
+	return &CounterVec{v}
+}
+
+// With returns the counter for the label values (in the order of the label names), at zero
+// until its first event.
+func (c *CounterVec) With(values ...string) *Counter { return c.v.with(values) }
 
 // seriesRef is one series of a vector: its metric and its label pairs.
 type seriesRef[T any] struct {
@@ -197,8 +213,8 @@ type seriesRef[T any] struct {
 	pairs  []string
 }
 
-// sortedSeries returns a vector's series ordered by their label values, as Prometheus'
-// client does. The caller holds the vector's lock: the map must not change meanwhile.
+// sortedSeries returns series ordered by their label values. The caller holds the vector's
+// lock: the map must not change meanwhile.
 func sortedSeries[T any](labels []string, series map[string]T) []seriesRef[T] {
 	keys := make([]string, 0, len(series))
 	for k := range series {
@@ -277,37 +293,19 @@ func (r *Registry) NewHistogram(name, help string, buckets []float64) *Histogram
 }
 
 // HistogramVec is a histogram per combination of label values.
-type HistogramVec struct {
-	labels  []string
-	buckets []float64
-	mu      sync.Mutex
-	series  map[string]*Histogram
-}
+type HistogramVec struct{ v *vec[*Histogram] }
 
 // NewHistogramVec adds a histogram family with the given buckets and label names.
 func (r *Registry) NewHistogramVec(name, help string, buckets []float64, labels ...string) *HistogramVec {
-	v := &HistogramVec{labels: labels, buckets: buckets, series: map[string]*Histogram{}}
+	v := newVec(labels, func() *Histogram { return newHistogram(buckets) })
 	r.add(func(w *Writer) {
 		w.header(name, help, "histogram")
-		v.mu.Lock()
-		refs := sortedSeries(v.labels, v.series)
-		v.mu.Unlock()
-		for _, s := range refs {
+		for _, s := range v.sorted() {
 			s.metric.write(w, name, s.pairs)
 		}
 	})
-	return v
+	return &HistogramVec{v}
 }
 
-// With returns the histogram for the label values, creating it empty.
-func (v *HistogramVec) With(values ...string) *Histogram {
-	key := seriesKey(v.labels, values)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	h, ok := v.series[key]
-	if !ok {
-		h = newHistogram(v.buckets)
-		v.series[key] = h
-	}
-	return h
-}
+// With returns the histogram for the label values, empty until its first observation.
+func (h *HistogramVec) With(values ...string) *Histogram { return h.v.with(values) }
