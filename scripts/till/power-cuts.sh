@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# power-cuts.sh — the power-cut suite of the till test bed (make test-power-cuts). For each
+# Debian release in $TILL_RELEASES (default "trixie"): the .deb installed in a copy of the
+# cached image (scripts/till/build-image.sh), then the power of the VM cut at each of ecrd's
+# write points in turn, on the same disk: QEMU is killed while the crash-point build of
+# ecrd holds at the point (ECRD_CRASHPOINT_HOLD=1), with the kernel set to write nothing
+# back on its own, and the disk booted again. Each boot checks the cut before it (nothing
+# captured twice, the receipt on paper once or twice, the drawer opened at most once, the
+# daemon healthy, the unflushed canary gone) and arms the next point: N points, N+1 boots.
+# See scripts/till/guest/power-cuts.sh. Prints one PASS/FAIL line per point and ends with
+# "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+top=$(pwd)
+. scripts/till/lib.sh
+releases=${TILL_RELEASES:-trixie}
+boot_timeout=${TILL_BOOT_TIMEOUT:-900}
+cache=$top/.cache/till
+export PATH="$PATH:/usr/local/go/bin"
+
+# The write points, in the order a capture passes them: internal/crashpoint.Hit's names
+# (grep 'crashpoint.Hit' for the list). wal-appended and wal-committed are passed at every
+# change of the write-ahead log: #1 is the capture's intent, #2 secupay's answer with the
+# receipt job, #3 the job recorded printed (flushed because a drawer pulse follows).
+POWER_CUT_POINTS=${POWER_CUT_POINTS:-"wal-appended#1 wal-committed#1 before-start after-answer wal-appended#2 wal-committed#2 after-journal after-spool before-print mid-print after-print wal-appended#3 wal-committed#3 before-kick"}
+
+till_host_deps || exit 1
+. scripts/till/vm.sh
+t_all=$(date +%s)
+till_build_guest_parts || exit 1
+# The daemon that stops at a point: the same tree built with -tags crashpoints, as the
+# package builds it otherwise (cgo for gousb).
+CGO_ENABLED=1 go build -tags crashpoints -trimpath -ldflags "-X main.version=$(scripts/version)+crashpoints" \
+	-o "$cache/bin/ecrd-crashpoints" ./cmd/ecrd || exit 1
+
+passed=0
+failed=0
+summary=""
+for rel in $releases; do
+	t_rel=$(date +%s)
+	if ! scripts/till/build-image.sh "$rel" "$cache/$rel"; then
+		echo "FAIL [$rel] image"
+		failed=$((failed + 1))
+		continue
+	fi
+	till_accel "$rel"
+	dir=$cache/run/power-cuts-$rel
+	till_prepare "$rel" "$dir"
+	cp "$cache/bin/ecrd-crashpoints" "$dir/share/bin/"
+	echo power-cuts >"$dir/share/suite"
+	# shellcheck disable=SC2086
+	printf '%s\n' $POWER_CUT_POINTS >"$dir/share/points"
+	n=$(grep -c . "$dir/share/points")
+	res=$dir/share/results/results.txt
+	k=0
+	while [ "$k" -le "$n" ]; do
+		boot "$rel" "$dir" "boot-$k" || {
+			echo "FAIL boot-$k 0 timed out (see $dir/console-boot-$k.log)" >>"$res"
+			break
+		}
+		if [ "$k" -lt "$n" ] && [ -z "$cut_after" ]; then
+			echo "FAIL boot-$k 0 the guest powered off instead of arming point $((k + 1)) (see $dir/share/results/runner-boot-$k.log)" >>"$res"
+			break
+		fi
+		k=$((k + 1))
+	done
+	[ "$k" -gt "$n" ] && [ ! -e "$dir/share/results/finished" ] &&
+		echo "FAIL boot-$n 0 did not finish (see $dir/console-boot-$n.log)" >>"$res"
+	touch "$res"
+	till_report "$rel" "$res"
+	summary="$summary $rel:$(($(date +%s) - t_rel))s for $((k > n ? n + 1 : k + 1)) boots"
+	echo "till: [$rel] logs in $dir/share/results"
+done
+echo "till: power cuts, wall time:$summary; all $(($(date +%s) - t_all))s"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
