@@ -24,15 +24,23 @@ npoints() { grep -c . "$POINTS"; }
 # receipt is whose (wal-appended#2 → STX_PCWALAPPENDEDN2).
 id_of() { echo "STX_PC$(echo "$1" | tr -d '#-' | tr a-z A-Z | sed 's/\([A-Z]\)\([0-9]\)$/\1N\2/')"; }
 
-# tally ID: "WHOLE TORN PULSES" of ID's receipts on the whole paper. A copy is whole when its
-# last line (7,96 EUR) comes before the next receipt starts; a drawer pulse (ESC p, after
-# the receipt it belongs to) counts for the receipt before it.
+# tally ID: "WHOLE TORN PULSES" of ID's receipts on the whole paper. A job starts with
+# ESC @; it is whole when its cut (GS V B) is on the paper. A drawer pulse (ESC p, sent after
+# the job) counts for the job before it. A torn job that stops before its id counts for the
+# next job with an id: the spool prints the torn job again first.
 tally() {
-	LC_ALL=C grep -a -o -P 'STX_[A-Z0-9]+|7,96 EUR|\x1bp' "$PAPER" | LC_ALL=C awk -v id="$1" '
-		$0 == "\033p" { if (cur == id) p++; next }
-		/^STX_/ { if (open) t++; cur = $0; open = (cur == id); next }
-		{ if (open) { w++; open = 0 } }
-		END { if (open) t++; printf "%d %d %d\n", w + 0, t + 0, p + 0 }'
+	LC_ALL=C grep -a -o -P '\x1b@|STX_[A-Z0-9]+|\x1dVB|\x1bp' "$PAPER" | LC_ALL=C awk -v id="$1" '
+		function finish() {
+			if (!started) return
+			if (rid == "") { anon++; return }
+			if (rid == id) { w += cut; t += !cut + anon; p += pulses }
+			anon = 0
+		}
+		$0 == "\033@" { finish(); started = 1; rid = ""; cut = 0; pulses = 0; next }
+		$0 == "\033p" { pulses++; next }
+		$0 == "\035VB" { cut = 1; next }
+		{ rid = $0 }
+		END { finish(); printf "%d %d %d\n", w + 0, t + 0, p + 0 }'
 }
 
 # settled ID: the POS asks for the capture until the answer is ok (an in-doubt capture
@@ -52,6 +60,8 @@ settled() {
 	done
 }
 
+# get_count ID: read-backs (GET) of ID that the fake secupay logged.
+get_count() { local n; n=$(curl -s "$FAKE/_fake/counts" | sed 's/.*"get":{\([^}]*\)}.*/\1/' | tr ',' '\n' | grep -m1 "\"$1\":" | cut -d: -f2); echo "${n:-0}"; }
 job_printed() { pos_curl "http://ecrd/v1/jobs/$1.receipt" | grep -q '"state":"printed"'; }
 one_pulse() { [ "$(tally "$1" | cut -d' ' -f3)" -ge 1 ]; }
 
@@ -117,7 +127,7 @@ CONF
 		fi
 	fi
 	# What the paper and secupay show at the cut, for the report.
-	echo "at the cut: start/cash $(start_count "$id"), whole/torn/pulses $(tally "$id")" >"$R/point-$k.at-cut"
+	echo "at the cut: start/cash $(start_count "$id"), read-backs $(get_count "$id"), whole/torn/pulses $(tally "$id")" >"$R/point-$k.at-cut"
 	journalctl -u ecrd.service --since "@$t0" -o short-monotonic --no-pager >"$R/point-$k.armed-journal" 2>&1
 	# Not flushed: the next boot must not find it.
 	echo "$canary" >"$CANARY"
@@ -147,7 +157,9 @@ verify() {
 	local starts whole torn pulses
 	starts=$(start_count "$id")
 	read -r whole torn pulses <<<"$(tally "$id")"
-	note "start/cash $starts, whole $whole, torn $torn, drawer $pulses, in-doubt answers $in_doubt_answers"
+	# Read-backs show whether the intent survived the cut (the daemon reads back only a
+	# capture it has an intent for).
+	note "start/cash $starts, read-backs $(get_count "$id"), whole $whole, torn $torn, drawer $pulses, in-doubt answers $in_doubt_answers"
 	[ "$starts" = 1 ] || fail "start/cash called $starts times"
 	[ "$whole" -ge 1 ] || fail "the receipt is not on the paper whole: lost"
 	[ "$whole" -le 2 ] || fail "the receipt is on the paper $whole times"
