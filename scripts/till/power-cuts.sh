@@ -6,8 +6,9 @@
 # ecrd holds at the point (ECRD_CRASHPOINT_HOLD=1), with the kernel set to write nothing
 # back on its own, and the disk booted again. Each boot checks the cut before it (nothing
 # captured twice, the receipt on paper once or twice, the drawer opened at most once, the
-# daemon healthy, the unflushed canary gone) and arms the next point: N points, N+1 boots.
-# See scripts/till/guest/power-cuts.sh. Prints one PASS/FAIL line per point and ends with
+# daemon healthy, the unflushed canaries gone) and arms the next point: N points, N+1 boots.
+# The paper and the fake secupay's call log are kept on the share (DIR/share/bed), outside
+# the till, so that only ecrd flushes the till's disk. See scripts/till/guest/power-cuts.sh. Prints one PASS/FAIL line per point and ends with
 # "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
