@@ -7,10 +7,10 @@
 # arms point K+1 (N points, N+1 boots). Arming: everything written so far is flushed (sync),
 # the kernel is told to write nothing back on its own, and ecrd is restarted as the
 # crash-point build (ecrd-crashpoints, with ECRD_CRASHPOINT_HOLD=1), which stops at the point
-# and says so in the journal. The POS's capture is on its way; at the line, a canary file is
+# and says so in the journal. The POS's capture is on its way; at the line, two canaries are
 # written without a flush and the host kills QEMU: what ecrd had not flushed is gone, which
-# the canary, missing on the next boot, proves. The drop-in that arms ecrd is in /run, so the
-# next boot runs the packaged daemon.
+# the canaries, missing on the next boot, prove. The drop-in that arms ecrd is in /run, so
+# the next boot runs the packaged daemon.
 #
 # Nothing but ecrd flushes the till's disk: a flush by anyone commits the file system's
 # journal, and with it data ecrd appended to a file and did not flush (ext4, data=ordered),
