@@ -7,7 +7,7 @@ VERSION ?= $(shell scripts/version)
 ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till
+.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till test-power-cuts
 
 all: build
 
@@ -88,6 +88,13 @@ lintian: deb
 # TILL_RELEASES="bookworm" runs one release.
 test-till: deps
 	scripts/till/test-till.sh
+
+# The power-cut suite of the test bed: QEMU killed at each of ecrd's write points (the
+# crash-point build holding there, the kernel writing nothing back on its own) and the same
+# disk booted again; every boot checks the cut before it. Debian 13 only unless TILL_RELEASES
+# says otherwise; POWER_CUT_POINTS="after-print before-kick" runs some points.
+test-power-cuts: deps
+	scripts/till/power-cuts.sh
 
 clean:
 	rm -rf bin dist

@@ -4,6 +4,11 @@
 // (DLE EOT n) the way an Epson TM printer does. It is a test tool and never part of the
 // package.
 //
+// The paper is permanent, as a real printer's is: every piece of job is flushed to the file
+// (fsync) before the next is read, so a power cut of the till loses nothing that reached the
+// paper. A drawer pulse (ESC p m t1 t2) is a job command like any other, so it is on the
+// paper too, where the test bed counts the openings of the drawer; printersim also logs each.
+//
 // Control files in -control (default /run/printersim; /run, so a reboot clears them):
 //
 //	paper-out  answer DLE EOT as a printer whose roll is empty (and stopped by it)
@@ -87,7 +92,9 @@ type sim struct {
 	control string
 	// pending holds the first bytes of a DLE EOT or GS r split across reads.
 	pending []byte
-	printed int // job bytes put on paper during the current take
+	printed int  // job bytes put on paper during the current take
+	esc     bool // the last job byte on paper was ESC: a 'p' next is a drawer pulse
+	pulses  int  // drawer pulses seen since printersim started
 }
 
 func (s *sim) flag(name string) bool {
@@ -211,11 +218,24 @@ func (s *sim) take(b []byte, answers chan<- byte) int {
 // print puts job bytes on the paper and returns an empty job to go on with.
 func (s *sim) print(job []byte) []byte {
 	if len(job) > 0 {
+		var at int64
+		if fi, err := s.paper.Stat(); err == nil {
+			at = fi.Size()
+		}
 		if _, err := s.paper.Write(job); err != nil {
 			log.Fatal(fmt.Errorf("paper: %w", err))
 		}
-		s.paper.Sync()
+		if err := s.paper.Sync(); err != nil {
+			log.Fatal(fmt.Errorf("paper: %w", err))
+		}
 		s.printed += len(job)
+		for i, b := range job {
+			if s.esc && b == 'p' {
+				s.pulses++
+				log.Printf("printersim: drawer pulse %d (ESC p) at paper offset %d", s.pulses, at+int64(i)-1)
+			}
+			s.esc = b == 0x1b
+		}
 	}
 	return job[:0]
 }

@@ -1,0 +1,100 @@
+# The host side of the till test bed shared by test-till.sh and power-cuts.sh (sourced, not
+# run; kept apart from lib.sh, whose content keys the cached images): building what goes into
+# the guest, choosing KVM or TCG, preparing a run's disk and share, booting it, and reading the
+# guest's PASS/FAIL lines. The caller sets top (the repository) and cache (.cache/till).
+
+# till_build_guest_parts: the .deb (path in $deb) and the test bed's own programs in
+# $cache/bin, built from this tree.
+till_build_guest_parts() {
+	local version
+	version=$(scripts/version)
+	echo "till: building ecrd $version"
+	deb=$(scripts/build-deb.sh "$version" dist) || return 1
+	mkdir -p "$cache/bin"
+	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/printersim" ./scripts/till/printersim || return 1
+	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/fakesecupay" ./scripts/till/fakesecupay || return 1
+}
+
+# kvm_works KERNEL: /dev/kvm can be opened yet still not run a guest (nested virtualisation
+# that hangs without a word): boot the kernel with KVM for a few seconds and look for its
+# first console line before trusting it.
+kvm_works() {
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+	local out
+	out=$(timeout 20 qemu-system-x86_64 -accel kvm -m 256 -display none -monitor none -serial stdio \
+		-kernel "$1" -append "console=ttyS0 panic=-1" -no-reboot -nic none 2>/dev/null | head -c 4096)
+	case "$out" in *"Linux version"*) return 0 ;; esac
+	return 1
+}
+
+# till_accel REL: sets accel once (TILL_ACCEL, else KVM if it really runs REL's kernel, else TCG).
+till_accel() {
+	[ -n "${accel:-}" ] && return 0
+	accel=${TILL_ACCEL:-}
+	if [ -z "$accel" ]; then
+		if kvm_works "$cache/$1/vmlinuz"; then accel="-accel kvm -cpu host"; else accel="-accel tcg"; fi
+	fi
+	echo "till: qemu $accel"
+}
+
+# till_prepare REL DIR: a fresh run directory: a copy of REL's image as the till's disk, and
+# the share the guest mounts (the guest scripts, the packages in dist/, the test bed's
+# programs in bin/, results/ for what the guest reports).
+till_prepare() {
+	local rel=$1 dir=$2
+	rm -rf "$dir"
+	mkdir -p "$dir/share/dist" "$dir/share/bin" "$dir/share/results"
+	cp -r scripts/till/guest "$dir/share/guest"
+	cp "$deb" "$dir/share/dist/"
+	cp "$cache/bin/printersim" "$cache/bin/fakesecupay" "$dir/share/bin/"
+	cp --sparse=always "$cache/$rel/root.img" "$dir/disk.img"
+}
+
+# boot REL DIR PHASE: boot the disk once, the guest running PHASE of the suite named in
+# DIR/share/suite (guest/runner.sh); returns when the guest powers off, or kills QEMU when
+# the guest asks for a power cut (it touches the share's killme), or at $boot_timeout
+# (status 1). cut_after holds the seconds from start to the cut, or is empty.
+boot() {
+	local rel=$1 dir=$2 phase=$3 qpid t0 rc=0
+	echo "$phase" >"$dir/share/phase"
+	rm -f "$dir/share/killme"
+	cut_after=
+	t0=$(date +%s)
+	# shellcheck disable=SC2086
+	qemu-system-x86_64 $accel -machine q35 -m 2048 -smp 2 -no-reboot \
+		-display none -monitor none -serial "file:$dir/console-$phase.log" \
+		-kernel "$cache/$rel/vmlinuz" -initrd "$cache/$rel/initrd.img" \
+		-append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=auto" \
+		-drive "file=$dir/disk.img,format=raw,if=virtio" \
+		-virtfs "local,path=$dir/share,mount_tag=host,security_model=none,id=host" \
+		-nic none >"$dir/qemu-$phase.log" 2>&1 &
+	qpid=$!
+	while kill -0 "$qpid" 2>/dev/null; do
+		if [ -e "$dir/share/killme" ]; then
+			kill -KILL "$qpid"
+			cut_after=$(($(date +%s) - t0))
+			echo "till: [$rel] power cut (QEMU killed) after ${cut_after}s"
+			break
+		fi
+		if [ $(($(date +%s) - t0)) -gt "$boot_timeout" ]; then
+			kill -KILL "$qpid"
+			echo "till: [$rel] $phase timed out after ${boot_timeout}s; console: $dir/console-$phase.log"
+			rc=1
+			break
+		fi
+		sleep 1
+	done
+	wait "$qpid" 2>/dev/null
+	echo "till: [$rel] boot $phase: $(($(date +%s) - t0))s"
+	return $rc
+}
+
+# till_report REL FILE: prints the guest's "PASS|FAIL name seconds detail" lines of FILE and
+# adds them up in passed and failed.
+till_report() {
+	local rel=$1 verdict name secs detail
+	while read -r verdict name secs detail; do
+		printf '%s [%s] %-24s %6ss  %s\n' "$verdict" "$rel" "$name" "$secs" "$detail"
+		if [ "$verdict" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+	done <"$2"
+}
