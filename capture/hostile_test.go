@@ -555,3 +555,44 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 		t.Fatalf("the untrusted server answered %d requests", n)
 	}
 }
+
+// A full disk can take a small change into the write-ahead log (its last page has room) and
+// refuse the record file it writes: the intent is committed — start/cash goes out — but not in
+// its file. Asked again, the journal must read the intent from the log, never answer "no
+// record": that would journal a new intent and send a second start/cash.
+func TestIntentInTheLogButNotInItsFileIsNotForgotten(t *testing.T) {
+	state := mountTmpfs(t, "2m")
+	e := newEnvAt(t, state, nil, nil)
+	// The log's first page, allocated now, has room for the intent's frame once the disk is full.
+	if err := e.journal.log.Commit(true, wal.Op{Path: "pad", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	filler := fill(t, state)
+	_, err := e.svc.Capture(context.Background(), seed)
+	if err == nil {
+		t.Fatal("captured on a full disk with nowhere to record it")
+	}
+	if n, _ := e.journal.log.Pending(); n == 0 || e.fake.Calls().StartCash[seed] != 1 {
+		t.Fatalf("%d changes pending, %d start/cash: the scenario did not happen (intent committed, file refused, start/cash sent)",
+			n, e.fake.Calls().StartCash[seed])
+	}
+	if _, err := os.Stat(filepath.Join(state, "journal", seed+".json")); !os.IsNotExist(err) {
+		t.Fatalf("the intent's file exists (%v): the scenario did not happen", err)
+	}
+	// The POS asks again, with the disk still full.
+	if _, err := e.svc.Capture(context.Background(), seed); err == nil {
+		t.Fatal("captured again on a full disk")
+	}
+	if n := e.fake.Calls().StartCash[seed]; n != 1 {
+		t.Fatalf("%d start/cash calls: the committed intent was taken for no record", n)
+	}
+	// The disk recovers: the capture is settled from secupay's side, still with one start/cash.
+	os.Remove(filler)
+	res, err := e.svc.Capture(context.Background(), seed)
+	if err != nil || res.Job.State != JobPrinted {
+		t.Fatalf("after recovery: %+v, %v", res, err)
+	}
+	if n := e.fake.Calls().StartCash[seed]; n != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
+		t.Fatalf("start/cash %d, captures %d, receipts %d", n, e.fake.Calls().Captures[seed], e.receipts())
+	}
+}

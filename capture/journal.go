@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,18 +135,19 @@ func (e *CorruptError) Error() string {
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-func (j *Journal) path(id string) string { return filepath.Join(j.dir, id+".json") }
 
 func activeRel(id string) string   { return journalDir + "/" + id + ".json" }
 func finishedRel(id string) string { return finishedDir + "/" + id + ".json" }
 
 // Get returns the record of transaction id, errNoRecord, a *CorruptError, or an I/O error.
+// It reads through the write-ahead log: a record committed but not yet in its file (the disk
+// refused it) is the record, never "no record" — that would send a second start/cash.
 func (j *Journal) Get(id string) (*Record, error) {
-	path := j.path(id)
-	f, err := os.Open(path)
+	path := activeRel(id)
+	b, modTime, err := j.read(path)
 	if errors.Is(err, os.ErrNotExist) {
-		path = filepath.Join(j.log.Root(), filepath.FromSlash(finishedRel(id)))
-		f, err = os.Open(path)
+		path = finishedRel(id)
+		b, modTime, err = j.read(path)
 	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errNoRecord
@@ -153,16 +155,8 @@ func (j *Journal) Get(id string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	corrupt := func(err error) error { return &CorruptError{Path: path, ModTime: fi.ModTime(), Err: err} }
+	path = filepath.Join(j.log.Root(), filepath.FromSlash(path))
+	corrupt := func(err error) error { return &CorruptError{Path: path, ModTime: modTime, Err: err} }
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, corrupt(err)
@@ -182,6 +176,29 @@ func (j *Journal) Get(id string) (*Record, error) {
 		return nil, corrupt(fmt.Errorf("unknown phase %q", r.Phase))
 	}
 	return &r, nil
+}
+
+// read returns the record file rel (the log's form) as committed, and when it was written: the
+// change the log holds for it if the files have not taken it yet (written now, as far as
+// anyone can tell), else the file.
+func (j *Journal) read(rel string) ([]byte, time.Time, error) {
+	if data, removed, ok := j.log.Committed(rel); ok {
+		if removed {
+			return nil, time.Time{}, os.ErrNotExist
+		}
+		return data, time.Now(), nil
+	}
+	f, err := os.Open(filepath.Join(j.log.Root(), filepath.FromSlash(rel)))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := io.ReadAll(f)
+	return b, fi.ModTime(), err
 }
 
 // Put writes r durably: it returns only once r survives power loss.
@@ -302,12 +319,24 @@ func (j *Journal) All() ([]*Record, []error) {
 	}
 	var recs []*Record
 	var errs []error
+	names := make([]string, 0, len(ents))
 	for _, e := range ents {
-		name := e.Name()
+		names = append(names, e.Name())
+	}
+	// Records committed but not yet in their files are unfinished work too.
+	for _, rel := range j.log.PendingUnder(journalDir + "/") {
+		if name := strings.TrimPrefix(rel, journalDir+"/"); !strings.Contains(name, "/") && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
 		if filepath.Ext(name) != ".json" || atomicfile.IsTemp(name) {
 			continue
 		}
 		r, err := j.Get(name[:len(name)-len(".json")])
+		if errors.Is(err, errNoRecord) {
+			continue // moved to finished, or removed, in a change the files have not taken
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

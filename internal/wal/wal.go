@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -422,6 +423,35 @@ func (l *Log) Retry() int {
 		l.applyPendingLocked()
 	}
 	return len(l.pending)
+}
+
+// Committed returns the latest committed change to path (the log's form: "journal/a.json")
+// that the files have not taken yet: its data, or removed. ok is false when the file on disk
+// is up to date. A reader that must not act on a stale file — the journal, before it decides
+// whether a start/cash was sent — reads through the log with it.
+func (l *Log) Committed(path string) (data []byte, removed, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.pending) - 1; i >= 0; i-- {
+		if op := l.pending[i]; op.Path == path {
+			return slices.Clone(op.Data), op.Remove, true
+		}
+	}
+	return nil, false, false
+}
+
+// PendingUnder returns the paths under dir (the log's form, "journal/") that have committed
+// changes the files have not taken yet.
+func (l *Log) PendingUnder(dir string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, op := range l.pending {
+		if strings.HasPrefix(op.Path, dir) && !slices.Contains(out, op.Path) {
+			out = append(out, op.Path)
+		}
+	}
+	return out
 }
 
 // Pending reports how many committed changes the files have not taken yet, and why.
