@@ -6,6 +6,18 @@ import (
 	"testing"
 )
 
+// openHeld opens the log of root with its checkpoint's background steps held back for the
+// test to run (holdBackground); the log is closed when the test ends.
+func openHeld(t *testing.T, root string, limit int64) (*Log, *held) {
+	t.Helper()
+	l, err := Open(root, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, holdBackground(l)
+}
+
 func read(t *testing.T, root, rel string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, rel))
@@ -152,12 +164,7 @@ func FuzzReplay(f *testing.F) {
 // runs inside Commit but the switch.
 func TestCheckpointAtLimit(t *testing.T) {
 	root := t.TempDir()
-	l, err := Open(root, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	h := holdBackground(l)
+	l, h := openHeld(t, root, 200)
 	first := l.gen
 	commit := func(sync bool, v byte) {
 		t.Helper()
@@ -201,12 +208,7 @@ func TestCheckpointAtLimit(t *testing.T) {
 // it once: a synced change in the next log must never outlive one in this log.
 func TestUnsyncedLogSwitchesAtTwiceTheLimit(t *testing.T) {
 	root := t.TempDir()
-	l, err := Open(root, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	h := holdBackground(l)
+	l, h := openHeld(t, root, 200)
 	first := l.gen
 	for i := 0; l.gen == first; i++ {
 		if err := l.Commit(false, Op{Path: "x", Data: []byte("0123456789")}); err != nil {
@@ -261,11 +263,7 @@ func TestChangeReplayCannotApplyIsNeverDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err = Open(root, 300)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := holdBackground(l)
+	l, h := openHeld(t, root, 300)
 	if len(l.ReplayErrors()) != 1 {
 		t.Fatalf("replay errors %v, want the one change", l.ReplayErrors())
 	}
