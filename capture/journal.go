@@ -135,7 +135,6 @@ func (e *CorruptError) Error() string {
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-
 func activeRel(id string) string   { return journalDir + "/" + id + ".json" }
 func finishedRel(id string) string { return finishedDir + "/" + id + ".json" }
 
