@@ -18,9 +18,14 @@ import (
 // and what secupay and the paper must show before and after the restart.
 type crashCase struct {
 	point string
-	// At the crash: start/cash calls secupay saw, and what the printer file holds.
+	// env is added to the first life's environment (the checkpoint's points need a tiny log).
+	env []string
+	// At the crash: start/cash calls secupay saw (-1: 0 or 1, where a background step's kill
+	// races the call), and what the printer file holds.
 	startsAtCrash int
-	paperAtCrash  string // "none", "half", "whole", or "any" where the spool worker races the kill
+	// mayAnswer: the point is in a background step, which the POS's answer may beat.
+	mayAnswer    bool
+	paperAtCrash string // "none", "half", "whole", or "any" where the spool worker races the kill
 	// After the restart and the POS asking again: whole copies of the receipt on paper.
 	minCopies, maxCopies int
 	halfCopies           int // torn jobs left by a crash in mid-write
@@ -53,7 +58,18 @@ var crashMatrix = []crashCase{
 	{point: "wal-committed#1", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
 	{point: "wal-appended#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
 	{point: "wal-committed#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
+	// The log's checkpoint, made to fall inside the capture by a one-byte limit: the next log
+	// is prepared in the background after the intent (#1), the capture's answer switches to
+	// it, and syncfs and removing the old log follow in the background. The switch holds the
+	// log's lock, so the answer is not out yet; the background steps race the capture.
+	{point: "wal-prepared#1", env: tinyLog, startsAtCrash: -1, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
+	{point: "wal-switched#1", env: tinyLog, startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
+	{point: "wal-synced#1", env: tinyLog, startsAtCrash: 1, mayAnswer: true, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
+	{point: "wal-removed#1", env: tinyLog, startsAtCrash: 1, mayAnswer: true, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
 }
+
+// tinyLog makes the write-ahead log checkpoint at every change (the crash-point build reads it).
+var tinyLog = []string{"ECRD_WAL_LIMIT=1"}
 
 // crashID is the transaction a crash case captures. The fake creates it on demand (AutoCreate)
 // with a receipt that prints the id, so every job on paper can be traced to its transaction.
@@ -82,19 +98,20 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	jobID := id + ".receipt"
 
 	// First life: dies at the crash point while the POS waits for its answer.
-	p := e.start("ECRD_CRASHPOINT=" + c.point)
-	if status, body, err := e.request("POST", "/v1/transactions/"+id+"/cash"); err == nil {
+	p := e.start(append([]string{"ECRD_CRASHPOINT=" + c.point}, c.env...)...)
+	if status, body, err := e.request("POST", "/v1/transactions/"+id+"/cash"); err == nil && !c.mayAnswer {
 		t.Fatalf("the daemon answered %d %s although it should have died at %s", status, body, c.point)
 	}
 	p.wait(t)
 	if !killedBySIGKILL(p) {
 		t.Fatalf("daemon ended with %v, not by its crash point's SIGKILL\n%s", p.err, p.logs)
 	}
-	if n := e.fake.Calls().StartCash[id]; n != c.startsAtCrash {
-		t.Fatalf("at the crash secupay saw %d start/cash calls, want %d", n, c.startsAtCrash)
+	starts, captures := e.fake.Calls().StartCash[id], e.fake.Calls().Captures[id]
+	if c.startsAtCrash >= 0 && starts != c.startsAtCrash || starts > 1 {
+		t.Fatalf("at the crash secupay saw %d start/cash calls, want %d", starts, c.startsAtCrash)
 	}
-	if n := e.fake.Calls().Captures[id]; n != c.startsAtCrash {
-		t.Fatalf("at the crash secupay captured %d times, want %d", n, c.startsAtCrash)
+	if captures != starts {
+		t.Fatalf("at the crash secupay captured %d times for %d start/cash calls", captures, starts)
 	}
 	whole, half := countJobs(t, e.receipts(), id)
 	switch c.paperAtCrash {

@@ -298,7 +298,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 // openState opens the state directory's write-ahead log — the journal's and the spool's files
 // change only through it; opening replays what a crash or power cut left — and the journal.
 func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) {
-	stateLog, err := wal.Open(dir, 0)
+	stateLog, err := wal.Open(dir, walLimit())
 	if err != nil {
 		return nil, nil, err
 	}

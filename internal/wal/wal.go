@@ -333,6 +333,8 @@ func (l *Log) checkpointLocked() {
 	l.f, l.gen, l.size, l.flushed = l.next, l.nextGen, 0, 0
 	l.next, l.prepareAt = nil, 0
 	l.finishing = true
+	// Two logs on disk, the files behind them not flushed yet: a cut here replays both.
+	crashpoint.Hit("wal-switched")
 	l.background(func() { l.finish(old, oldGen) })
 }
 
@@ -343,6 +345,9 @@ func (l *Log) prepare(gen uint64) {
 		if err = atomicfile.SyncDir(l.dir); err != nil {
 			f.Close()
 		}
+	}
+	if err == nil {
+		crashpoint.Hit("wal-prepared") // an empty newer log on disk: a cut here replays it too
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -366,6 +371,7 @@ func (l *Log) finish(old *os.File, oldGen uint64) {
 	old.Close()
 	err := l.syncfs()
 	if err == nil {
+		crashpoint.Hit("wal-synced") // the files hold the old log's changes; the old log is still there
 		if gens, gerr := l.generations(); gerr == nil {
 			for _, g := range gens {
 				if g <= oldGen {
@@ -373,6 +379,7 @@ func (l *Log) finish(old *os.File, oldGen uint64) {
 				}
 			}
 		}
+		crashpoint.Hit("wal-removed") // from here the files alone hold what the old log did
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -32,6 +32,11 @@ point_of() { sed -n "${1}p" "$POINTS"; }
 npoints() { grep -c . "$POINTS"; }
 # id_of POINT: the transaction captured at POINT, named after it so the paper shows whose
 # receipt is whose (wal-appended#2 → STX_PCWALAPPENDEDN2).
+# checkpoint_point POINT: a step of the write-ahead log's checkpoint (internal/wal).
+checkpoint_point() { case "$1" in wal-prepared* | wal-switched* | wal-synced* | wal-removed*) return 0 ;; esac; return 1; }
+# follows_up POINT: a checkpoint step held in the background, beside which captures go on
+# (the switch holds the log's lock: nothing is committed while it holds).
+follows_up() { checkpoint_point "$1" && [ "${1%%#*}" != wal-switched ]; }
 id_of() { echo "STX_PC$(echo "$1" | tr -d '#-' | tr a-z A-Z | sed 's/\([A-Z]\)\([0-9]\)$/\1N\2/')"; }
 
 # tally ID: "WHOLE TORN PULSES" of ID's receipts on the whole paper. A job starts with
@@ -133,11 +138,15 @@ arm() {
 	sysctl -q -w vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0
 	grep ' / ' /proc/mounts
 	mkdir -p "$(dirname "$DROPIN")"
+	# The write-ahead log's checkpoint comes every few hundred captures; a one-byte limit (read
+	# only by the crash-point build) makes its steps fall inside this capture.
+	local limit=""
+	checkpoint_point "$point" && limit="ECRD_WAL_LIMIT=1"
 	cat >"$DROPIN" <<CONF
 [Service]
 ExecStart=
 ExecStart=/usr/local/sbin/ecrd-crashpoints serve
-Environment=ECRD_CRASHPOINT=$point ECRD_CRASHPOINT_HOLD=1 ECRD_IN_DOUBT_WAIT=5s
+Environment=ECRD_CRASHPOINT=$point ECRD_CRASHPOINT_HOLD=1 ECRD_IN_DOUBT_WAIT=5s $limit
 CONF
 	systemctl daemon-reload
 	t0=$(date +%s)
@@ -150,6 +159,13 @@ CONF
 		if ! wait_for 120 sh -c "journalctl -u ecrd.service --since @$t0 -o cat --no-pager | grep -qF 'ecrd crashpoint $point reached'"; then
 			echo "FAIL cut-$point 0 the point was never reached (see point-$k.armed-journal)" >>"$R/results.txt"
 			touch "$R/point-$k.failed"
+		elif follows_up "$point"; then
+			# A checkpoint step held in the background stops no capture. One more, answered
+			# before the cut, flushes the new log — and with it the file system's journal,
+			# which holds what the step did (the old log's removal): a step done too early
+			# (a log removed before the files were flushed) is on disk for the cut to show.
+			capture "${id}F" >"$R/point-$k.follow-up" 2>&1
+			echo "follow-up ${id}F before the cut: $(cat "$R/point-$k.follow-up")"
 		fi
 	fi
 	# What the paper and secupay show at the cut, for the report.
@@ -194,6 +210,38 @@ verify() {
 	[ "$whole" -ge 1 ] || fail "the receipt is not on the paper whole: lost"
 	[ "$whole" -le 2 ] || fail "the receipt is on the paper $whole times"
 	[ "$pulses" -le 1 ] || fail "the drawer opened $pulses times"
+	if follows_up "$point"; then
+		# The capture answered after the point, before the cut: answered means kept.
+		grep -q '"status":"ok"' "$R/point-$k.follow-up" || fail "the follow-up capture was not answered ok: $(cat "$R/point-$k.follow-up")"
+		settled "${id}F" || fail "the follow-up capture, asked again: $answer"
+		wait_for 60 job_printed "${id}F" || fail "the follow-up's receipt job is not printed"
+		starts=$(start_count "${id}F")
+		read -r whole torn pulses <<<"$(tally "${id}F")"
+		note "follow-up ${id}F: start/cash $starts, whole $whole, torn $torn, drawer $pulses"
+		[ "$starts" = 1 ] || fail "the follow-up: start/cash called $starts times"
+		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "the follow-up: whole $whole, drawer $pulses"
+	fi
+	every_capture_remembered "$k"
+}
+
+# every_capture_remembered K: every capture before the cut at point K (the one without a cut,
+# each earlier point's and their follow-ups) is still known: the POS asking again hears its
+# stored answer, and secupay sees no new start/cash. A checkpoint that dropped a change the
+# files had not flushed would show here as a second start/cash.
+every_capture_remembered() {
+	local k=$1 j ids=STX_PCNOCUT id2 out
+	for j in $(seq 1 "$k"); do
+		[ -e "$R/point-$j.failed" ] && continue
+		id2=$(id_of "$(point_of "$j")")
+		ids="$ids $id2"
+		follows_up "$(point_of "$j")" && ids="$ids ${id2}F"
+	done
+	for id2 in $ids; do
+		out=$(capture "$id2" 2>&1) || true
+		case "$out" in *'"status":"ok"'*) ;; *) fail "$id2, asked again after cut $k: $out" ;; esac
+		[ "$(start_count "$id2")" = 1 ] || fail "$id2: start/cash called $(start_count "$id2") times after cut $k"
+	done
+	note "all $(echo "$ids" | wc -w) captures so far answered from the journal, none started again"
 }
 
 # --- the last boot: the whole run -----------------------------------------------------------
@@ -212,6 +260,10 @@ s_whole_run() {
 		read -r whole torn pulses <<<"$(tally "$id")"
 		echo "$point $id: whole $whole torn $torn drawer $pulses"
 		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point: whole $whole, drawer $pulses over the run"
+		follows_up "$point" || continue
+		read -r whole torn pulses <<<"$(tally "${id}F")"
+		echo "$point ${id}F: whole $whole torn $torn drawer $pulses"
+		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point follow-up: whole $whole, drawer $pulses over the run"
 	done
 	total=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
 	note "start/cash total $total for $(($(ls "$R"/point-*.env | wc -l) + 1)) captures"
