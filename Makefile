@@ -16,7 +16,7 @@ deps:
 	@scripts/install-deps
 
 build: deps
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ecrd
+	GO=$(GO) scripts/build-ecrd $(BIN) "$(VERSION)"
 
 vet: deps
 	$(GO) vet $(PKGS)

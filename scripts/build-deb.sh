@@ -17,11 +17,8 @@ umask 022
 d() { install -d -m 0755 "$root/$1"; }
 f() { install -D -m "$1" "$2" "$root/$3"; }
 
-# cgo (libusb through gousb); PIE and full RELRO as Debian builds its own binaries.
-export CGO_ENABLED=1
-export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2}"
-export CGO_LDFLAGS="${CGO_LDFLAGS:--Wl,-z,relro -Wl,-z,now}"
-go build -trimpath -buildmode=pie -ldflags "-s -w -X main.version=$version" -o "$root/usr/bin/ecrd" ./cmd/ecrd
+# How the daemon is built (cgo, PIE, RELRO, packed relocations, no HTTP/2) is scripts/build-ecrd's.
+scripts/build-ecrd "$root/usr/bin/ecrd" "$version"
 chmod 0755 "$root/usr/bin/ecrd"
 
 f 0644 deploy/systemd/ecrd.service usr/lib/systemd/system/ecrd.service

@@ -433,7 +433,10 @@ var defaultHTTPClient = &http.Client{
 		ResponseHeaderTimeout: 60 * time.Second, // the call's context is usually shorter
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConnsPerHost:   4,
-		ForceAttemptHTTP2:     true,
+		// HTTP/1.1 with keep-alive: a till makes one call at a time, so HTTP/2's streams buy
+		// nothing, and the daemon is built without it (scripts/build-ecrd: its half megabyte
+		// of code would only sit in memory). A connection that hangs then holds one call.
+		ForceAttemptHTTP2: false,
 	},
 	// A redirect would turn POST start/cash into a GET elsewhere; secupay does not redirect,
 	// so a 3xx is reported, not followed.

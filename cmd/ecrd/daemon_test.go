@@ -19,9 +19,9 @@ import (
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
-// ecrdBin is the daemon binary the tests start as a real process. It is built with the
-// crashpoints tag so that crash tests can stop it at a named step; without ECRD_CRASHPOINT
-// it behaves exactly like a release build.
+// ecrdBin is the daemon binary the tests start as a real process. It is built as the package
+// builds it, with the crashpoints tag added so that crash tests can stop it at a named step;
+// without ECRD_CRASHPOINT it behaves exactly like a release build.
 var ecrdBin string
 
 func TestMain(m *testing.M) {
@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ecrdBin = filepath.Join(dir, "ecrd")
-	build := exec.Command("go", "build", "-tags", "crashpoints", "-o", ecrdBin, ".")
+	// Built as the package builds it (scripts/build-ecrd), so that the tests start and measure
+	// what a till runs, with the crash points added.
+	build := exec.Command("../../scripts/build-ecrd", ecrdBin, "", "crashpoints")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building ecrd:", err)

@@ -36,9 +36,8 @@ till_host_deps || exit 1
 t_all=$(date +%s)
 till_build_guest_parts || exit 1
 # The daemon that stops at a point: the same tree built with -tags crashpoints, as the
-# package builds it otherwise (cgo for gousb).
-CGO_ENABLED=1 go build -tags crashpoints -trimpath -ldflags "-X main.version=$(scripts/version)+crashpoints" \
-	-o "$cache/bin/ecrd-crashpoints" ./cmd/ecrd || exit 1
+# package builds it otherwise.
+scripts/build-ecrd "$cache/bin/ecrd-crashpoints" "$(scripts/version)+crashpoints" crashpoints || exit 1
 
 passed=0
 failed=0
