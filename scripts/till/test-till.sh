@@ -38,6 +38,7 @@ for rel in $releases; do
 	dir=$cache/run/$rel
 	till_prepare "$rel" "$dir"
 	cp "$next" "$dir/share/dist/"
+	echo "${TILL_MEMORY_CAPTURES:-1000}" >"$dir/share/memory-captures"
 	echo scenarios >"$dir/share/suite"
 
 	boot "$rel" "$dir" main

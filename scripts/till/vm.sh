@@ -13,6 +13,7 @@ till_build_guest_parts() {
 	mkdir -p "$cache/bin"
 	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/printersim" ./scripts/till/printersim || return 1
 	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/fakesecupay" ./scripts/till/fakesecupay || return 1
+	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/posload" ./scripts/till/posload || return 1
 }
 
 # kvm_works KERNEL: /dev/kvm can be opened yet still not run a guest (nested virtualisation
@@ -46,7 +47,7 @@ till_prepare() {
 	mkdir -p "$dir/share/dist" "$dir/share/bin" "$dir/share/results"
 	cp -r scripts/till/guest "$dir/share/guest"
 	cp "$deb" "$dir/share/dist/"
-	cp "$cache/bin/printersim" "$cache/bin/fakesecupay" "$dir/share/bin/"
+	cp "$cache/bin/printersim" "$cache/bin/fakesecupay" "$cache/bin/posload" "$dir/share/bin/"
 	cp --sparse=always "$cache/$rel/root.img" "$dir/disk.img"
 }
 

@@ -65,7 +65,7 @@ lp_present() { [ -c /dev/usb/lp0 ]; }
 
 # --- the test bed's own parts (not the package) ---------------------------------------------
 bed_setup() {
-	install -m 0755 "$S/bin/printersim" "$S/bin/fakesecupay" /usr/local/sbin/
+	install -m 0755 "$S/bin/printersim" "$S/bin/fakesecupay" "$S/bin/posload" /usr/local/sbin/
 	install -m 0755 "$S/guest/gadget.sh" /usr/local/sbin/till-gadget
 	cat >/etc/systemd/system/till-gadget.service <<'UNIT'
 [Unit]

@@ -317,6 +317,35 @@ s_purge() {
 	dpkg -l ecrd 2>/dev/null | grep -q '^ii' && fail "still installed" || true
 }
 
+# rss PID: the resident memory of PID as /proc shows it, in MiB: all, anonymous, files.
+rss() { awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s %.1f MiB  ", $1, $2 / 1024 }' "/proc/$1/status"; }
+ecrd_pid() { systemctl show -p MainPID --value ecrd.service; }
+healthy() { pos_curl http://ecrd/healthz 2>/dev/null | grep -q '"status":"ok"'; }
+
+# The packaged daemon's memory on Debian's own kernel, under systemd, with the printer on the
+# USB stack: after N captures in a row (posload: one keep-alive connection, each answer
+# captured and printed; N from the host, TILL_MEMORY_CAPTURES), and idle after a restart on
+# that history. README "Performance" has the same figures from the build machine, whose
+# newer kernel maps a binary's file in large folios, so that there nearly all of it is resident.
+s_memory() {
+	local n pid before
+	n=$(cat "$S/memory-captures" 2>/dev/null || echo 1000)
+	restart_ecrd
+	wait_for 30 healthy || fail "not healthy after the restart"
+	pid=$(ecrd_pid)
+	note "started: $(rss "$pid")"
+	before=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
+	runuser -u pos -- /usr/local/sbin/posload -n "$n" -prefix STX_MEM || fail "posload"
+	[ "$(ecrd_pid)" = "$pid" ] || fail "the daemon restarted during the run"
+	note "after $n captures: $(rss "$pid")"
+	local after
+	after=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
+	[ $((after - before)) = "$n" ] || fail "$((after - before)) start/cash calls for $n captures"
+	restart_ecrd
+	wait_for 30 healthy || fail "not healthy after the restart"
+	note "idle after a restart on that history: $(rss "$(ecrd_pid)")"
+}
+
 case "${1:?phase}" in
 main)
 	: >"$R/results.txt"
@@ -344,6 +373,7 @@ main)
 after-cut)
 	scenario power-cut-reboot s_power_cut_reboot
 	scenario upgrade s_upgrade
+	scenario memory s_memory
 	scenario purge s_purge
 	echo done >"$R/after-cut.done"
 	;;
