@@ -28,6 +28,12 @@ func TestPowerCutAfterEveryCommit(t *testing.T) {
 	}
 	defer l.Close()
 	held := holdBackground(l)
+	checkpoint := snapshot(t, state) // the files as the last checkpoint flushed them
+	syncfs := l.flushFiles
+	l.flushFiles = func() error { // what syncfs flushes survives: every file as it is now
+		checkpoint = snapshot(t, state)
+		return syncfs()
+	}
 	paths := []string{"journal/a.json", "journal/finished/a.json", "spool/queue/j.json", "spool/done/j.json", "x"}
 	const absent = "<absent>"
 	model := map[string]string{} // the files as the changes so far make them
@@ -44,7 +50,6 @@ func TestPowerCutAfterEveryCommit(t *testing.T) {
 		}
 	}
 	flushedNow()
-	checkpoint := snapshot(t, state) // the files as the last checkpoint flushed them
 	switches, finishes, twoLogs := 0, 0, 0
 	for i := range 400 {
 		var ops []Op
@@ -74,9 +79,8 @@ func TestPowerCutAfterEveryCommit(t *testing.T) {
 		}
 		// The background steps run now or later.
 		for len(held.queue) > 0 && rng.IntN(2) == 0 {
-			if held.run() == "finish" { // syncfs: every file as it is now survives
+			if held.run() == "finish" {
 				finishes++
-				checkpoint = snapshot(t, state)
 			}
 		}
 
