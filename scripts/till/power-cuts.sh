@@ -41,7 +41,6 @@ scripts/build-ecrd "$cache/bin/ecrd-crashpoints" "$(scripts/version)+crashpoints
 
 passed=0
 failed=0
-panics=0
 summary=""
 for name in $(grep -rhoE --include='*.go' --exclude='*_test.go' 'crashpoint\.Hit\("[^"]+"\)' . | sed -E 's/.*"(.*)".*/\1/' | sort -u); do
 	case " $all_points " in
@@ -69,24 +68,11 @@ for rel in $releases; do
 	n=$(grep -c . "$dir/share/points")
 	res=$dir/share/results/results.txt
 	k=0
-	tries=0
 	while [ "$k" -le "$n" ]; do
-		boot "$rel" "$dir" "boot-$k" || {
+		boot_again_after_panic "$rel" "$dir" "boot-$k" || {
 			echo "FAIL boot-$k 0 timed out (see $dir/console-boot-$k.log)" >>"$res"
 			break
 		}
-		# Under TCG the guest's kernel has oopsed at start-up, before any of the suite ran
-		# (int3 in code the kernel was patching: not ecrd, which had not started). To the
-		# disk that is one more power cut, so the boot is repeated (twice at most), and said.
-		if [ ! -e "$dir/share/results/runner-boot-$k.log" ] && grep -q 'Kernel panic' "$dir/console-boot-$k.log" &&
-			[ "$tries" -lt 2 ]; then
-			tries=$((tries + 1))
-			panics=$((panics + 1))
-			mv "$dir/console-boot-$k.log" "$dir/console-boot-$k.panic-$tries.log"
-			echo "till: [$rel] boot-$k: the guest's kernel panicked before the suite started (see console-boot-$k.panic-$tries.log); booting the disk again"
-			continue
-		fi
-		tries=0
 		if [ "$k" -lt "$n" ] && [ -z "$cut_after" ]; then
 			echo "FAIL boot-$k 0 the boot ended without arming point $((k + 1)) (see $dir/console-boot-$k.log and results/runner-boot-$k.log)" >>"$res"
 			break

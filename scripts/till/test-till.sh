@@ -41,8 +41,8 @@ for rel in $releases; do
 	echo "${TILL_MEMORY_CAPTURES:-1000}" >"$dir/share/memory-captures"
 	echo scenarios >"$dir/share/suite"
 
-	boot "$rel" "$dir" main
-	[ -e "$dir/share/results/main.done" ] && boot "$rel" "$dir" after-cut
+	boot_again_after_panic "$rel" "$dir" main
+	[ -e "$dir/share/results/main.done" ] && boot_again_after_panic "$rel" "$dir" after-cut
 
 	res=$dir/share/results/results.txt
 	touch "$res"
@@ -53,6 +53,6 @@ for rel in $releases; do
 	summary="$summary $rel:$(($(date +%s) - t_rel))s"
 	echo "till: [$rel] logs in $dir/share/results"
 done
-echo "till: wall time per release:$summary"
+echo "till: wall time per release:$summary; guest kernel panics before the suite: $panics"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -90,6 +90,27 @@ boot() {
 	return $rc
 }
 
+# boot_again_after_panic REL DIR PHASE: boot, as boot does; but when the guest's kernel
+# panicked before the suite's runner started (under TCG it has oopsed at start-up, about one
+# boot in 80: int3 in code the kernel was patching, before ecrd or the suite ran), boot the disk
+# again, twice at most, and count it in panics. To the disk that boot was one more power cut.
+panics=0
+boot_again_after_panic() {
+	local rel=$1 dir=$2 phase=$3 tries=0
+	while :; do
+		boot "$rel" "$dir" "$phase" || return 1
+		if [ ! -e "$dir/share/results/runner-$phase.log" ] && grep -q 'Kernel panic' "$dir/console-$phase.log" &&
+			[ "$tries" -lt 2 ]; then
+			tries=$((tries + 1))
+			panics=$((panics + 1))
+			mv "$dir/console-$phase.log" "$dir/console-$phase.panic-$tries.log"
+			echo "till: [$rel] $phase: the guest's kernel panicked before the suite started (see console-$phase.panic-$tries.log); booting the disk again"
+			continue
+		fi
+		return 0
+	done
+}
+
 # till_report REL FILE: prints the guest's "PASS|FAIL name seconds detail" lines of FILE and
 # adds them up in passed and failed.
 till_report() {

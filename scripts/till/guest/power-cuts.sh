@@ -266,7 +266,10 @@ s_whole_run() {
 		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point follow-up: whole $whole, drawer $pulses over the run"
 	done
 	total=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
-	note "start/cash total $total for $(($(ls "$R"/point-*.env | wc -l) + 1)) captures"
+	local captures
+	captures=$(($(ls "$R"/point-*.env | wc -l) + $(ls "$R"/point-*.follow-up 2>/dev/null | wc -l) + 1))
+	note "start/cash total $total for $captures captures (one per point, the follow-ups, the one without a cut)"
+	[ "$total" = "$captures" ] || fail "$total start/cash calls for $captures captures"
 	runuser -u pos -- ecrd status
 }
 
