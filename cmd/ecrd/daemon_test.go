@@ -263,6 +263,31 @@ func TestDaemonCapturesOncePrintsOnce(t *testing.T) {
 	}
 }
 
+// TestDaemonRunsWithoutHugePages: the daemon executes itself again with transparent huge pages
+// off (hugepages.go), as the same process: the process the test started is the one that
+// answers, and the kernel reports huge pages disabled for it. Socket activation across that
+// second execution is TestDaemonSocketActivation's.
+func TestDaemonRunsWithoutHugePages(t *testing.T) {
+	e := newDaemonEnv(t)
+	p := e.start()
+	if status, out := e.capture(secupaytest.SeedID); status != 200 || out["status"] != "ok" {
+		t.Fatalf("capture: %d %v", status, out)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var thp string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "THP_enabled:"); ok {
+			thp = strings.TrimSpace(v)
+		}
+	}
+	if thp != "0" {
+		t.Fatalf("THP_enabled %q in the daemon's status, want 0", thp)
+	}
+}
+
 func TestDaemonSecupayErrors(t *testing.T) {
 	e := newDaemonEnv(t)
 	e.start()

@@ -317,8 +317,12 @@ s_purge() {
 	dpkg -l ecrd 2>/dev/null | grep -q '^ii' && fail "still installed" || true
 }
 
-# rss PID: the resident memory of PID as /proc shows it, in MiB: all, anonymous, files.
-rss() { awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s %.1f MiB  ", $1, $2 / 1024 }' "/proc/$1/status"; }
+# rss PID: the resident memory of PID as /proc shows it, in MiB: all, anonymous, files; and
+# whether the kernel may give it transparent huge pages (Debian's kernels do, unless the
+# process says no: cmd/ecrd/hugepages.go).
+rss() {
+	awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s %.1f MiB  ", $1, $2 / 1024 } /^THP_enabled:/ { printf "%s %s  ", $1, $2 }' "/proc/$1/status"
+}
 ecrd_pid() { systemctl show -p MainPID --value ecrd.service; }
 healthy() { pos_curl http://ecrd/healthz 2>/dev/null | grep -q '"status":"ok"'; }
 
@@ -333,7 +337,7 @@ s_memory() {
 	restart_ecrd
 	wait_for 30 healthy || fail "not healthy after the restart"
 	pid=$(ecrd_pid)
-	note "started: $(rss "$pid")"
+	note "$(cat /sys/kernel/mm/transparent_hugepage/enabled); started: $(rss "$pid")"
 	before=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
 	runuser -u pos -- /usr/local/sbin/posload -n "$n" -prefix STX_MEM || fail "posload"
 	[ "$(ecrd_pid)" = "$pid" ] || fail "the daemon restarted during the run"
