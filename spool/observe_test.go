@@ -47,6 +47,13 @@ func TestObserveSeesPrintedAndFailedJobs(t *testing.T) {
 	if n := s.PrintedSince(time.Now().Add(time.Second)); n != 0 {
 		t.Fatalf("PrintedSince(future) = %d, want 0", n)
 	}
+	// A prune scans done/, which holds the job printed in this life too: counted once.
+	if err := s.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.PrintedSince(before); n != 1 {
+		t.Fatalf("PrintedSince(before) = %d after a prune, want 1", n)
+	}
 	if st := s.LastStatus(); st.Status.State != "online" || st.Checked.IsZero() {
 		t.Fatalf("LastStatus = %+v, want online and checked", st)
 	}

@@ -104,6 +104,9 @@ type Options struct {
 	// was printed, else the write failed and the job will be tried again. A job held because
 	// the printer is not ready is no attempt. It runs on the worker and must not block.
 	Observe func(job Info, err error)
+	// Pruned, if set, is told when a prune of the printed jobs' records has ended (the daemon
+	// returns the prune's garbage to the kernel then). It runs on the prune's goroutine.
+	Pruned func()
 }
 
 func (o *Options) defaults() {
@@ -161,9 +164,9 @@ type Spool struct {
 	// so that memory and start-up do not grow with the till's history.
 	recent  map[string]*Info
 	recentQ []string
-	// today holds when each receipt printed today was printed (for the status line),
-	// seeded from done/ by the background scan at start.
-	today      []time.Time
+	// today holds when each receipt printed today was printed (Unix nanoseconds, for the
+	// status line), the newest KeepDone at most, seeded from done/ by the background prune.
+	today      []int64
 	sincePrune int        // jobs printed since the last prune
 	pruning    sync.Mutex // held by the background prune
 	status     printer.Status
@@ -781,9 +784,9 @@ func (s *Spool) LastStatus() PrinterStatus {
 func (s *Spool) PrintedSince(t time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
+	n, since := 0, t.UnixNano()
 	for _, p := range s.today {
-		if !p.Before(t) {
+		if p >= since {
 			n++
 		}
 	}
@@ -998,7 +1001,7 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 		delete(s.recent, s.recentQ[0])
 		s.recentQ = s.recentQ[1:]
 	}
-	s.today = append(s.today, r.Printed)
+	s.today = append(s.today, r.Printed.UnixNano())
 	s.sincePrune++
 	if s.sincePrune >= max(1, s.opt.KeepDone/10) {
 		s.sincePrune = 0
@@ -1020,13 +1023,14 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 // records) twice in bounded memory — eight bytes per job — and runs in the background: a
 // start never waits for, nor holds, the till's history.
 func (s *Spool) Prune() error {
-	midnight := startOfDay(time.Now())
+	now := time.Now()
+	midnight, began := startOfDay(now), now.UnixNano()
 	var times []int64 // modification times, for the cut-off
-	var today []time.Time
+	var today []int64
 	err := s.eachDone(func(id string, mod time.Time) error {
 		times = append(times, mod.UnixNano())
 		if !mod.Before(midnight) {
-			today = append(today, mod)
+			today = append(today, mod.UnixNano())
 		}
 		return nil
 	})
@@ -1034,14 +1038,16 @@ func (s *Spool) Prune() error {
 		return err
 	}
 	s.mu.Lock()
-	seen := make(map[int64]bool, len(today))
-	for _, t := range today {
-		seen[t.UnixNano()] = true
-	}
-	for _, t := range s.today { // printed since the scan began
-		if !seen[t.UnixNano()] && !t.Before(midnight) {
+	// The scan found every job printed before it began; those printed since are in s.today.
+	// (One printed while the scan ran may be counted twice: the status line can take that.)
+	for _, t := range s.today {
+		if t >= began {
 			today = append(today, t)
 		}
+	}
+	if len(today) > s.opt.KeepDone { // the spool remembers no more jobs than that
+		slices.Sort(today)
+		today = slices.Clone(today[len(today)-s.opt.KeepDone:])
 	}
 	s.today = today
 	s.mu.Unlock()
@@ -1117,6 +1123,9 @@ func (s *Spool) prune() {
 	defer s.pruning.Unlock()
 	if err := s.Prune(); err != nil {
 		s.log.Warn("spool: prune", zap.Error(err))
+	}
+	if s.opt.Pruned != nil {
+		s.opt.Pruned()
 	}
 }
 

@@ -410,6 +410,11 @@ func TestPruneKeepsNewestDone(t *testing.T) {
 	if len(ents) != 10 {
 		t.Fatalf("%d done records kept, want 10", len(ents))
 	}
+	// What the status line counts is bounded the same way: memory does not grow with a day's
+	// receipts beyond what the spool keeps.
+	if n := s.PrintedSince(startOfDay(time.Now())); n != 10 {
+		t.Fatalf("PrintedSince(midnight) = %d after the prune, want the 10 kept", n)
+	}
 	// A new life knows the printed jobs only from disk: the newest are kept, the oldest gone.
 	s2, err := openSpool(t, dir, newFake(), opt)
 	if err != nil {

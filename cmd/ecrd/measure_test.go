@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,4 +155,66 @@ func spread(d []time.Duration) string {
 	slices.Sort(s)
 	r := func(x time.Duration) string { return x.Round(100 * time.Microsecond).String() }
 	return fmt.Sprintf("min %s / median %s / max %s", r(s[0]), r(s[len(s)/2]), r(s[len(s)-1]))
+}
+
+// TestMeasureIdleAfterRestart measures what a till's daemon holds right after an ordinary
+// restart: 2,000 captures through the daemon (so that its write-ahead log is as full as the
+// checkpoint lets it grow, and the spool remembers its last printed jobs), a clean stop, then
+// starts as after a boot, each followed by the idle wait of TestMeasureStartWithLongHistory.
+// (That test's history is written straight to the files, with no log to replay.)
+func TestMeasureIdleAfterRestart(t *testing.T) {
+	e := newDaemonEnv(t)
+	p := e.start()
+	c, _ := loadClient(e.socket, 1)
+	for i := range 2000 {
+		if status, ans, err := captureOnce(c, loadID(i)); err != nil || status != 200 || ans.Status != "ok" {
+			t.Fatalf("capture %d: %d %+v %v", i, status, ans, err)
+		}
+	}
+	waitQueueEmpty(t, c)
+	var parts []string
+	var rss []int64
+	for range 4 {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.wait(t)
+		evictBinary(t)
+		p = e.start()
+		time.Sleep(500 * time.Millisecond)
+		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
+		parts = append(parts, rssParts(t, p.cmd.Process.Pid))
+	}
+	slices.Sort(rss)
+	t.Logf("after 2,000 captures and a clean stop: VmRSS idle after start %.1f–%.1f MiB (%s)",
+		float64(rss[0])/(1<<20), float64(rss[len(rss)-1])/(1<<20), strings.Join(parts, "; "))
+}
+
+// TestMeasureIdleAfterPrune measures the daemon idle once the background prune a while after
+// start has gone through a 100,000-capture history (the spool keeps the newest 10,000 printed
+// jobs): a burst of work whose garbage an idle daemon, running no collection, would keep.
+func TestMeasureIdleAfterPrune(t *testing.T) {
+	e := newDaemonEnv(t)
+	fillHistory(t, e.state, 100000)
+	evictBinary(t)
+	p := e.start()
+	time.Sleep(500 * time.Millisecond)
+	before := rssParts(t, p.cmd.Process.Pid)
+	rssBefore := vmRSS(t, p.cmd.Process.Pid)
+	done := filepath.Join(e.state, "spool", "done")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ents, err := os.ReadDir(done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) <= 10000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d printed jobs kept 3 minutes after start: the prune did not run", len(ents))
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(2 * time.Second) // the prune's last batch, and the memory handed back after it
+	t.Logf("100000 past captures: VmRSS idle %.1f MiB after start (%s), %.1f MiB after the prune (%s)",
+		float64(rssBefore)/(1<<20), before, float64(vmRSS(t, p.cmd.Process.Pid))/(1<<20), rssParts(t, p.cmd.Process.Pid))
 }

@@ -180,6 +180,14 @@ func gcForATill() {
 	}
 }
 
+// returnMemory hands the heap's free pages back to the kernel after work the daemon does
+// rarely and in a burst — replaying the log and resuming at start, pruning the history —
+// whose garbage would otherwise stay resident: an idle daemon allocates nothing, so no
+// collection runs that would let the runtime's scavenger release it. Measured: 17.3 MiB idle
+// after the first prune of a 100,000-capture history, 11.0 before it (make measure-storage,
+// TestMeasureIdleAfterPrune). One forced collection of a heap of a few MiB: milliseconds.
+func returnMemory() { debug.FreeOSMemory() }
+
 // runningDaemon is ecrd's parts, started: spool worker, API server.
 type runningDaemon struct {
 	log        *zap.Logger
@@ -246,7 +254,8 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	}
 	undo = append(undo, p.Close)
 	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
-		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) }})
+		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) },
+		Pruned: returnMemory})
 	if err != nil {
 		return nil, err
 	}
@@ -423,8 +432,9 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
+		returnMemory() // what the log's replay and the resume read
 		// Pruning reads the whole finished directory: later, not while the till starts.
-		prune := time.AfterFunc(30*time.Second, svc.Prune)
+		prune := time.AfterFunc(30*time.Second, func() { svc.Prune(); returnMemory() })
 		defer prune.Stop()
 		if cfg.resolveEvery > 0 {
 			svc.RunResolver(wctx, cfg.resolveEvery)
