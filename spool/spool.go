@@ -1023,14 +1023,19 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 // records) twice in bounded memory — eight bytes per job — and runs in the background: a
 // start never waits for, nor holds, the till's history.
 func (s *Spool) Prune() error {
+	// Today's receipts are counted from the scan up to a second before it began, and from
+	// what this life printed since then: every job printed before that second has its done
+	// file in place when the scan passes, and a file's time (the kernel's coarse clock) is
+	// within milliseconds of the job's printed time, so no receipt is counted twice or lost.
 	now := time.Now()
-	midnight, began := startOfDay(now), now.UnixNano()
+	midnight, joint := startOfDay(now).UnixNano(), now.Add(-time.Second).UnixNano()
 	var times []int64 // modification times, for the cut-off
 	var today []int64
 	err := s.eachDone(func(id string, mod time.Time) error {
-		times = append(times, mod.UnixNano())
-		if !mod.Before(midnight) {
-			today = append(today, mod.UnixNano())
+		m := mod.UnixNano()
+		times = append(times, m)
+		if m >= midnight && m < joint {
+			today = append(today, m)
 		}
 		return nil
 	})
@@ -1038,10 +1043,8 @@ func (s *Spool) Prune() error {
 		return err
 	}
 	s.mu.Lock()
-	// The scan found every job printed before it began; those printed since are in s.today.
-	// (One printed while the scan ran may be counted twice: the status line can take that.)
 	for _, t := range s.today {
-		if t >= began {
+		if t >= joint && t >= midnight {
 			today = append(today, t)
 		}
 	}

@@ -265,11 +265,15 @@ func TestDaemonCapturesOncePrintsOnce(t *testing.T) {
 
 // TestDaemonRunsWithoutHugePages: the daemon executes itself again with transparent huge pages
 // off (hugepages.go), as the same process: the process the test started is the one that
-// answers, and the kernel reports huge pages disabled for it. Socket activation across that
-// second execution is TestDaemonSocketActivation's.
+// answers, its second execution says so (once), and the kernel reports huge pages disabled
+// for it. Socket activation across that second execution is TestDaemonSocketActivation's.
 func TestDaemonRunsWithoutHugePages(t *testing.T) {
 	e := newDaemonEnv(t)
+	e.extraEnv = []string{"ECRD_LOG_LEVEL=debug"}
 	p := e.start()
+	if n := strings.Count(p.logs.String(), "executed again without transparent huge pages"); n != 1 {
+		t.Fatalf("the daemon said %d times that it executed again, want once:\n%s", n, p.logs)
+	}
 	if status, out := e.capture(secupaytest.SeedID); status != 200 || out["status"] != "ok" {
 		t.Fatalf("capture: %d %v", status, out)
 	}

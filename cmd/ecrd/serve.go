@@ -108,14 +108,17 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected argument %q (secrets are read from files, never from the command line)", errUsage, fs.Arg(0))
 	}
-	hugePagesErr := withoutHugePages() // executes the daemon again, unless already done
+	again, hugePagesErr := withoutHugePages() // executes the daemon again, unless already done
 	gcForATill()
 	log, err := newLogger(cfg.logLevel, cfg.logFormat, stderr)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if hugePagesErr != nil {
+	switch {
+	case hugePagesErr != nil:
 		log.Warn("could not execute the daemon again without transparent huge pages; going on with them (more memory)", zap.Error(hugePagesErr))
+	case again:
+		log.Debug("executed again without transparent huge pages")
 	}
 	defer log.Sync()
 

@@ -139,12 +139,8 @@ type held struct{ queue []func() string }
 
 func holdBackground(l *Log) *held {
 	h := &held{}
-	l.background = func(f func()) {
-		name := "prepare"
-		if l.finishing {
-			name = "finish"
-		}
-		h.queue = append(h.queue, func() string { f(); return name })
+	l.background = func(step string, f func()) {
+		h.queue = append(h.queue, func() string { f(); return step })
 	}
 	return h
 }

@@ -51,10 +51,15 @@ const DefaultLimit = 1 << 20
 // name, then syncfs of every file the old log's changes were applied to) can take seconds on
 // a cheap SD card with much to write, and a POS must not wait for them.
 //
-//  1. Past half the limit, the next log is created and its name flushed (prepare).
+//  1. The next log is always made ready ahead: created, its name flushed (prepare) — by Open,
+//     with the log it starts, and in the background as soon as a switch has used the last.
 //  2. Past the limit, right after a synced change (the old log is then flushed to its end),
 //     Commit switches to the next log: a pointer swap under the lock.
 //  3. In the background, syncfs flushes the files, then the old log is removed (finish).
+//
+// So the switch comes at the first synced change past the limit, never later for want of a
+// prepared log (which also makes it a step the crash tests can cut at, with a small limit);
+// an empty prepared log on disk is replayed as nothing.
 //
 // A power cut between 2 and 3 leaves both logs: Open replays the old, then the new, which is
 // the order the changes were made in. A log that was only ever appended without a flush is
@@ -84,7 +89,7 @@ type Log struct {
 	preparing  bool
 	prepareAt  int64 // after a failed prepare: the log size to try again at
 	finishing  bool
-	background func(func())
+	background func(step string, f func())
 	bg         sync.WaitGroup
 	// flushFiles flushes every file of the state directory: syncfs (the power-cut test wraps
 	// it to see exactly what a checkpoint flushed, and when).
@@ -123,7 +128,7 @@ func Open(root string, limit int64) (*Log, error) {
 		limit = DefaultLimit
 	}
 	l := &Log{root: root, dir: filepath.Join(root, "wal"), limit: limit}
-	l.background = func(f func()) {
+	l.background = func(_ string, f func()) {
 		l.bg.Add(1)
 		go func() { defer l.bg.Done(); f() }()
 	}
@@ -306,18 +311,14 @@ func (l *Log) Commit(sync bool, ops ...Op) error {
 // next log, or switch to it. Neither flushes, except a log that never had a synced change and
 // reached twice the limit: it is flushed once, here, so that it can be switched.
 func (l *Log) checkpointLocked() {
-	if l.size < l.limit/2 || len(l.pending) > 0 || l.finishing {
-		return
-	}
 	if l.next == nil {
+		// Not ready: being prepared, or the last try failed (tried again past prepareAt).
 		if !l.preparing && l.size >= l.prepareAt {
-			l.preparing = true
-			gen := l.gen + 1
-			l.background(func() { l.prepare(gen) })
+			l.prepareLocked()
 		}
 		return
 	}
-	if l.size < l.limit {
+	if l.size < l.limit || len(l.pending) > 0 || l.finishing {
 		return
 	}
 	if l.flushed != l.size {
@@ -339,7 +340,15 @@ func (l *Log) checkpointLocked() {
 	l.finishing = true
 	// Two logs on disk, the files behind them not flushed yet: a cut here replays both.
 	crashpoint.Hit("wal-switched")
-	l.background(func() { l.finish(old, oldGen) })
+	l.background("finish", func() { l.finish(old, oldGen) })
+	l.prepareLocked()
+}
+
+// prepareLocked starts preparing the log after the current one, in the background.
+func (l *Log) prepareLocked() {
+	l.preparing = true
+	gen := l.gen + 1
+	l.background("prepare", func() { l.prepare(gen) })
 }
 
 // prepare creates log gen and makes its name durable, for the switch to use.
@@ -502,8 +511,8 @@ func (l *Log) applyOne(op Op) error {
 func local(p string) bool { return p != "" && filepath.IsLocal(filepath.FromSlash(p)) }
 
 // rotate is Open's checkpoint, in line (nothing else runs yet): it flushes every file of the
-// state directory (syncfs), starts log next, makes its name durable, and only then removes the
-// logs in old.
+// state directory (syncfs), starts log next and prepares the one after it, makes their names
+// durable, and only then removes the logs in old.
 func (l *Log) rotate(next uint64, old []uint64) error {
 	if err := l.flushFiles(); err != nil {
 		return err
@@ -512,16 +521,25 @@ func (l *Log) rotate(next uint64, old []uint64) error {
 	if err != nil {
 		return err
 	}
+	// The log after it, ready for the first switch, made durable by the same directory
+	// flush. Without it (it could not be created) the first commit prepares one.
+	ahead, aheadErr := os.OpenFile(l.path(next+1), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
 	if err := atomicfile.SyncDir(l.dir); err != nil {
 		f.Close()
+		if aheadErr == nil {
+			ahead.Close()
+		}
 		return err
 	}
 	if l.f != nil {
 		l.f.Close()
 	}
 	l.f, l.gen, l.size, l.flushed = f, next, 0, 0
+	if aheadErr == nil {
+		l.next, l.nextGen = ahead, next+1
+	}
 	for _, g := range old {
-		if g != next {
+		if g != next && g != next+1 {
 			os.Remove(l.path(g)) // a log surviving this is replayed harmlessly: its changes come first
 		}
 	}

@@ -65,12 +65,13 @@ func TestCommittedChangeSurvivesLostFiles(t *testing.T) {
 	if got := read(t, root, "spool/done/j.json"); got != "D" {
 		t.Fatalf("spool/done/j.json = %q", got)
 	}
-	// Open checkpointed: the old log is gone, a new empty one is in place.
+	// Open checkpointed: the old log is gone, a new empty one is in place, and the one after
+	// it is prepared.
 	if l.Size() != 0 {
 		t.Fatalf("new log holds %d bytes", l.Size())
 	}
-	if gens, _ := l.generations(); len(gens) != 1 {
-		t.Fatalf("logs after checkpoint: %v", gens)
+	if gens, _ := l.generations(); len(gens) != 2 || gens[0] != l.gen || gens[1] != l.gen+1 {
+		t.Fatalf("logs after checkpoint: %v, want %d and %d", gens, l.gen, l.gen+1)
 	}
 }
 
@@ -159,13 +160,17 @@ func FuzzReplay(f *testing.F) {
 	})
 }
 
-// Past half its limit the log prepares the next one; past the limit, after a synced change,
-// it switches to it; the old log goes only after syncfs has flushed the files. No step of it
-// runs inside Commit but the switch.
+// The next log is ready from the start (Open prepares it); past the limit, at the first synced
+// change, the log switches to it; the old log goes only after syncfs has flushed the files,
+// and the log after the next is prepared in the background at once. No step of it runs
+// inside Commit but the switch.
 func TestCheckpointAtLimit(t *testing.T) {
 	root := t.TempDir()
 	l, h := openHeld(t, root, 200)
 	first := l.gen
+	if l.next == nil || l.nextGen != first+1 {
+		t.Fatalf("after Open the next log is %v (gen %d), want log %d ready", l.next, l.nextGen, first+1)
+	}
 	commit := func(sync bool, v byte) {
 		t.Helper()
 		if err := l.Commit(sync, Op{Path: "x", Data: []byte{v}}); err != nil {
@@ -173,31 +178,31 @@ func TestCheckpointAtLimit(t *testing.T) {
 		}
 	}
 	i := byte('0')
-	for l.size < 100 {
-		commit(true, i)
-		i++
-	}
-	if len(h.queue) != 1 || l.next != nil {
-		t.Fatalf("past half the limit: %d steps held, next %v; want the next log being prepared", len(h.queue), l.next)
-	}
-	if h.run() != "prepare" || l.next == nil {
-		t.Fatal("prepare did not make the next log")
-	}
 	for l.gen == first {
+		before := l.size
 		commit(true, i)
 		i++
-		if l.size > 200 && l.gen == first {
-			t.Fatalf("log at %d bytes, past its limit, not switched", l.size)
+		if before >= 200 && l.gen == first {
+			t.Fatalf("log at %d bytes, past its limit, not switched at a synced change", before)
+		}
+		if l.gen == first && len(h.queue) != 0 {
+			t.Fatalf("%d background steps before the switch, want none", len(h.queue))
 		}
 	}
-	if gens, _ := l.generations(); len(gens) != 2 || gens[0] != first || gens[1] != l.gen {
-		t.Fatalf("after the switch logs %v, want %d and %d until syncfs", gens, first, l.gen)
+	if gens, _ := l.generations(); len(gens) != 2 || gens[0] != first || gens[1] != l.gen || l.next != nil {
+		t.Fatalf("after the switch logs %v (next %v), want %d and %d until syncfs", gens, l.next, first, l.gen)
 	}
-	if len(h.queue) != 1 || h.run() != "finish" {
+	if len(h.queue) != 2 || h.run() != "finish" {
 		t.Fatal("no finish step after the switch")
 	}
 	if gens, _ := l.generations(); len(gens) != 1 || gens[0] != l.gen {
 		t.Fatalf("after the checkpoint logs %v, want only %d", gens, l.gen)
+	}
+	if h.run() != "prepare" || l.next == nil || l.nextGen != l.gen+1 {
+		t.Fatal("the log after the next was not prepared")
+	}
+	if gens, _ := l.generations(); len(gens) != 2 || gens[1] != l.gen+1 {
+		t.Fatalf("after the prepare logs %v, want %d and %d", gens, l.gen, l.gen+1)
 	}
 	if read(t, root, "x") != string(i-1) {
 		t.Fatal("last change not applied")
@@ -224,8 +229,8 @@ func TestUnsyncedLogSwitchesAtTwiceTheLimit(t *testing.T) {
 			t.Fatal("no switch")
 		}
 	}
-	if gens, _ := l.generations(); len(gens) != 1 {
-		t.Fatalf("logs %v after the checkpoint", gens)
+	if gens, _ := l.generations(); len(gens) != 2 || gens[0] != l.gen {
+		t.Fatalf("logs %v after the checkpoint, want %d and the prepared one", gens, l.gen)
 	}
 }
 
@@ -274,6 +279,8 @@ func TestChangeReplayCannotApplyIsNeverDropped(t *testing.T) {
 		t.Fatalf("a/y = %q: applied ahead of the change before it", got)
 	}
 	// Commits while it waits: no checkpoint may drop the log holding a/x.
+	gens, _ := l.generations()
+	holding := gens[0]
 	for i := range 20 {
 		if err := l.Commit(true, Op{Path: "b", Data: []byte{byte('a' + i)}}); err != nil {
 			t.Fatal(err)
@@ -282,8 +289,8 @@ func TestChangeReplayCannotApplyIsNeverDropped(t *testing.T) {
 			h.run()
 		}
 	}
-	if gens, _ := l.generations(); len(gens) < 2 {
-		t.Fatalf("logs %v: the log holding the waiting change is gone", gens)
+	if gens, _ := l.generations(); gens[0] != holding {
+		t.Fatalf("logs %v: log %d, holding the waiting change, is gone", gens, holding)
 	}
 	// The obstacle goes; the next commit applies everything in order, and a checkpoint
 	// after that may drop the old log.

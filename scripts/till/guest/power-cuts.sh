@@ -44,7 +44,7 @@ follows_up() { checkpoint_point "$1" && [ "${1%%#*}" != wal-switched ]; }
 # decided blind), "any" where the cut races the flushes.
 read_backs() {
 	case "$1" in
-	wal-appended#1 | wal-prepared#1) echo any ;;
+	wal-appended#1) echo any ;;
 	wal-committed#1 | before-start | after-answer | wal-appended#2) echo 1+ ;;
 	*) echo 0 ;;
 	esac
@@ -150,10 +150,11 @@ arm() {
 	sysctl -q -w vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0
 	grep ' / ' /proc/mounts
 	mkdir -p "$(dirname "$DROPIN")"
-	# The write-ahead log's checkpoint comes every few hundred captures; a one-byte limit (read
-	# only by the crash-point build) makes its steps fall inside this capture.
+	# The write-ahead log's checkpoint comes every few hundred captures; a 1 KiB limit (read
+	# only by the crash-point build) makes it fall inside this capture: the intent's change
+	# stays under it, the answer's crosses it.
 	local limit=""
-	checkpoint_point "$point" && limit="ECRD_WAL_LIMIT=1"
+	checkpoint_point "$point" && limit="ECRD_WAL_LIMIT=1024"
 	cat >"$DROPIN" <<CONF
 [Service]
 ExecStart=
