@@ -115,8 +115,11 @@ func (d *runningDaemon) notifyLoop(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastStatus, lastProblem string
-	for {
-		if wd > 0 {
+	// The first round comes as the daemon starts, when the print worker may not have begun
+	// its loop yet: it would be judged stuck, and an error logged for a daemon that works.
+	// The first ping comes a round later, at half the watchdog's interval: in time.
+	for first := true; ; first = false {
+		if wd > 0 && !first {
 			problem := ""
 			if !d.stopping.Load() {
 				problem = d.alive(ctx, client)

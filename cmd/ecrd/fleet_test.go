@@ -365,6 +365,11 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 		return fmt.Errorf("no %q among the notifications", want)
 	}
 	waitFor(t, 5*time.Second, func() error { return statusSeen("STATUS=printer online, 0 queued, 0 receipts today") })
+	// A daemon just started is working: its first check must not catch the print worker
+	// before it began (the journal's error priority is what technicians watch).
+	if strings.Contains(p.logs.String(), "watchdog not fed") {
+		t.Fatalf("a working daemon logged that the watchdog is not fed:\n%s", p.logs)
+	}
 
 	// The receipt goes to a printer that never takes it: the worker is stuck in open(2).
 	if status, out := e.capture(secupaytest.SeedID); status != 200 || jobOf(out)["state"] != "queued" {
