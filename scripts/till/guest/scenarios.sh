@@ -170,6 +170,11 @@ s_journal_errors() {
 	# fields journal fields a technician filters on.
 	journalctl -u ecrd -p err -o cat --no-pager | tail -n 5 | tee /tmp/err.txt
 	grep -q 'ecrd not started' /tmp/err.txt || fail "the start failure is not logged as an error (-p err)"
+	# Nothing so far stopped the print worker: no start, stop or unplug may have been taken
+	# for a daemon that does not work.
+	if journalctl -u ecrd -p err -o cat --no-pager | grep -q 'watchdog not fed'; then
+		fail "a working daemon logged that its watchdog was not fed"
+	fi
 	journalctl -u ecrd -p warning -o cat --no-pager | grep -q 'job held' || fail "the held jobs are not logged as warnings"
 	journalctl -u ecrd TRANSACTION_ID=STX_TILLLP1 -o cat --no-pager | grep -q '^captured' ||
 		fail "no TRANSACTION_ID field to filter a capture's lines on"
