@@ -186,6 +186,12 @@ func (l *Log) generations() ([]uint64, error) {
 
 func (l *Log) path(gen uint64) string { return filepath.Join(l.dir, fmt.Sprintf("%016d.log", gen)) }
 
+// create starts log gen, empty, for appending (its name is not durable until the directory is
+// flushed).
+func (l *Log) create(gen uint64) (*os.File, error) {
+	return os.OpenFile(l.path(gen), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+}
+
 // replay applies every whole frame of log gen, in order. A frame that is torn (the power
 // failed while it was written: never reported committed) or corrupt is skipped, and replay
 // resumes at the next whole frame after it: a flipped bit in one change must not take the
@@ -353,7 +359,7 @@ func (l *Log) prepareLocked() {
 
 // prepare creates log gen and makes its name durable, for the switch to use.
 func (l *Log) prepare(gen uint64) {
-	f, err := os.OpenFile(l.path(gen), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+	f, err := l.create(gen)
 	if err == nil {
 		if err = atomicfile.SyncDir(l.dir); err != nil {
 			f.Close()
@@ -517,13 +523,13 @@ func (l *Log) rotate(next uint64, old []uint64) error {
 	if err := l.flushFiles(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.path(next), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+	f, err := l.create(next)
 	if err != nil {
 		return err
 	}
 	// The log after it, ready for the first switch, made durable by the same directory
 	// flush. Without it (it could not be created) the first commit prepares one.
-	ahead, aheadErr := os.OpenFile(l.path(next+1), os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o640)
+	ahead, aheadErr := l.create(next + 1)
 	if err := atomicfile.SyncDir(l.dir); err != nil {
 		f.Close()
 		if aheadErr == nil {
@@ -538,10 +544,8 @@ func (l *Log) rotate(next uint64, old []uint64) error {
 	if aheadErr == nil {
 		l.next, l.nextGen = ahead, next+1
 	}
-	for _, g := range old {
-		if g != next && g != next+1 {
-			os.Remove(l.path(g)) // a log surviving this is replayed harmlessly: its changes come first
-		}
+	for _, g := range old { // all older than next
+		os.Remove(l.path(g)) // a log surviving this is replayed harmlessly: its changes come first
 	}
 	return nil
 }

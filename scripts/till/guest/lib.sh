@@ -43,6 +43,8 @@ pos_curl() { runuser -u pos -- curl -sS --max-time 90 --unix-socket "$SOCK" "$@"
 capture() { pos_curl -X POST "http://ecrd/v1/transactions/$1/cash"; }
 # copies ID: how many receipts for ID are on the paper (its id is printed on it).
 copies() { grep -a -o "$1" "$PAPER" 2>/dev/null | wc -l; }
+# total_start_cash: start/cash calls the fake secupay logged, for any transaction.
+total_start_cash() { curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2; }
 start_count() { local n; n=$(curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep -m1 "\"$1\":" | cut -d: -f2); echo "${n:-0}"; }
 wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
 	local t=$1; shift

@@ -30,8 +30,6 @@ DROPIN=/run/systemd/system/ecrd.service.d/power-cut.conf
 
 point_of() { sed -n "${1}p" "$POINTS"; }
 npoints() { grep -c . "$POINTS"; }
-# id_of POINT: the transaction captured at POINT, named after it so the paper shows whose
-# receipt is whose (wal-appended#2 → STX_PCWALAPPENDEDN2).
 # checkpoint_point POINT: a step of the write-ahead log's checkpoint (internal/wal).
 checkpoint_point() { case "$1" in wal-prepared* | wal-switched* | wal-synced* | wal-removed*) return 0 ;; esac; return 1; }
 # follows_up POINT: a checkpoint step held in the background, beside which captures go on
@@ -49,6 +47,8 @@ read_backs() {
 	*) echo 0 ;;
 	esac
 }
+# id_of POINT: the transaction captured at POINT, named after it so the paper shows whose
+# receipt is whose (wal-appended#2 → STX_PCWALAPPENDEDN2).
 id_of() { echo "STX_PC$(echo "$1" | tr -d '#-' | tr a-z A-Z | sed 's/\([A-Z]\)\([0-9]\)$/\1N\2/')"; }
 
 # tally ID: "WHOLE TORN PULSES" of ID's receipts on the whole paper. A job starts with
@@ -235,10 +235,11 @@ verify() {
 		settled "${id}F" || fail "the follow-up capture, asked again: $answer"
 		wait_for 60 job_printed "${id}F" || fail "the follow-up's receipt job is not printed"
 		starts=$(start_count "${id}F")
+		gets=$(get_count "${id}F")
 		read -r whole torn pulses <<<"$(tally "${id}F")"
-		note "follow-up ${id}F: start/cash $starts, read-backs $(get_count "${id}F"), whole $whole, torn $torn, drawer $pulses"
+		note "follow-up ${id}F: start/cash $starts, read-backs $gets, whole $whole, torn $torn, drawer $pulses"
 		[ "$starts" = 1 ] || fail "the follow-up: start/cash called $starts times"
-		[ "$(get_count "${id}F")" = 0 ] || fail "the follow-up was answered before the cut, yet read back: its flushed answer was lost"
+		[ "$gets" = 0 ] || fail "the follow-up was answered before the cut, yet read back: its flushed answer was lost"
 		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "the follow-up: whole $whole, drawer $pulses"
 	fi
 	every_capture_remembered "$k"
@@ -285,7 +286,7 @@ s_whole_run() {
 		echo "$point ${id}F: whole $whole torn $torn drawer $pulses"
 		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point follow-up: whole $whole, drawer $pulses over the run"
 	done
-	total=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
+	total=$(total_start_cash)
 	local captures
 	captures=$(($(ls "$R"/point-*.env | wc -l) + $(ls "$R"/point-*.follow-up 2>/dev/null | wc -l) + 1))
 	note "start/cash total $total for $captures captures (one per point, the follow-ups, the one without a cut)"

@@ -275,7 +275,7 @@ s_power_cut_reboot() {
 	[ "$(start_count STX_TILLCUT1)" = 1 ] || fail "start/cash for the cut payment called $(start_count STX_TILLCUT1) times"
 	# And nothing else was captured twice, over the whole run and both boots.
 	curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep '"STX_' | grep -v ':1$' && fail "a payment was captured more than once" || true
-	note "start/cash total $(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)"
+	note "start/cash total $(total_start_cash)"
 }
 
 s_upgrade() {
@@ -334,8 +334,8 @@ healthy() { pos_curl http://ecrd/healthz 2>/dev/null | grep -q '"status":"ok"'; 
 # The packaged daemon's memory on Debian's own kernel, under systemd, with the printer on the
 # USB stack: after N captures in a row (posload: one keep-alive connection, each answer
 # captured and printed; N from the host, TILL_MEMORY_CAPTURES), and idle after a restart on
-# that history. README "Performance" has the same figures from the build machine, whose
-# newer kernel maps a binary's file in large folios, so that there nearly all of it is resident.
+# that history. README "Performance" has the build machine's figures, whose kernel does not
+# give huge pages unasked.
 s_memory() {
 	local n pid before
 	n=$(cat "$S/memory-captures" 2>/dev/null || echo 1000)
@@ -343,12 +343,12 @@ s_memory() {
 	wait_for 30 healthy || fail "not healthy after the restart"
 	pid=$(ecrd_pid)
 	note "$(cat /sys/kernel/mm/transparent_hugepage/enabled); started: $(rss "$pid")"
-	before=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
+	before=$(total_start_cash)
 	runuser -u pos -- /usr/local/sbin/posload -n "$n" -prefix STX_MEM || fail "posload"
 	[ "$(ecrd_pid)" = "$pid" ] || fail "the daemon restarted during the run"
 	note "after $n captures: $(rss "$pid")"
 	local after
-	after=$(curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2)
+	after=$(total_start_cash)
 	[ $((after - before)) = "$n" ] || fail "$((after - before)) start/cash calls for $n captures"
 	restart_ecrd
 	wait_for 30 healthy || fail "not healthy after the restart"
