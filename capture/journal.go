@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/dirscan"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 )
 
@@ -262,14 +263,10 @@ func (j *Journal) Remove(ids ...string) error {
 }
 
 // PruneFinished removes the finished records last written before t. It streams the
-// directory's entries (never the records) and removes in batches: bounded memory however
-// long the till has run. It returns how many it removed.
+// directory's names and times (never the records, see dirscan) and removes in batches:
+// bounded memory however long the till has run. It returns how many it removed.
 func (j *Journal) PruneFinished(t time.Time) (int, error) {
-	d, err := os.Open(filepath.Join(j.log.Root(), finishedDir))
-	if err != nil {
-		return 0, fmt.Errorf("journal: %w", err)
-	}
-	defer d.Close()
+	dir := filepath.Join(j.log.Root(), finishedDir)
 	removed := 0
 	var ops []wal.Op
 	flush := func() error {
@@ -281,31 +278,26 @@ func (j *Journal) PruneFinished(t time.Time) (int, error) {
 		ops = ops[:0]
 		return err
 	}
-	for {
-		ents, rerr := d.ReadDir(1024)
-		for _, e := range ents {
-			if atomicfile.IsTemp(e.Name()) {
-				os.Remove(filepath.Join(d.Name(), e.Name())) // a write that never completed
-				continue
-			}
-			id, ok := strings.CutSuffix(e.Name(), ".json")
-			if !ok {
-				continue
-			}
-			if fi, err := e.Info(); err == nil && fi.ModTime().Before(t) {
-				ops = append(ops, wal.Op{Path: finishedRel(id), Remove: true})
-			}
+	var ferr error // flush's, returned as it is
+	err := dirscan.Each(dir, func(name string, mod time.Time) error {
+		if atomicfile.IsTemp(name) {
+			os.Remove(filepath.Join(dir, name)) // a write that never completed
+			return nil
 		}
-		if err := flush(); err != nil {
-			return removed, err
+		if id, ok := strings.CutSuffix(name, ".json"); ok && mod.Before(t) {
+			ops = append(ops, wal.Op{Path: finishedRel(id), Remove: true})
 		}
-		if rerr == io.EOF {
-			return removed, nil
+		if len(ops) == 512 {
+			ferr = flush()
 		}
-		if rerr != nil {
-			return removed, fmt.Errorf("journal: %w", rerr)
-		}
+		return ferr
+	})
+	if err == nil {
+		err = flush()
+	} else if err != ferr {
+		err = fmt.Errorf("journal: %w", err)
 	}
+	return removed, err
 }
 
 // All returns every record that was unfinished when last written (for resuming after a

@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -36,6 +35,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/crashpoint"
+	"github.com/ecrd-pos/ecrd/internal/dirscan"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 )
@@ -1020,7 +1020,7 @@ func (s *Spool) markPrinted(ctx context.Context, r *record) error {
 
 // Prune forgets the oldest printed jobs beyond KeepDone, and notes when today's receipts
 // were printed (for the status line). It streams the done directory's entries (never the
-// records) twice in bounded memory — eight bytes per job — and runs in the background: a
+// records) twice, in memory bounded by KeepDone, and runs in the background: a
 // start never waits for, nor holds, the till's history.
 func (s *Spool) Prune() error {
 	// Today's receipts are counted from the scan up to a second before it began, and from
@@ -1029,13 +1029,18 @@ func (s *Spool) Prune() error {
 	// within milliseconds of the job's printed time, so no receipt is counted twice or lost.
 	now := time.Now()
 	midnight, joint := startOfDay(now).UnixNano(), now.Add(-time.Second).UnixNano()
-	var times []int64 // modification times, for the cut-off
-	var today []int64
+	// Both lists hold KeepDone times at most however many records the directory has: a
+	// till's history must not lift the heap (and with it the collector's metadata, which the
+	// runtime keeps) each time it is pruned.
+	keep := newest{k: s.opt.KeepDone}  // the newest modification times, for the cut-off
+	today := newest{k: s.opt.KeepDone} // today's, for PrintedSince
+	total := 0
 	err := s.eachDone(func(id string, mod time.Time) error {
 		m := mod.UnixNano()
-		times = append(times, m)
+		total++
+		keep.offer(m)
 		if m >= midnight && m < joint {
-			today = append(today, m)
+			today.offer(m)
 		}
 		return nil
 	})
@@ -1045,23 +1050,21 @@ func (s *Spool) Prune() error {
 	s.mu.Lock()
 	for _, t := range s.today {
 		if t >= joint && t >= midnight {
-			today = append(today, t)
+			today.h = append(today.h, t)
 		}
 	}
-	if len(today) > s.opt.KeepDone { // the spool remembers no more jobs than that
-		slices.Sort(today)
-		today = slices.Clone(today[len(today)-s.opt.KeepDone:])
+	if len(today.h) > s.opt.KeepDone { // the spool remembers no more jobs than that
+		slices.Sort(today.h)
+		today.h = slices.Clone(today.h[len(today.h)-s.opt.KeepDone:])
 	}
-	s.today = today
+	s.today = today.h
 	s.mu.Unlock()
 
-	n := len(times) - s.opt.KeepDone
-	if n <= 0 {
+	if total <= s.opt.KeepDone {
 		return nil
 	}
-	slices.Sort(times)
-	cut := times[n] // remove what is older than the KeepDone newest
-	times = nil
+	cut := keep.min() // remove what is older than the KeepDone newest
+	keep = newest{}
 	var ops []wal.Op
 	flush := func() error {
 		if len(ops) == 0 {
@@ -1087,36 +1090,22 @@ func (s *Spool) Prune() error {
 	return flush()
 }
 
-// eachDone calls f for every done record's job id and modification time, reading the
-// directory in batches.
+// eachDone calls f for every done record's job id and modification time, in memory that
+// does not grow with the directory (dirscan).
 func (s *Spool) eachDone(f func(id string, mod time.Time) error) error {
-	d, err := os.Open(s.doneDir)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer d.Close()
-	for {
-		ents, err := d.ReadDir(1024)
-		for _, e := range ents {
-			id, ok := strings.CutSuffix(e.Name(), ".json")
-			if !ok || atomicfile.IsTemp(e.Name()) {
-				continue
-			}
-			fi, ierr := e.Info()
-			if ierr != nil {
-				continue // removed meanwhile
-			}
-			if ferr := f(id, fi.ModTime()); ferr != nil {
-				return ferr
-			}
-		}
-		if err == io.EOF {
+	var ferr error
+	err := dirscan.Each(s.doneDir, func(name string, mod time.Time) error {
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || atomicfile.IsTemp(name) {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
+		ferr = f(id, mod)
+		return ferr
+	})
+	if err != nil && err != ferr {
+		return fmt.Errorf("spool: %w", err)
 	}
+	return err
 }
 
 func (s *Spool) prune() {
