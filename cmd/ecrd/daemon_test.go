@@ -292,6 +292,30 @@ func TestDaemonRunsWithoutHugePages(t *testing.T) {
 	}
 }
 
+// TestDaemonRunsOnOneP: one P unless GOMAXPROCS says otherwise (tillProcs in serve.go), and
+// the start's log line says which.
+func TestDaemonRunsOnOneP(t *testing.T) {
+	e := newDaemonEnv(t)
+	for _, c := range []struct{ env, want string }{{"GOMAXPROCS=", `"gomaxprocs":1`}, {"GOMAXPROCS=3", `"gomaxprocs":3`}} {
+		e.extraEnv = []string{c.env}
+		p := e.start()
+		if status, out := e.capture(secupaytest.SeedID); status != 200 || out["status"] != "ok" {
+			t.Fatalf("%s: capture: %d %v", c.env, status, out)
+		}
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.wait(t)
+		var serving string
+		for _, line := range strings.Split(p.logs.String(), "\n") {
+			if strings.Contains(line, `"ecrd serving"`) {
+				serving = line
+			}
+		}
+		if !strings.Contains(serving, c.want) {
+			t.Fatalf("%s: the start's line %q, want %s", c.env, serving, c.want)
+		}
+	}
+}
+
 func TestDaemonSecupayErrors(t *testing.T) {
 	e := newDaemonEnv(t)
 	e.start()

@@ -94,7 +94,7 @@ func TestMeasureStartWithLongHistory(t *testing.T) {
 		t0 := time.Now()
 		p := e.start()
 		starts = append(starts, time.Since(t0))
-		time.Sleep(500 * time.Millisecond) // idle: background pruning done, as a till sits
+		time.Sleep(500 * time.Millisecond) // idle, as a till sits; the prune comes 30 s later (TestMeasureIdleAfterPrune)
 		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
 		parts = append(parts, rssParts(t, p.cmd.Process.Pid))
 		p.kill(t)
@@ -219,5 +219,58 @@ func TestMeasureIdleAfterPrune(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second) // the prune's last batch, and the memory handed back after it
 	t.Logf("100000 past captures: VmRSS idle %.1f MiB after start (%s), %.1f MiB after the prune (%s)",
+		float64(rssBefore)/(1<<20), before, float64(vmRSS(t, p.cmd.Process.Pid))/(1<<20), rssParts(t, p.cmd.Process.Pid))
+}
+
+// TestMeasureIdleAfterPruneOfATillsHistory is TestMeasureIdleAfterPrune on the history a till
+// that has run for months leaves at a restart: 100,000 finished captures of which the oldest
+// 1,000 are past --journal-keep (90 days), and 11,000 printed jobs of which the oldest 1,000
+// are beyond the 10,000 the spool keeps. The prune 30 s after the start removes those 2,000,
+// as every later prune does.
+func TestMeasureIdleAfterPruneOfATillsHistory(t *testing.T) {
+	e := newDaemonEnv(t)
+	fillHistory(t, e.state, 100000)
+	done := filepath.Join(e.state, "spool", "done")
+	fin := filepath.Join(e.state, "journal", "finished")
+	age := func(path string, d time.Duration) {
+		if err := os.Chtimes(path, time.Now().Add(-d), time.Now().Add(-d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 90000 {
+		name := fmt.Sprintf("STX_HISTORY%08d", i)
+		switch {
+		case i < 89000:
+			if err := os.Remove(filepath.Join(done, name+".receipt.json")); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			age(filepath.Join(done, name+".receipt.json"), 24*time.Hour)
+		}
+		if i < 1000 {
+			age(filepath.Join(fin, name+".json"), 91*24*time.Hour)
+		}
+	}
+	evictBinary(t)
+	p := e.start()
+	time.Sleep(500 * time.Millisecond)
+	before := rssParts(t, p.cmd.Process.Pid)
+	rssBefore := vmRSS(t, p.cmd.Process.Pid)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		ents, err := os.ReadDir(done)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) == 10000 && strings.Contains(p.logs.String(), `"records":1000`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d printed jobs kept 3 minutes after start, want 10000; the log:\n%s", len(ents), p.logs)
+		}
+		time.Sleep(time.Second)
+	}
+	time.Sleep(2 * time.Second) // the memory handed back after the prunes
+	t.Logf("a till's history: VmRSS idle %.1f MiB after start (%s), %.1f MiB after the prune of 1,000 captures and 1,000 printed jobs (%s)",
 		float64(rssBefore)/(1<<20), before, float64(vmRSS(t, p.cmd.Process.Pid))/(1<<20), rssParts(t, p.cmd.Process.Pid))
 }

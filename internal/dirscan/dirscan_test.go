@@ -80,10 +80,7 @@ func TestEachNamesAMissingDirectory(t *testing.T) {
 // BenchmarkEach reads a 10,000-file directory: the allocations are the names (one string
 // each) and nothing per batch that grows with the directory.
 func BenchmarkEach(b *testing.B) {
-	dir := b.TempDir()
-	for i := range 10000 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("STX_HISTORY%08d.receipt.json", i)), nil, 0o600)
-	}
+	dir := historyDir(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
@@ -96,10 +93,7 @@ func BenchmarkEach(b *testing.B) {
 
 // BenchmarkReadDir is the same directory through (*os.File).ReadDir and Info, for comparison.
 func BenchmarkReadDir(b *testing.B) {
-	dir := b.TempDir()
-	for i := range 10000 {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("STX_HISTORY%08d.receipt.json", i)), nil, 0o600)
-	}
+	dir := historyDir(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		d, _ := os.Open(dir)
@@ -120,4 +114,15 @@ func BenchmarkReadDir(b *testing.B) {
 			b.Fatal(n)
 		}
 	}
+}
+
+// historyDir is a directory of 10,000 printed jobs' names, as a till's spool/done.
+func historyDir(b *testing.B) string {
+	dir := b.TempDir()
+	for i := range 10000 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("STX_HISTORY%08d.receipt.json", i)), nil, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dir
 }
