@@ -90,24 +90,32 @@ boot() {
 	return $rc
 }
 
-# boot_again_after_panic REL DIR PHASE: boot, as boot does; but when the guest's kernel
-# panicked before the suite's runner started (under TCG it has oopsed at start-up, about one
-# boot in 80: int3 in code the kernel was patching, before ecrd or the suite ran), boot the disk
-# again, twice at most, and count it in panics. To the disk that boot was one more power cut.
+# boot_again_after_panic REL DIR PHASE [AGAIN]: boot, as boot does; but when the guest's
+# kernel panicked, boot the disk again, twice at most, and count it in panics. Under TCG it has
+# oopsed at start-up, about one boot in 80 (int3 in code the kernel was patching, before ecrd
+# or the suite ran), and once in the middle of a power-cut boot (a double fault). A panic
+# before the suite's runner started is always booted again; one after it only if the function
+# AGAIN, given DIR and PHASE, says the phase may run again, and puts back what the broken run
+# reported. To the disk that boot was one more power cut.
 panics=0
 boot_again_after_panic() {
-	local rel=$1 dir=$2 phase=$3 tries=0
+	local rel=$1 dir=$2 phase=$3 again=${4:-} tries=0 when
 	while :; do
 		boot "$rel" "$dir" "$phase" || return 1
-		if [ ! -e "$dir/share/results/runner-$phase.log" ] && grep -q 'Kernel panic' "$dir/console-$phase.log" &&
-			[ "$tries" -lt 2 ]; then
-			tries=$((tries + 1))
-			panics=$((panics + 1))
-			mv "$dir/console-$phase.log" "$dir/console-$phase.panic-$tries.log"
-			echo "till: [$rel] $phase: the guest's kernel panicked before the suite started (see console-$phase.panic-$tries.log); booting the disk again"
-			continue
+		when=
+		if [ -z "$cut_after" ] && [ "$tries" -lt 2 ] && grep -q 'Kernel panic' "$dir/console-$phase.log"; then
+			if [ ! -e "$dir/share/results/runner-$phase.log" ]; then
+				when="before the suite started"
+			elif [ -n "$again" ] && "$again" "$dir" "$phase"; then
+				when="while the suite ran, before it did what cannot be done twice"
+				mv "$dir/share/results/runner-$phase.log" "$dir/share/results/runner-$phase.panic-$((tries + 1)).log"
+			fi
 		fi
-		return 0
+		[ -n "$when" ] || return 0
+		tries=$((tries + 1))
+		panics=$((panics + 1))
+		mv "$dir/console-$phase.log" "$dir/console-$phase.panic-$tries.log"
+		echo "till: [$rel] $phase: the guest's kernel panicked $when (see console-$phase.panic-$tries.log); booting the disk again"
 	done
 }
 
