@@ -267,37 +267,24 @@ func (j *Journal) Remove(ids ...string) error {
 // bounded memory however long the till has run. It returns how many it removed.
 func (j *Journal) PruneFinished(t time.Time) (int, error) {
 	dir := filepath.Join(j.log.Root(), finishedDir)
-	removed := 0
-	var ops []wal.Op
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
-		}
-		err := j.commit(false, ops...)
-		removed += len(ops)
-		ops = ops[:0]
-		return err
-	}
-	var ferr error // flush's, returned as it is
+	b := j.log.Batch()
 	err := dirscan.Each(dir, func(name string, mod time.Time) error {
 		if atomicfile.IsTemp(name) {
 			os.Remove(filepath.Join(dir, name)) // a write that never completed
 			return nil
 		}
 		if id, ok := strings.CutSuffix(name, ".json"); ok && mod.Before(t) {
-			ops = append(ops, wal.Op{Path: finishedRel(id), Remove: true})
+			return b.Add(wal.Op{Path: finishedRel(id), Remove: true})
 		}
-		if len(ops) == 512 {
-			ferr = flush()
-		}
-		return ferr
+		return nil
 	})
 	if err == nil {
-		err = flush()
-	} else if err != ferr {
-		err = fmt.Errorf("journal: %w", err)
+		err = b.Flush()
 	}
-	return removed, err
+	if err != nil {
+		return b.Committed(), fmt.Errorf("journal: %w", err)
+	}
+	return b.Committed(), nil
 }
 
 // All returns every record that was unfinished when last written (for resuming after a

@@ -24,10 +24,7 @@ func (n *newest) offer(v int64) {
 	}
 }
 
-// full reports whether k values are kept, so that one more would push one out.
-func (n *newest) full() bool { return n.k > 0 && len(n.h) == n.k }
-
-// min is the smallest value kept; only meaningful when full.
+// min is the smallest value kept; only meaningful once k values were offered.
 func (n *newest) min() int64 { return n.h[0] }
 
 // int64Heap is a min-heap for container/heap. Push and Pop are never called: newest only

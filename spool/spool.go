@@ -1045,7 +1045,7 @@ func (s *Spool) Prune() error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("spool: %w", err)
 	}
 	s.mu.Lock()
 	for _, t := range s.today {
@@ -1064,48 +1064,31 @@ func (s *Spool) Prune() error {
 		return nil
 	}
 	cut := keep.min() // remove what is older than the KeepDone newest
-	keep = newest{}
-	var ops []wal.Op
-	flush := func() error {
-		if len(ops) == 0 {
-			return nil
-		}
-		err := s.commit(false, ops...)
-		ops = ops[:0]
-		return err
-	}
+	b := s.wal.Batch()
 	err = s.eachDone(func(id string, mod time.Time) error {
 		if mod.UnixNano() >= cut {
 			return nil
 		}
-		ops = append(ops, wal.Op{Path: s.doneRel + id + ".json", Remove: true})
-		if len(ops) == 512 {
-			return flush()
-		}
-		return nil
+		return b.Add(wal.Op{Path: s.doneRel + id + ".json", Remove: true})
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = b.Flush()
 	}
-	return flush()
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
 }
 
 // eachDone calls f for every done record's job id and modification time, in memory that
-// does not grow with the directory (dirscan).
+// does not grow with the directory (dirscan). An error from f is returned as it is.
 func (s *Spool) eachDone(f func(id string, mod time.Time) error) error {
-	var ferr error
-	err := dirscan.Each(s.doneDir, func(name string, mod time.Time) error {
-		id, ok := strings.CutSuffix(name, ".json")
-		if !ok || atomicfile.IsTemp(name) {
-			return nil
+	return dirscan.Each(s.doneDir, func(name string, mod time.Time) error {
+		if id, ok := strings.CutSuffix(name, ".json"); ok && !atomicfile.IsTemp(name) {
+			return f(id, mod)
 		}
-		ferr = f(id, mod)
-		return ferr
+		return nil
 	})
-	if err != nil && err != ferr {
-		return fmt.Errorf("spool: %w", err)
-	}
-	return err
 }
 
 func (s *Spool) prune() {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -316,5 +317,46 @@ func TestChangeReplayCannotApplyIsNeverDropped(t *testing.T) {
 		if got := read(t, root, p); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)
 		}
+	}
+}
+
+// A Batch commits a frame each batchSize ops, and the rest at Flush; Committed counts what
+// was committed, and a Batch with nothing added commits no frame.
+func TestBatchCommitsFullFramesThenTheRest(t *testing.T) {
+	root := t.TempDir()
+	l, _ := openHeld(t, root, 0)
+	n := batchSize + 3
+	ops := make([]Op, n)
+	for i := range ops {
+		ops[i] = Op{Path: fmt.Sprintf("spool/done/%d.json", i), Data: []byte("x")}
+	}
+	if err := l.Commit(false, ops...); err != nil {
+		t.Fatal(err)
+	}
+	b := l.Batch()
+	size := l.Size()
+	if err := b.Flush(); err != nil || l.Size() != size || b.Committed() != 0 {
+		t.Fatalf("an empty batch's Flush: %v, log %d -> %d bytes, Committed %d", err, size, l.Size(), b.Committed())
+	}
+	for i := range n {
+		if err := b.Add(Op{Path: ops[i].Path, Remove: true}); err != nil {
+			t.Fatal(err)
+		}
+		gone := read(t, root, ops[0].Path) != "x"
+		if full := i+1 >= batchSize; gone != full {
+			t.Fatalf("after %d removals added, the first file gone: %v, want %v", i+1, gone, full)
+		}
+	}
+	if b.Committed() != batchSize {
+		t.Fatalf("Committed %d before Flush, want %d", b.Committed(), batchSize)
+	}
+	if read(t, root, ops[n-1].Path) != "x" {
+		t.Fatal("the last removals were committed before Flush")
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Committed() != n || read(t, root, ops[n-1].Path) == "x" || l.Size() == size {
+		t.Fatalf("after Flush: Committed %d of %d, last file %q", b.Committed(), n, read(t, root, ops[n-1].Path))
 	}
 }
