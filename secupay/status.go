@@ -116,10 +116,20 @@ func Classify(err error) Outcome {
 		se.HTTPStatus == http.StatusTooEarly, se.HTTPStatus == http.StatusTooManyRequests:
 		// Statuses that say "not now" or "busy with it", not "no".
 		return InDoubt
-	case se.HTTPStatus >= 400 && se.HTTPStatus < 500:
+	case se.HTTPStatus >= 400 && se.HTTPStatus < 500 && se.documented():
 		return Refused
 	}
+	// Any other 4xx — an empty object, {"status":"ok"}, a gateway's {"message":"no route"} —
+	// may come from a proxy in front of a secupay that did capture: it proves nothing.
 	return InDoubt
+}
+
+// documented reports whether e has the shape of secupay's documented error payload
+// (ProductExceptionPayload): "status" is "error" ("The status will always be error",
+// docs/secupay.md) and "error" names the exception. Only such a body is secupay's own word;
+// a refusal must prove itself by it.
+func (e *Error) documented() bool {
+	return e.Status == "error" && e.Err != ""
 }
 
 // authRefused: secupay's documented answer to a missing or expired token is 403

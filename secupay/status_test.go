@@ -58,6 +58,14 @@ func TestClassifyEveryAnswer(t *testing.T) {
 		{"400 refusal", secupaytest.Fault{Status: 400}, Refused},
 		{"404 not found", secupaytest.Fault{Status: 404}, Refused},
 		{"422", secupaytest.Fault{Status: 422}, Refused},
+		// A refusal must prove itself: only secupay's documented error body is one. A proxy's
+		// or gateway's 4xx says nothing about what secupay did behind it.
+		{"400 empty object", secupaytest.Fault{Status: 400, Body: `{}`}, InDoubt},
+		{"400 status ok", secupaytest.Fault{Status: 400, Body: `{"status":"ok"}`}, InDoubt},
+		{"404 foreign body", secupaytest.Fault{Status: 404, Body: `{"message":"no route"}`}, InDoubt},
+		{"400 error without a name", secupaytest.Fault{Status: 400, Body: `{"status":"error","error_details":"x"}`}, InDoubt},
+		{"400 named, status not error", secupaytest.Fault{Status: 400, Body: `{"status":"failed","error":"ProductFormatException"}`}, InDoubt},
+		{"400 documented body", secupaytest.Fault{Status: 400, Body: secupaytest.ErrorBody("ProductFormatException", "no payload", "Fehler", 1001, "s1")}, Refused},
 		{"409 busy with it", secupaytest.Fault{Status: 409}, InDoubt},
 		{"429 slow down", secupaytest.Fault{Status: 429}, InDoubt},
 		{"500 JSON", secupaytest.Fault{Status: 500}, InDoubt},
