@@ -246,6 +246,8 @@ func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error)
 		})
 	case errors.Is(err, capture.ErrNotCaptured):
 		writeError(w, http.StatusNotFound, "not_captured", err.Error(), outcome(OutcomeNotCaptured))
+	case errors.Is(err, capture.ErrReceiptPruned):
+		writeError(w, http.StatusGone, "receipt_pruned", err.Error(), outcome(OutcomeCaptured))
 	default:
 		h.log.Error("api: unexpected error", zap.String("transaction_id", id), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, "internal", err.Error(), outcome(OutcomeInDoubt))

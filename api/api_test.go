@@ -54,7 +54,7 @@ func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWa
 	if err != nil {
 		tb.Fatal(err)
 	}
-	j, err := capture.OpenJournal(stateLog)
+	j, err := capture.OpenJournal(stateLog, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

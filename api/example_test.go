@@ -51,7 +51,7 @@ func Example_captureOverTheSocket() {
 	worked := make(chan struct{})
 	go func() { sp.Run(ctx); close(worked) }()
 	defer func() { stop(); <-worked }()
-	journal, _ := capture.OpenJournal(stateLog)
+	journal, _ := capture.OpenJournal(stateLog, nil)
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp,
 		Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second})
 

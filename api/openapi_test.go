@@ -323,6 +323,8 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 			c.send(t, sh, probe{method: "POST", path: "/v1/transactions/STX_A/reprint", status: e.status, code: e.code})
 		}
 	}
+	stub.err = fmt.Errorf("reprint STX_A: %w", capture.ErrReceiptPruned)
+	c.send(t, sh, probe{method: "POST", path: "/v1/transactions/STX_A/reprint", status: 410, code: "receipt_pruned"})
 	stub.ps = spool.PrinterStatus{URI: "usb:04b8:0e15", Status: printer.Status{State: printer.StateOnline,
 		Completion: "in-order (GS r 1)", Model: "TM-T20II", ModelSource: "Device ID MFG:EPSON;MDL:TM-T20II"}, Checked: time.Now()}
 	c.send(t, sh, probe{method: "GET", path: "/v1/printer", status: 200})

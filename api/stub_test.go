@@ -81,6 +81,7 @@ func TestCaptureErrorMapping(t *testing.T) {
 			504, "in_doubt", OutcomeInDoubt, "90"},
 		{"in doubt, ask whenever", &capture.InDoubtError{TransactionID: id}, 504, "in_doubt", OutcomeInDoubt, ""},
 		{"not captured here", fmt.Errorf("reprint: %w", capture.ErrNotCaptured), 404, "not_captured", OutcomeNotCaptured, ""},
+		{"captured, receipt pruned", fmt.Errorf("reprint: %w", capture.ErrReceiptPruned), 410, "receipt_pruned", OutcomeCaptured, ""},
 		{"a bug", errors.New("surprise"), 500, "internal", OutcomeInDoubt, ""},
 	}
 	for _, c := range cases {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ecrd-pos/ecrd/internal/crashpoint"
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
@@ -44,6 +45,9 @@ var (
 	// sent, nothing captured, and asking again is safe.
 	ErrUnreachable = errors.New("the call to secupay could not be made; nothing was captured")
 	ErrNotCaptured = errors.New("transaction was not captured by this till")
+	// ErrReceiptPruned: this till captured the transaction, but its record was pruned
+	// (Config.KeepFinished): the paid index keeps that it was paid, not its receipt.
+	ErrReceiptPruned = errors.New("captured by this till, but its receipt was pruned from the journal")
 	// ErrStorage: the state directory failed. Alone it means no start/cash was sent for
 	// this request; with ErrCapturedNotRecorded, secupay did capture.
 	ErrStorage = errors.New("state directory")
@@ -146,15 +150,14 @@ type Config struct {
 	// this time of the call, it stays in doubt; after it, it is settled as not captured
 	// and the POS may try again. See settle.
 	InDoubtWait time.Duration
-	// KeepFinished is how long the journal keeps a finished record (captured and spooled, or
-	// refused) after its last change; 0 keeps records forever. Unfinished ones are kept
-	// always. Within this time a repeated request is answered from the journal; after it, a
-	// repeat would reach secupay, whose answer to a second start/cash of a captured
-	// transaction is undocumented (docs/secupay.md) — so keep it longer than any POS retries.
+	// KeepFinished is how long, on the steady clock, the journal keeps a finished record
+	// whole (captured and spooled, or refused) after its last change; 0 keeps records
+	// forever. Unfinished ones are kept always. After it a captured record leaves its id,
+	// trans_id and payment method in the paid index, which is never pruned: a repeated
+	// request is still answered from the journal and never reaches secupay, but its
+	// receipt can no longer be reprinted.
 	KeepFinished time.Duration
-	// Now is the clock the in-doubt wait is measured on (default time.Now); tests move it.
-	Now    func() time.Time
-	Logger *zap.Logger
+	Logger       *zap.Logger
 }
 
 // DefaultInDoubtWait is Config.InDoubtWait's default: four times secupay's default call
@@ -172,6 +175,10 @@ type Service struct {
 	// unfinished holds the transactions whose capture outcome is unknown or whose receipt
 	// is not in the spool yet; the resolver works through them until they are settled.
 	unfinished map[string]bool
+	// firstDoubted is when this life first found a capture in doubt whose record has no
+	// steady time of its start/cash (a corrupt record, or one an older ecrd wrote): its
+	// in-doubt wait counts from then, which is never before the call.
+	firstDoubted map[string]steady.Instant
 }
 
 // New returns a Service.
@@ -182,13 +189,11 @@ func New(cfg Config) *Service {
 	if cfg.InDoubtWait <= 0 {
 		cfg.InDoubtWait = DefaultInDoubtWait
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]*claim{}, unfinished: map[string]bool{}}
+	return &Service{cfg: cfg, log: cfg.Logger, inflight: map[string]*claim{}, unfinished: map[string]bool{},
+		firstDoubted: map[string]steady.Instant{}}
 }
 
 // begin claims transaction id for one operation. A POS request that finds another POS
@@ -258,6 +263,7 @@ func (s *Service) track(id string, unfinished bool) {
 		s.unfinished[id] = true
 	} else {
 		delete(s.unfinished, id)
+		delete(s.firstDoubted, id)
 	}
 }
 
@@ -317,7 +323,8 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 	id := rec.TransactionID
 	rec.Phase = PhaseIntent
 	rec.Attempts++
-	rec.Sent = s.cfg.Now().UTC()
+	clock := s.cfg.Journal.Clock()
+	rec.Sent, rec.SentAt = clock.Wall().UTC(), clock.Now()
 	rec.Refusal, rec.Doubt = nil, ""
 	if err := s.put(rec); err != nil {
 		// Without the intent on disk a crash could not be settled safely: do not call secupay.
@@ -344,15 +351,14 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrUnreachable, err)
 
 	case secupay.Refused:
+		// A refusal must prove itself before the POS hears it: secupay's answer to a second
+		// start/cash of a captured transaction is undocumented ("already completed" in a
+		// documented error body has been seen), and an earlier start/cash of this id may have
+		// captured. One read-back tells a refusal from a capture; the POS is told "refused"
+		// only when the transaction reads back as not captured.
 		var se *secupay.Error
 		errors.As(err, &se)
-		if !rec.Doubted {
-			// The answer to the only start/cash that may have reached secupay: believed.
-			return nil, s.refuse(log, rec, refusalOf(se))
-		}
-		// An earlier start/cash was in doubt: this refusal may be secupay saying the earlier
-		// one captured. Only a read-back tells.
-		log.Warn("start/cash refused after an earlier one was in doubt; reading the transaction back", zap.Error(err))
+		log.Warn("start/cash refused; reading the transaction back before believing it", zap.Error(err))
 		r := refusalOf(se)
 		return s.afterDoubt(ctx, log, rec, err, &r)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
@@ -25,7 +26,7 @@ type env struct {
 	fake        *secupaytest.Server
 	client      *switchClient // the real client, replaceable by a test
 	tokens      secupay.TokenSource
-	clock       *testClock // the service's clock: the in-doubt wait passes when a test says so
+	clock       *steady.Manual // the journal's clock source: time passes, and the wall steps, when a test says so
 	svc         *Service
 	journal     *Journal
 	spool       *spool.Spool
@@ -35,27 +36,9 @@ type env struct {
 	stop        func()
 }
 
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // passInDoubtWait moves the service's clock past the in-doubt wait: secupay can no longer be
 // working on any start/cash sent so far.
-func (e *env) passInDoubtWait() { e.clock.Add(DefaultInDoubtWait + time.Second) }
+func (e *env) passInDoubtWait() { e.clock.Advance(DefaultInDoubtWait + time.Second) }
 
 // switchClient is a real secupay client that a test can swap for one configured otherwise.
 type switchClient struct {
@@ -701,11 +684,16 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 	}
 	e.svc.Resume(context.Background())
 	e.svc.Prune()
-	for id, kept := range map[string]bool{"STX_OLDDONE": false, "STX_OLDREFUSED": false, "STX_OLDUNKNOWN": true, seed: true} {
-		_, err := e.journal.Get(id)
-		if (err == nil) != kept {
-			t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
+	// An old captured record (an older ecrd's, without steady times: judged by its file's
+	// time) leaves its id in the paid index; an old refusal is forgotten.
+	for id, kept := range map[string]bool{"STX_OLDREFUSED": false, "STX_OLDUNKNOWN": true, seed: true} {
+		rec, err := e.journal.Get(id)
+		if (err == nil) != kept || kept && rec.Pruned {
+			t.Errorf("%s: kept = %v (%+v), want %v, whole", id, err == nil, rec, kept)
 		}
+	}
+	if rec, err := e.journal.Get("STX_OLDDONE"); err != nil || !rec.Pruned || rec.Phase != PhaseCaptured {
+		t.Errorf("STX_OLDDONE: %+v, %v; want captured, pruned to the paid index", rec, err)
 	}
 }
 

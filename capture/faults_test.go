@@ -91,7 +91,7 @@ func TestSecupayFaultTable(t *testing.T) {
 	replay := want{outcome: captured, starts: 1, captures: 1, gets: -1, receipts: 1, phase: PhaseCaptured, replayed: true}
 	refusal := func(status int, exception, support string) want {
 		return want{outcome: refused, http: status, status: "error", errName: exception, code: strconv.Itoa(1000 + status),
-			support: support, starts: 1, gets: 0, phase: PhaseRefused}
+			support: support, starts: 1, gets: 1, phase: PhaseRefused} // a refusal is read back before it is believed
 	}
 	// In doubt: the answer settles nothing (a 5xx, a 409 or 429, a 200 whose status is not
 	// exactly "ok"), and the read-back right after it shows secupay may still be working.

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
@@ -63,13 +64,13 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := OpenJournal(stateLog)
+	clock := steady.NewManual(time.Now(), time.Hour)
+	j, err := OpenJournal(stateLog, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{t: time.Now()}
 	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second,
-		Now: clock.Now, Logger: log}
+		Logger: log}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -298,7 +299,7 @@ func checkConsistent(t *testing.T, e *env, state string) {
 	if errs := stateLog.ReplayErrors(); len(errs) > 0 {
 		t.Errorf("replay after recovery: %v", errs)
 	}
-	j, err := OpenJournal(stateLog)
+	j, err := OpenJournal(stateLog, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

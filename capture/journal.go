@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/dirscan"
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 )
 
@@ -46,12 +47,15 @@ type Record struct {
 	Attempts      int       `json:"attempts"` // start/cash calls sent
 	Created       time.Time `json:"created"`
 	Updated       time.Time `json:"updated"`
-	// Sent is when the latest start/cash was sent (journaled just before it left). A
-	// capture in doubt may still be worked on by secupay for a while after it; see settle.
-	Sent time.Time `json:"sent,omitzero"`
-	// Doubted is set once any start/cash of this transaction was in doubt: from then on no
-	// refusal is believed without reading the transaction back, since the earlier call may
-	// have been the one that captured.
+	// Sent is when the latest start/cash was sent (journaled just before it left), on the
+	// wall clock: for people. A capture in doubt may still be worked on by secupay for a
+	// while after it; settle measures that on SentAt, the steady clock's reading then.
+	Sent   time.Time      `json:"sent,omitzero"`
+	SentAt steady.Instant `json:"sent_steady,omitempty"`
+	// UpdatedAt is Updated on the steady clock: pruning measures a record's age on it.
+	UpdatedAt steady.Instant `json:"updated_steady,omitempty"`
+	// Doubted is set once any start/cash of this transaction was in doubt: a technician's
+	// hint. (No refusal is believed without a read-back anyway; see attempt.)
 	Doubted bool            `json:"doubted,omitempty"`
 	Doubt   string          `json:"doubt,omitempty"`  // why it is in doubt
 	Answer  json.RawMessage `json:"answer,omitempty"` // secupay's whole answer, as received
@@ -62,6 +66,10 @@ type Record struct {
 	Spooled  bool   `json:"spooled"`
 	JobError string `json:"job_error,omitempty"` // why no receipt job could be made
 	Reprints int    `json:"reprints"`
+	// Pruned: the record was pruned and this is what the paid index keeps of it (paid.go):
+	// captured, with its trans_id and payment method, but without secupay's answer.
+	Pruned        bool   `json:"pruned,omitempty"`
+	PaymentMethod string `json:"payment_method,omitempty"` // only on a pruned record
 }
 
 // inDoubt reports whether a start/cash of the record may have reached secupay unsettled.
@@ -90,18 +98,26 @@ type Refusal struct {
 // write-ahead log (internal/wal): one flush makes it durable, and a technician still reads
 // a capture's history with cat.
 type Journal struct {
-	log *wal.Log
-	dir string
+	log   *wal.Log
+	dir   string
+	clock *steady.Clock
 }
 
 // The journal's place in the state directory, as the write-ahead log names paths.
 const (
 	journalDir  = "journal"
 	finishedDir = "journal/finished"
+	// clockRel is the steady clock's mark (internal/steady), written with every change
+	// to the journal, so that the next life's clock goes on from it.
+	clockRel = "steady-clock.json"
 )
 
-// OpenJournal opens the journal in log's state directory.
-func OpenJournal(log *wal.Log) (*Journal, error) {
+// OpenJournal opens the journal in log's state directory. Its steady clock reads src
+// (nil: the machine's) and goes on from the mark a previous life left.
+func OpenJournal(log *wal.Log, src steady.Source) (*Journal, error) {
+	if src == nil {
+		src = steady.System()
+	}
 	dir := filepath.Join(log.Root(), journalDir)
 	if err := os.MkdirAll(filepath.Join(log.Root(), finishedDir), 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -117,8 +133,17 @@ func OpenJournal(log *wal.Log) (*Journal, error) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
-	return &Journal{log: log, dir: dir}, nil
+	j := &Journal{log: log, dir: dir}
+	mark, _, err := j.read(clockRel)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j.clock = steady.New(src, mark)
+	return j, nil
 }
+
+// Clock is the journal's steady clock: the in-doubt wait and pruning are measured on it.
+func (j *Journal) Clock() *steady.Clock { return j.clock }
 
 var errNoRecord = errors.New("journal: no record")
 
@@ -150,7 +175,7 @@ func (j *Journal) Get(id string) (*Record, error) {
 		b, modTime, err = j.read(path)
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoRecord
+		return j.paid(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -167,9 +192,12 @@ func (j *Journal) Get(id string) (*Record, error) {
 	switch {
 	case r.TransactionID != id:
 		return nil, corrupt(fmt.Errorf("it names transaction %q", r.TransactionID))
-	case r.Phase == PhaseCaptured && len(r.Answer) == 0:
+	case r.Phase == PhaseCaptured && len(r.Answer) == 0 && !r.Pruned:
 		return nil, corrupt(errors.New("captured, but without secupay's answer"))
 	}
+	// A stamp on disk may come from a life whose last mark was lost: the clock is never
+	// behind what it stamped.
+	j.clock.AtLeast(max(r.SentAt, r.UpdatedAt))
 	switch r.Phase {
 	case PhaseIntent, PhaseInDoubt, PhaseCaptured, PhaseRefused, PhaseNotCaptured:
 	default:
@@ -211,11 +239,11 @@ func (j *Journal) Note(r *Record) error { return j.commit(false, j.ops(r)...) }
 
 // ops are the log's changes that write r, in the directory its state belongs in.
 func (j *Journal) ops(r *Record) []wal.Op {
-	now := time.Now().UTC()
+	now := j.clock.Wall().UTC()
 	if r.Created.IsZero() {
 		r.Created = now
 	}
-	r.Updated = now
+	r.Updated, r.UpdatedAt = now, j.clock.Now()
 	return j.placeOps(r)
 }
 
@@ -245,8 +273,11 @@ func (j *Journal) placeOps(r *Record) []wal.Op {
 	return []wal.Op{{Path: write, Data: b}, {Path: remove, Remove: true}}
 }
 
-// commit commits ops through the log, naming the journal in its errors.
+// commit commits ops through the log, naming the journal in its errors. The steady clock's
+// mark goes with them: a few bytes in the same frame, so that the next life's clock loses
+// at most the time since the journal last changed.
 func (j *Journal) commit(sync bool, ops ...wal.Op) error {
+	ops = append(ops, wal.Op{Path: clockRel, Data: j.clock.Mark()})
 	if err := j.log.Commit(sync, ops...); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -262,30 +293,88 @@ func (j *Journal) Remove(ids ...string) error {
 	return j.commit(false, ops...)
 }
 
-// PruneFinished removes the finished records last written before t. It streams the
-// directory's names and times (never the records, see dirscan) and removes in batches:
-// bounded memory however long the till has run. It returns how many it removed.
-func (j *Journal) PruneFinished(t time.Time) (int, error) {
+// PruneFinished prunes the finished records whose last change is at least keep ago on the
+// steady clock: a refused or not-captured record is removed, a captured one leaves its line
+// in the paid index (paid.go) in the same change, so that its id is never sent to secupay
+// again. It streams the directory's names and times, reads only the records whose file time
+// says they may be old enough, and commits in batches: bounded memory however long the till
+// has run. It returns how many records it pruned.
+//
+// The file time only chooses what to read; the steady clock decides. A wall clock stepped
+// forward makes every record a candidate, and the steady clock keeps the young ones (their
+// file time is set back to their steady age, so the next prune passes them by); a wall
+// clock stepped back makes records look younger, which only keeps them longer. A record of
+// an ecrd that kept no steady time is judged by its file time.
+func (j *Journal) PruneFinished(keep time.Duration) (int, error) {
 	dir := filepath.Join(j.log.Root(), finishedDir)
-	b := j.log.Batch()
+	now, wall := j.clock.Now(), j.clock.Wall()
+	// A batch holds what the paid index keeps of its captured records and the removals:
+	// never secupay's answers, which may be megabytes each.
+	var lines []paidLine
+	var removals []wal.Op
+	pruned := 0
+	flush := func() error {
+		if len(removals) == 0 {
+			return nil
+		}
+		paid, err := j.paidOps(lines)
+		if err != nil {
+			return err
+		}
+		if err := j.commit(false, append(paid, removals...)...); err != nil {
+			return err
+		}
+		pruned += len(removals)
+		lines, removals = lines[:0], removals[:0]
+		return nil
+	}
 	err := dirscan.Each(dir, func(name string, mod time.Time) error {
 		if atomicfile.IsTemp(name) {
 			os.Remove(filepath.Join(dir, name)) // a write that never completed
 			return nil
 		}
-		if id, ok := strings.CutSuffix(name, ".json"); ok && mod.Before(t) {
-			return b.Add(wal.Op{Path: finishedRel(id), Remove: true})
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || wall.Sub(mod) < keep {
+			return nil
 		}
-		return nil
+		r, err := j.Get(id)
+		if err != nil || r.unfinished() || r.Pruned {
+			return nil // unreadable: kept for a technician; unfinished: not this prune's
+		}
+		if !r.UpdatedAt.IsZero() {
+			if age := now.Sub(r.UpdatedAt); age < keep {
+				// Young on the steady clock: the wall clock was stepped forward. Date the
+				// file by its steady age, so that later prunes do not read it again.
+				t := wall.Add(-age)
+				os.Chtimes(filepath.Join(dir, name), t, t)
+				return nil
+			}
+		}
+		if r.Phase == PhaseCaptured {
+			l := paidLine{ID: r.TransactionID, TransID: r.TransID, Captured: r.Updated}
+			if tx, err := answerOf(r); err == nil {
+				l.PaymentMethod = tx.PaymentMethod
+			}
+			lines = append(lines, l)
+		}
+		removals = append(removals, wal.Op{Path: finishedRel(r.TransactionID), Remove: true})
+		if len(removals) < pruneBatch {
+			return nil
+		}
+		return flush()
 	})
 	if err == nil {
-		err = b.Flush()
+		err = flush()
 	}
 	if err != nil {
-		return b.Committed(), fmt.Errorf("journal: %w", err)
+		return pruned, fmt.Errorf("journal: prune: %w", err)
 	}
-	return b.Committed(), nil
+	return pruned, nil
 }
+
+// pruneBatch is how many records one of a prune's commits removes: the buckets it rewrites
+// stay a few megabytes even with millions of captures in the paid index.
+const pruneBatch = 256
 
 // All returns every record that was unfinished when last written (for resuming after a
 // restart; finished ones are not read). Files that cannot be read are returned as errors

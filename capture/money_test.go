@@ -105,12 +105,12 @@ func TestInDoubtWait(t *testing.T) {
 	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("first answer: %v", err)
 	}
-	e.clock.Add(DefaultInDoubtWait - 10*time.Second)
+	e.clock.Advance(DefaultInDoubtWait - 10*time.Second)
 	var doubt *InDoubtError
 	if _, err := e.svc.Capture(context.Background(), seed); !errors.As(err, &doubt) || doubt.RetryAfter > 11*time.Second {
 		t.Fatalf("10 s before the wait ends: %v, want in doubt for at most 11 s", err)
 	}
-	e.clock.Add(11 * time.Second)
+	e.clock.Advance(11 * time.Second)
 	e.svc.Resolve(context.Background())
 	if rec, _ := e.journal.Get(seed); rec.Phase != PhaseNotCaptured {
 		t.Fatalf("after the wait the resolver left %s, want not_captured", rec.Phase)

@@ -32,6 +32,9 @@ func answerOf(rec *Record) (*secupay.Transaction, error) {
 // finish makes sure the receipt jobs are spooled, waits briefly for the receipt to print
 // and builds the answer.
 func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, replayed bool) (*Result, error) {
+	if rec.Pruned {
+		return s.finishPruned(ctx, log, rec), nil
+	}
 	tx, err := answerOf(rec)
 	if err != nil {
 		return nil, fmt.Errorf("capture %s: %w: %w", rec.TransactionID, ErrStorage, err)
@@ -57,6 +60,22 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 	log.Info("capture answered", zap.String("job_state", res.Job.State), zap.String("job_error", res.Job.Error),
 		zap.Bool("replayed", replayed))
 	return res, nil
+}
+
+// finishPruned answers a repeat of a capture whose record was pruned: captured, from the
+// paid index, without a word to secupay. Its receipt printed long ago — the spool never
+// prunes a job before it printed — unless the spool still holds it.
+func (s *Service) finishPruned(ctx context.Context, log *zap.Logger, rec *Record) *Result {
+	res := &Result{TransactionID: rec.TransactionID, Status: "ok", TransID: rec.TransID,
+		PaymentMethod: rec.PaymentMethod, Replayed: true}
+	jobID := rec.TransactionID + "." + kindReceipt
+	if _, err := s.cfg.Spool.Job(jobID); err == nil {
+		res.Job = s.jobResult(ctx, jobID, "", 0)
+	} else {
+		res.Job = JobResult{ID: jobID, State: JobPrinted}
+	}
+	log.Info("capture answered from the paid index (record pruned)", zap.String("trans_id", rec.TransID))
+	return res
 }
 
 // commitReceipts renders the customer receipt (and the merchant copy when secupay asks for
@@ -144,7 +163,7 @@ func (s *Service) remakeDamaged(ctx context.Context) {
 		}
 		log := s.log.With(zap.String("transaction_id", id), zap.String("job", jobID))
 		rec, err := s.cfg.Journal.Get(id)
-		if err != nil || rec.Phase != PhaseCaptured {
+		if err != nil || rec.Phase != PhaseCaptured || rec.Pruned {
 			log.Error("damaged receipt job has no captured record to remake it from", zap.Error(err))
 			continue
 		}
@@ -223,6 +242,9 @@ func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
 	}
+	if rec.Pruned {
+		return nil, fmt.Errorf("reprint %s: %w", id, ErrReceiptPruned)
+	}
 	tx, err := answerOf(rec)
 	if err != nil {
 		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
@@ -276,7 +298,7 @@ func (s *Service) JobBytes(id string) ([]byte, error) {
 		return nil, err // a POS's own receipt, printed: its bytes are gone
 	}
 	rec, jerr := s.cfg.Journal.Get(txID)
-	if jerr != nil || rec.Phase != PhaseCaptured {
+	if jerr != nil || rec.Phase != PhaseCaptured || rec.Pruned {
 		return nil, err
 	}
 	tx, aerr := answerOf(rec)

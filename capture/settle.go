@@ -23,8 +23,11 @@ import (
 //
 // Anything else — the read-back fails, shows "pending" or a word ecrd does not know, or shows
 // "created" within InDoubtWait of the call (secupay may still be processing it) — leaves it in
-// doubt. No start/cash is sent while it is in doubt, and no refusal answered to a later
-// start/cash is believed without a read-back (Record.Doubted).
+// doubt. No start/cash is sent while it is in doubt.
+//
+// A refusal must prove itself: only secupay's documented error body on a 4xx is one
+// (secupay.Classify), and even that is believed only once the transaction reads back as not
+// captured — a second start/cash of a captured transaction may be "refused" as already done.
 
 type settledKind int
 
@@ -80,8 +83,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
 
 	case st.Capturable():
-		quiet := sent.Add(s.cfg.InDoubtWait)
-		if wait := quiet.Sub(s.cfg.Now()); wait > 0 && !afterRefusal {
+		if wait := s.inDoubtLeft(rec); wait > 0 && !afterRefusal {
 			log.Info("still in doubt: not captured yet, but secupay may still be working on the last start/cash",
 				zap.String("status", string(st)), zap.Time("sent", sent), zap.Duration("in_doubt_for", wait))
 			return doubt(fmt.Sprintf("secupay shows it %q, but may still be working on the start/cash sent at %s",
@@ -98,6 +100,24 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 	}
 	log.Warn("still in doubt: secupay's status settles nothing", zap.String("status", string(st)))
 	return doubt(fmt.Sprintf("secupay shows it %q", st), 0, nil)
+}
+
+// inDoubtLeft is how much longer secupay may still be working on rec's last start/cash: the
+// in-doubt wait less the time since the call, measured on the steady clock (internal/steady),
+// so that no step of the wall clock, forward or back, can shorten it. A record without the
+// call's steady time counts from when this life first found it in doubt.
+func (s *Service) inDoubtLeft(rec *Record) time.Duration {
+	now := s.cfg.Journal.Clock().Now()
+	sent := rec.SentAt
+	if sent.IsZero() {
+		s.mu.Lock()
+		if _, ok := s.firstDoubted[rec.TransactionID]; !ok {
+			s.firstDoubted[rec.TransactionID] = now
+		}
+		sent = s.firstDoubted[rec.TransactionID]
+		s.mu.Unlock()
+	}
+	return s.cfg.InDoubtWait - now.Sub(sent)
 }
 
 // Resume finishes what a previous life of the daemon left: captured transactions whose
@@ -126,14 +146,14 @@ func (s *Service) Resume(ctx context.Context) {
 	s.Resolve(ctx)
 }
 
-// Prune forgets finished records older than KeepFinished. It reads the directory's entries,
-// not the records; the daemon runs it in the background a while after start, so that a
+// Prune prunes finished records older than KeepFinished on the steady clock; a captured one
+// leaves its line in the paid index (Journal.PruneFinished). The daemon runs it in the background a while after start, so that a
 // start never waits for the till's history.
 func (s *Service) Prune() {
 	if s.cfg.KeepFinished <= 0 {
 		return
 	}
-	n, err := s.cfg.Journal.PruneFinished(s.cfg.Now().Add(-s.cfg.KeepFinished))
+	n, err := s.cfg.Journal.PruneFinished(s.cfg.KeepFinished)
 	if err != nil {
 		s.log.Warn("journal: prune", zap.Error(err))
 	}

@@ -341,7 +341,7 @@ func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) 
 	stateLog.OnCheckpointError = func(err error) {
 		log.Error("state directory: checkpoint failed; the log is kept and replayed at the next start", zap.Error(err))
 	}
-	journal, err := capture.OpenJournal(stateLog)
+	journal, err := capture.OpenJournal(stateLog, nil)
 	if err != nil {
 		stateLog.Close()
 		return nil, nil, err
