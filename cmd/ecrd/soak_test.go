@@ -156,6 +156,13 @@ var soakFaults = []struct {
 	{0.04, soakFault{name: "504 html after capture", fault: secupaytest.Fault{Status: 504, Body: html504, CaptureFirst: true}, captures: true}},
 	{0.04, soakFault{name: "502 html, not captured", fault: secupaytest.Fault{Status: 502, Body: html502}}},
 	{0.03, soakFault{name: "504 html, not captured", fault: secupaytest.Fault{Status: 504, Body: html504}}},
+	// A refusal must prove itself: 4xx answers that are not secupay's word (a proxy's, a
+	// gateway's), and secupay's own "already completed", after secupay captured.
+	{0.02, soakFault{name: "400 {} after capture", fault: secupaytest.Fault{Status: 400, Body: `{}`, CaptureFirst: true}, captures: true}},
+	{0.02, soakFault{name: "400 status ok after capture", fault: secupaytest.Fault{Status: 400, Body: `{"status":"ok"}`, CaptureFirst: true}, captures: true}},
+	{0.02, soakFault{name: "404 foreign body after capture", fault: secupaytest.Fault{Status: 404, Body: `{"message":"no route"}`, CaptureFirst: true}, captures: true}},
+	{0.02, soakFault{name: "400 already completed after capture", fault: secupaytest.Fault{Status: 400, CaptureFirst: true,
+		Body: secupaytest.ErrorBody("ProductInternalException", "transaction already completed", "Die Transaktion wurde bereits abgeschlossen", 1001, "soak")}}, captures: true}},
 }
 
 // soak is one run.
