@@ -43,6 +43,11 @@ const (
 	// daemon's memory stays within a small multiple of one receipt's (a till may have
 	// 1 GiB, and the OOM killer would take the daemon with the journal in its hands).
 	receiptsAtOnce = 2
+	// previewsAtOnce bounds the pictures drawn at once. Each takes the same memory whatever
+	// the receipt's length (its job's bytes, one strip of paper, the PNG encoder's buffers:
+	// a few MiB for the largest receipt the POS may send), but a tall one takes a minute of
+	// CPU; they have slots of their own, so that previews never hold up the POS's receipts.
+	previewsAtOnce = 2
 )
 
 // Captures is what the API asks of the capture service (capture.Service).
@@ -77,9 +82,12 @@ type Config struct {
 	// ObserveCapture, if set, is told every capture request's outcome as the POS hears it
 	// (res set, or err as the capture service returned it), for metrics.
 	ObserveCapture func(id string, res *capture.Result, err error)
-	// Preview draws a job as the printer will print it, as PNG, for
-	// GET /v1/jobs/{id}/preview.png (nil: 404); errors.Is(err, spool.ErrNotFound) answers 404.
-	Preview func(jobID string) ([]byte, error)
+	// Preview writes a job's picture to w as the printer will print it, as PNG, for
+	// GET /v1/jobs/{id}/preview.png (nil: 404), streaming it (receipt.WriteJobPNG) so that
+	// its memory does not grow with the receipt. An error before its first write is answered:
+	// errors.Is(err, spool.ErrNotFound) 404, any other 500. After the first write the status
+	// is sent, so an error cuts the connection: a client never takes half a PNG for a whole.
+	Preview func(w io.Writer, jobID string) error
 	// Status answers GET /v1/status (nil: 404). Metrics answers GET /metrics (nil: 404).
 	Status  func() monitor.Status
 	Metrics http.Handler
@@ -94,7 +102,8 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	h := &handler{cfg: cfg, log: cfg.Logger, renderSlots: make(chan struct{}, receiptsAtOnce)}
+	h := &handler{cfg: cfg, log: cfg.Logger, renderSlots: make(chan struct{}, receiptsAtOnce),
+		previewSlots: make(chan struct{}, previewsAtOnce)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/transactions/{id}/cash", h.capture)
 	mux.HandleFunc("POST /v1/transactions/{id}/reprint", h.reprint)
@@ -164,9 +173,10 @@ func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
 func (p *statusProbe) WriteHeader(status int)      { p.status = status }
 
 type handler struct {
-	cfg         Config
-	log         *zap.Logger
-	renderSlots chan struct{} // receiptsAtOnce
+	cfg          Config
+	log          *zap.Logger
+	renderSlots  chan struct{} // receiptsAtOnce
+	previewSlots chan struct{} // previewsAtOnce
 }
 
 // recover turns a panic in a handler into a 500 answer and a log line, so a bug triggered
@@ -375,26 +385,55 @@ func (h *handler) job(w http.ResponseWriter, r *http.Request) {
 }
 
 // preview answers a job's picture: what a POS developer or technician looks at instead of
-// wasting paper.
+// wasting paper. A preview waits for a slot as a POS receipt does (previewsAtOnce), and gives
+// up only when its client does.
 func (h *handler) preview(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !spool.ValidJobID(id) {
 		writeError(w, http.StatusBadRequest, "invalid_id", "invalid job id", nil)
 		return
 	}
-	png, err := h.cfg.Preview(id)
+	select {
+	case h.previewSlots <- struct{}{}:
+		defer func() { <-h.previewSlots }()
+	case <-r.Context().Done():
+		writeError(w, http.StatusServiceUnavailable, "busy", "other previews are being drawn; try again", nil)
+		return
+	}
+	pw := &pngWriter{w: w}
+	err := h.cfg.Preview(pw, id)
 	switch {
+	case err != nil && pw.started:
+		h.log.Warn("api: preview cut off", zap.String("job", id), zap.Error(err))
+		panic(http.ErrAbortHandler) // the server closes the connection without ending the body
 	case errors.Is(err, spool.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error(), nil)
-		return
 	case err != nil:
 		h.log.Error("api: preview", zap.String("job", id), zap.Error(err))
 		writeError(w, http.StatusInternalServerError, "internal", err.Error(), nil)
-		return
+	case !pw.started:
+		pw.start() // nothing to draw is still an answer, if not a picture
 	}
-	w.Header().Set("Content-Type", "image/png")
-	w.Header().Set("Content-Length", strconv.Itoa(len(png)))
-	w.Write(png)
+}
+
+// pngWriter sends the 200 and the PNG's content type with the picture's first bytes, so
+// that an error before them can still be answered with an error status.
+type pngWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (p *pngWriter) start() {
+	p.started = true
+	p.w.Header().Set("Content-Type", "image/png")
+	p.w.WriteHeader(http.StatusOK)
+}
+
+func (p *pngWriter) Write(b []byte) (int, error) {
+	if !p.started {
+		p.start()
+	}
+	return p.w.Write(b)
 }
 
 func (h *handler) printer(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -213,12 +214,12 @@ func wiredHandler(t *testing.T, fake *secupaytest.Server, baseURL string) (http.
 			return out
 		},
 		Status: mon.Status, Metrics: mon.Handler(), ObserveCapture: mon.ObserveCapture,
-		Preview: func(id string) ([]byte, error) {
+		Preview: func(w io.Writer, id string) error {
 			job, err := svc.JobBytes(id)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			return receipt.JobPNG(job, nil)
+			return receipt.WriteJobPNG(w, job, nil)
 		}}), pf
 }
 
@@ -338,7 +339,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	c.send(t, sh, probe{method: "GET", path: "/v1/status", status: 404, code: "not_found"})
 	c.send(t, sh, probe{method: "GET", path: "/metrics", status: 404, code: "not_found"})
 	undrawable := Handler(Config{Capture: stub, Lines: stub, Spool: stub,
-		Preview: func(string) ([]byte, error) { return nil, errors.New("job bytes cannot be drawn") }})
+		Preview: func(io.Writer, string) error { return errors.New("job bytes cannot be drawn") }})
 	c.send(t, undrawable, probe{method: "GET", path: "/v1/jobs/STX_A.receipt/preview.png", status: 500, code: "internal"})
 	c.send(t, busyHandler(t), probe{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 503, code: "busy"})
 

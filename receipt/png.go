@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"io"
 	"sync"
 
 	xdraw "golang.org/x/image/draw"
@@ -29,6 +30,7 @@ const (
 	cellW      = 12
 	cellH      = 24
 	linePitch  = 30 // dots from one text line to the next
+	tallPitch  = linePitch + cellH
 	paperEdge  = 16 // blank paper left and right of the printable area
 	defaultDot = 576
 )
@@ -39,35 +41,118 @@ var (
 	ink        = color.Gray{Y: 0x00}
 )
 
+// The fonts are parsed once and shared: an *opentype.Font is safe for concurrent use. A
+// font.Face is not (it keeps the rasterizer and glyph buffers it draws with), so every
+// picture makes its own faces from these (glyphs).
 var (
-	facesOnce           sync.Once
-	regularFace, boldFc font.Face
-	facesErr            error
-	faceAscent          int
+	fontsOnce             sync.Once
+	regularFont, boldFont *opentype.Font
+	fontsErr              error
+	faceAscent            int
 )
 
-// faces loads Go Mono at the size whose advance is exactly one cell: Go Mono's advance is
-// 0.6 em, so 20 pixels to the em gives 12 dots.
-func faces() (font.Face, font.Face, error) {
-	facesOnce.Do(func() {
-		load := func(ttf []byte) (font.Face, error) {
-			f, err := opentype.Parse(ttf)
-			if err != nil {
-				return nil, err
-			}
-			return opentype.NewFace(f, &opentype.FaceOptions{Size: 20, DPI: 72, Hinting: font.HintingFull})
-		}
-		if regularFace, facesErr = load(gomono.TTF); facesErr != nil {
+// loadFonts parses Go Mono and Go Mono Bold, and finds where the baseline sits in a cell.
+func loadFonts() error {
+	fontsOnce.Do(func() {
+		if regularFont, fontsErr = opentype.Parse(gomono.TTF); fontsErr != nil {
 			return
 		}
-		if boldFc, facesErr = load(gomonobold.TTF); facesErr != nil {
+		if boldFont, fontsErr = opentype.Parse(gomonobold.TTF); fontsErr != nil {
 			return
 		}
-		m := regularFace.Metrics()
+		face, err := newFace(regularFont)
+		if err != nil {
+			fontsErr = err
+			return
+		}
+		m := face.Metrics()
 		// Centre the glyphs' ascent+descent in the 24-dot cell.
 		faceAscent = (cellH-(m.Ascent+m.Descent).Ceil())/2 + m.Ascent.Ceil()
 	})
-	return regularFace, boldFc, facesErr
+	return fontsErr
+}
+
+// newFace is Go Mono at the size whose advance is exactly one cell: Go Mono's advance is
+// 0.6 em, so 20 pixels to the em gives 12 dots.
+func newFace(f *opentype.Font) (font.Face, error) {
+	return opentype.NewFace(f, &opentype.FaceOptions{Size: 20, DPI: 72, Hinting: font.HintingFull})
+}
+
+// glyphs draws characters into cells for one picture, with faces of its own. A receipt
+// uses few different characters many times, so each is drawn once (from a white cell, so
+// the result depends only on the character and the face) and copied from then on.
+type glyphs struct {
+	regular, bold font.Face
+	short, tall   map[glyphKey]*image.Gray // the 12×24 cell; the cell at double height
+}
+
+type glyphKey struct {
+	r    rune
+	bold bool
+}
+
+func newGlyphs() (*glyphs, error) {
+	if err := loadFonts(); err != nil {
+		return nil, err
+	}
+	regular, err := newFace(regularFont)
+	if err != nil {
+		return nil, err
+	}
+	bold, err := newFace(boldFont)
+	if err != nil {
+		return nil, err
+	}
+	return &glyphs{regular: regular, bold: bold,
+		short: make(map[glyphKey]*image.Gray), tall: make(map[glyphKey]*image.Gray)}, nil
+}
+
+// cell is c's character drawn in a white cell, at double height if c is tall.
+func (g *glyphs) cell(c drawnCell) *image.Gray {
+	k := glyphKey{r: c.r, bold: c.bold}
+	if c.tall {
+		if t, ok := g.tall[k]; ok {
+			return t
+		}
+	} else if s, ok := g.short[k]; ok {
+		return s
+	}
+	s, ok := g.short[k]
+	if !ok {
+		s = image.NewGray(image.Rect(0, 0, cellW, cellH))
+		draw.Draw(s, s.Bounds(), image.NewUniform(paperWhite), image.Point{}, draw.Src)
+		face := g.regular
+		if c.bold {
+			face = g.bold
+		}
+		d := font.Drawer{Dst: s, Src: image.NewUniform(ink), Face: face, Dot: fixed.P(0, faceAscent)}
+		d.DrawString(string(c.r))
+		g.short[k] = s
+	}
+	if !c.tall {
+		return s
+	}
+	t := image.NewGray(image.Rect(0, 0, cellW, tallPitch-(linePitch-cellH)))
+	xdraw.NearestNeighbor.Scale(t, t.Bounds(), s, s.Bounds(), draw.Src, nil)
+	g.tall[k] = t
+	return t
+}
+
+// drawLine draws ln on dst with its top at y.
+func (g *glyphs) drawLine(dst *image.Gray, y int, ln []drawnCell) {
+	h := pitch(ln) - (linePitch - cellH)
+	for i, c := range ln {
+		if c.r == ' ' {
+			continue
+		}
+		cell := g.cell(c)
+		// A tall line's short characters stand on its baseline, as on paper.
+		at := image.Pt(paperEdge+i*cellW, y+h-cell.Rect.Dy())
+		for row := range cell.Rect.Dy() {
+			o := dst.PixOffset(at.X, at.Y+row)
+			copy(dst.Pix[o:o+cellW], cell.Pix[row*cell.Stride:row*cell.Stride+cellW])
+		}
+	}
 }
 
 // drawnCell is one printed character and how it was printed.
@@ -87,35 +172,78 @@ const (
 )
 
 // readJob interprets job into text lines, accepting the commands Render and DrawerKick emit.
+// The pictures read a job a line at a time instead (jobReader.line); this is for tests.
 func readJob(job []byte, prof *profile.Profile) (lines [][]drawnCell, end paperEnd, err error) {
+	r := newJobReader(job, prof)
+	for {
+		ln, ok, err := r.line()
+		if err != nil {
+			return nil, 0, err
+		}
+		if !ok {
+			return lines, r.end, nil
+		}
+		lines = append(lines, append([]drawnCell(nil), ln...))
+	}
+}
+
+// jobReader is the printer's state while it reads a job: where it is, the selected code
+// page and print mode, the line being printed and how the paper ends.
+type jobReader struct {
+	job        []byte
+	prof       *profile.Profile
+	i          int       // the next byte to read
+	page       *codePage // nil: the slot holds a page ecrd does not know, drawn as '?'
+	bold, tall bool
+	cur        []drawnCell // the line being printed
+	done       []drawnCell // the line line returned last; its array is reused for the next
+	feeds      int         // empty lines fed (ESC d) that line has yet to return
+	end        paperEnd
+}
+
+func newJobReader(job []byte, prof *profile.Profile) *jobReader {
 	if prof == nil {
 		prof = profile.Generic
 	}
 	r := &jobReader{job: job, prof: prof}
 	r.page = r.codePage(0)
-	for i := 0; i < len(job); {
-		n, err := r.step(i)
-		if err != nil {
-			return nil, 0, err
-		}
-		i += n
-	}
-	if len(r.cur) > 0 {
-		r.lines = append(r.lines, r.cur)
-	}
-	return r.lines, r.end, nil
+	return r
 }
 
-// jobReader is the printer's state while readJob reads a job: the selected code page and
-// print mode, the lines so far and how the paper ends.
-type jobReader struct {
-	job        []byte
-	prof       *profile.Profile
-	page       *codePage // nil: the slot holds a page ecrd does not know, drawn as '?'
-	bold, tall bool
-	lines      [][]drawnCell
-	cur        []drawnCell // the line being printed
-	end        paperEnd
+// line reads up to the end of the next printed line and returns it (valid until the next
+// call), or ok false at the end of the job. A line is at most maxColumns wide: Render never
+// makes a wider one, and a picture's memory depends on its width.
+func (r *jobReader) line() (ln []drawnCell, ok bool, err error) {
+	for r.feeds == 0 && r.i < len(r.job) {
+		if r.job[r.i] == '\n' {
+			r.i++
+			return r.take(), true, nil
+		}
+		n, err := r.step(r.i)
+		if err != nil {
+			return nil, false, err
+		}
+		r.i += n
+		if len(r.cur) > maxColumns {
+			return nil, false, fmt.Errorf("receipt: a line wider than %d characters at byte %d", maxColumns, r.i)
+		}
+	}
+	if r.feeds > 0 {
+		// ESC d feeds at once, ahead of characters still waiting for their line feed.
+		r.feeds--
+		return nil, true, nil
+	}
+	if len(r.cur) > 0 {
+		return r.take(), true, nil
+	}
+	return nil, false, nil
+}
+
+// take ends the line being printed and returns it.
+func (r *jobReader) take() []drawnCell {
+	ln := r.cur
+	r.cur, r.done = r.done[:0], ln
+	return ln
 }
 
 // codePage is the page the profile puts in ESC t slot.
@@ -138,12 +266,10 @@ func (r *jobReader) commandBytes(i, n int) ([]byte, error) {
 	return r.job[i : i+n], nil
 }
 
-// step reads the character or command at i and returns how many bytes it took.
+// step reads the character or command at i (not a line feed: line reads those) and returns
+// how many bytes it took.
 func (r *jobReader) step(i int) (int, error) {
 	switch b := r.job[i]; {
-	case b == '\n':
-		r.lines = append(r.lines, r.cur)
-		r.cur = nil
 	case b == 0x1B || b == 0x1D || b == 0x10:
 		return r.command(i)
 	case b < 0x20 || b == 0x7F:
@@ -212,9 +338,7 @@ func (r *jobReader) applyParameter(c string, p byte) int {
 	case "\x1d!":
 		r.tall = p&0x0F != 0
 	case "\x1bd":
-		for range p {
-			r.lines = append(r.lines, nil)
-		}
+		r.feeds += int(p)
 		r.end = endTear
 	case "\x1dV":
 		return r.cut(p)
@@ -235,58 +359,138 @@ func (r *jobReader) cut(m byte) int {
 	return 3
 }
 
-// DrawJob draws an ESC/POS job (from Render, perhaps with a DrawerKick) as the printer with
-// profile prof (nil: generic, 80 mm) will print it.
-func DrawJob(job []byte, prof *profile.Profile) (*image.Gray, error) {
-	regular, boldFace, err := faces()
+// picture is a job's picture that draws itself as it is read, a strip of paper at a time:
+// the blank top edge, then one text line (30 or 54 rows), …, then the bottom with the cut.
+// It keeps only the strip the last pixel asked for was on, the job's bytes and where it is
+// in them, so its memory does not grow with the receipt: a 10,000-line receipt is a picture
+// hundreds of thousands of rows tall, which as one image.Gray took gigabytes.
+//
+// Why an image.Image rather than a PNG encoder of our own: png.Encode writes a picture
+// whose ColorModel is color.GrayModel exactly as it writes an *image.Gray (8-bit grey, the
+// same filters chosen per row, the same deflate stream and IDAT chunks), asking for the
+// pixels row after row from the top, so the PNG is byte for byte the one the whole image
+// gives, and stays so whatever the standard library's encoder learns. Its price is one
+// method call per pixel instead of a copy per row. A hand-written encoder (compress/zlib,
+// hash/crc32) would save that, but must copy png's filter heuristics to give the same
+// bytes, and would drift from them silently.
+//
+// Pixels may be asked for in any order (image.Image promises that), but only rows at or
+// below the strip are cheap: a row above it reads the job again from the start.
+type picture struct {
+	job      []byte
+	prof     *profile.Profile
+	rect     image.Rectangle
+	linesEnd int // the row below the last text line
+	end      paperEnd
+	g        *glyphs
+
+	strip image.Gray // rows strip.Rect of the picture, as drawn; its Pix is reused
+	r     *jobReader // where the next strip's text line comes from
+}
+
+// newPicture reads job once, to measure the picture and to find any error in it before
+// anything is drawn.
+func newPicture(job []byte, prof *profile.Profile) (*picture, error) {
+	g, err := newGlyphs()
 	if err != nil {
 		return nil, err
 	}
-	lines, end, err := readJob(job, prof)
-	if err != nil {
-		return nil, err
+	r := newJobReader(job, prof)
+	height, widest := paperEdge, 0
+	for {
+		ln, ok, err := r.line()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		height += pitch(ln)
+		widest = max(widest, len(ln)*cellW)
 	}
 	dots := defaultDot
 	if prof != nil && prof.WidthDots > 0 {
 		dots = prof.WidthDots
 	}
-	height := paperEdge
-	widest := 0
-	for _, ln := range lines {
-		height += pitch(ln)
-		widest = max(widest, len(ln)*cellW)
-	}
 	dots = max(dots, widest)
-	height += 2 * paperEdge
-	img := image.NewGray(image.Rect(0, 0, dots+2*paperEdge, height))
-	draw.Draw(img, img.Bounds(), image.NewUniform(paperWhite), image.Point{}, draw.Src)
+	p := &picture{job: job, prof: prof, linesEnd: height, end: r.end, g: g,
+		rect: image.Rect(0, 0, dots+2*paperEdge, height+2*paperEdge)}
+	p.strip.Stride = p.rect.Dx()
+	p.strip.Pix = make([]byte, p.strip.Stride*max(tallPitch, 2*paperEdge))
+	p.rewind()
+	return p, nil
+}
 
-	cell := image.NewGray(image.Rect(0, 0, cellW, cellH))
-	y := paperEdge
-	for _, ln := range lines {
-		h := pitch(ln) - (linePitch - cellH)
-		for i, c := range ln {
-			if c.r == ' ' {
-				continue
-			}
-			draw.Draw(cell, cell.Bounds(), image.NewUniform(paperWhite), image.Point{}, draw.Src)
-			face := regular
-			if c.bold {
-				face = boldFace
-			}
-			d := font.Drawer{Dst: cell, Src: image.NewUniform(ink), Face: face, Dot: fixed.P(0, faceAscent)}
-			d.DrawString(string(c.r))
-			x := paperEdge + i*cellW
-			if c.tall {
-				xdraw.NearestNeighbor.Scale(img, image.Rect(x, y, x+cellW, y+h), cell, cell.Bounds(), draw.Src, nil)
-			} else {
-				// A tall line's short characters stand on its baseline, as on paper.
-				draw.Draw(img, image.Rect(x, y+h-cellH, x+cellW, y+h), cell, image.Point{}, draw.Src)
-			}
-		}
-		y += pitch(ln)
+func (p *picture) ColorModel() color.Model { return color.GrayModel }
+func (p *picture) Bounds() image.Rectangle { return p.rect }
+func (p *picture) At(x, y int) color.Color { return p.GrayAt(x, y) }
+
+// GrayAt is the grey at (x, y), drawing the strip it is on if it is not drawn yet.
+func (p *picture) GrayAt(x, y int) color.Gray {
+	if !(image.Point{x, y}.In(p.rect)) {
+		return color.Gray{}
 	}
-	drawEnd(img, y+paperEdge/2, end)
+	if y >= p.strip.Rect.Max.Y || y < p.strip.Rect.Min.Y {
+		p.seek(y)
+	}
+	return color.Gray{Y: p.strip.Pix[(y-p.strip.Rect.Min.Y)*p.strip.Stride+x]}
+}
+
+// rewind goes back to the top of the paper, before the first strip.
+func (p *picture) rewind() {
+	p.r = newJobReader(p.job, p.prof)
+	p.strip.Rect = image.Rect(0, 0, p.rect.Dx(), 0)
+}
+
+// seek draws strips until the one row y is on.
+func (p *picture) seek(y int) {
+	if y < p.strip.Rect.Min.Y {
+		p.rewind()
+	}
+	for y >= p.strip.Rect.Max.Y {
+		p.nextStrip()
+	}
+}
+
+// nextStrip draws the strip under the current one.
+func (p *picture) nextStrip() {
+	top := p.strip.Rect.Max.Y
+	h := p.rect.Max.Y - top // the bottom edge, with the cut
+	var ln []drawnCell
+	switch {
+	case top < paperEdge:
+		h = paperEdge - top
+	case top < p.linesEnd:
+		// newPicture read the same bytes without an error, so none comes now.
+		ln, _, _ = p.r.line()
+		h = pitch(ln)
+	}
+	p.strip.Rect = image.Rect(0, top, p.rect.Dx(), top+h)
+	pix := p.strip.Pix[:h*p.strip.Stride]
+	for i := range pix {
+		pix[i] = paperWhite.Y
+	}
+	switch {
+	case len(ln) > 0:
+		p.g.drawLine(&p.strip, top, ln)
+	case top == p.linesEnd:
+		drawEnd(&p.strip, top+paperEdge/2, p.end)
+	}
+}
+
+// DrawJob draws an ESC/POS job (from Render, perhaps with a DrawerKick) as the printer with
+// profile prof (nil: generic, 80 mm) will print it, as one image in memory: as much as the
+// picture has pixels. A preview of a receipt of any length writes it with WriteJobPNG.
+func DrawJob(job []byte, prof *profile.Profile) (*image.Gray, error) {
+	p, err := newPicture(job, prof)
+	if err != nil {
+		return nil, err
+	}
+	img := image.NewGray(p.rect)
+	for p.strip.Rect.Max.Y < p.rect.Max.Y {
+		p.nextStrip()
+		copy(img.Pix[img.PixOffset(0, p.strip.Rect.Min.Y):], p.strip.Pix[:p.strip.Rect.Dy()*p.strip.Stride])
+	}
 	return img, nil
 }
 
@@ -294,7 +498,7 @@ func DrawJob(job []byte, prof *profile.Profile) (*image.Gray, error) {
 func pitch(ln []drawnCell) int {
 	for _, c := range ln {
 		if c.tall {
-			return linePitch + cellH
+			return tallPitch
 		}
 	}
 	return linePitch
@@ -322,15 +526,23 @@ func drawEnd(img *image.Gray, y int, end paperEnd) {
 	}
 }
 
-// JobPNG is DrawJob encoded as PNG: the picture a technician or the POS looks at instead of
-// wasting paper (ecrd render --format png; an API's preview of a spooled job).
-func JobPNG(job []byte, prof *profile.Profile) ([]byte, error) {
-	img, err := DrawJob(job, prof)
+// WriteJobPNG writes DrawJob's picture of job to w as PNG, drawing it a strip at a time as
+// the encoder asks for its rows (picture), so its memory stays the same whatever the
+// receipt's length: the job, one strip and the encoder's buffers. An error in the job is
+// found before anything is written; an error after that is w's.
+func WriteJobPNG(w io.Writer, job []byte, prof *profile.Profile) error {
+	p, err := newPicture(job, prof)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	return png.Encode(w, p)
+}
+
+// JobPNG is WriteJobPNG into memory: the picture a technician or the POS looks at instead
+// of wasting paper (ecrd render --format png).
+func JobPNG(job []byte, prof *profile.Profile) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
+	if err := WriteJobPNG(&buf, job, prof); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -350,14 +350,15 @@ func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) 
 }
 
 // previewer draws a job's bytes (capture.Service.JobBytes) as the printer of opt will print
-// them, for GET /v1/jobs/{id}/preview.png.
-func previewer(svc *capture.Service, opt receipt.Options) func(string) ([]byte, error) {
-	return func(id string) ([]byte, error) {
+// them, for GET /v1/jobs/{id}/preview.png: streamed to w, in memory that does not grow with
+// the receipt.
+func previewer(svc *capture.Service, opt receipt.Options) func(io.Writer, string) error {
+	return func(w io.Writer, id string) error {
 		job, err := svc.JobBytes(id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return receipt.JobPNG(job, opt.Profile)
+		return receipt.WriteJobPNG(w, job, opt.Profile)
 	}
 }
 
