@@ -179,10 +179,13 @@ type Spool struct {
 
 	wake chan struct{} // a new job arrived
 
-	// due is when the worker must next come round its loop (unix nanoseconds; 0 while it
-	// is not running): Alive compares it with the clock so that the systemd watchdog can
-	// tell a worker stuck in a driver from one that is merely waiting or printing.
-	due atomic.Int64
+	// due is when the worker must next come round its loop, as nanoseconds since epoch on
+	// the monotonic clock (0 while it is not running): Alive compares it with the clock so
+	// that the systemd watchdog can tell a worker stuck in a driver from one that is merely
+	// waiting or printing. Not the wall clock: a step of it (NTP, a resumed VM) would make a
+	// working worker look stuck, and the watchdog would kill the daemon mid-capture.
+	due   atomic.Int64
+	epoch time.Time // carries the monotonic reading due counts from
 }
 
 type queuedRef struct {
@@ -205,6 +208,7 @@ func Open(log *wal.Log, dir string, p printer.Printer, opt Options) (*Spool, err
 	dir = path.Clean(filepath.ToSlash(dir))
 	s := &Spool{
 		wal:      log,
+		epoch:    time.Now(),
 		queueRel: path.Join(dir, "queue") + "/",
 		doneRel:  path.Join(dir, "done") + "/",
 		queueDir: filepath.Join(log.Root(), filepath.FromSlash(dir), "queue"),
@@ -753,7 +757,7 @@ func (s *Spool) Run(ctx context.Context) error {
 // expect records that the worker will be back in its loop within d (plus a second of slack
 // for a loaded machine).
 func (s *Spool) expect(d time.Duration) {
-	s.due.Store(time.Now().Add(d + time.Second).UnixNano())
+	s.due.Store(int64(time.Since(s.epoch) + d + time.Second))
 }
 
 // Alive reports an error when the worker is not running or has not come round its loop
@@ -765,7 +769,8 @@ func (s *Spool) Alive(now time.Time) error {
 	if due == 0 {
 		return errors.New("spool: worker not running")
 	}
-	if late := now.Sub(time.Unix(0, due)); late > 0 {
+	// now.Sub(s.epoch) uses the monotonic readings when now has one (time.Now's does).
+	if late := now.Sub(s.epoch) - time.Duration(due); late > 0 {
 		return fmt.Errorf("spool: worker stuck (%s overdue)", late.Round(time.Millisecond))
 	}
 	return nil
