@@ -235,21 +235,21 @@ type claim struct {
 	resume bool
 }
 
-// put journals rec durably and, once it is on disk, notes whether it is finished. A record
+// putFlushed journals rec durably and, once it is on disk, notes whether it is finished. A record
 // the disk did not take changes nothing: the resolver works from what the journal holds.
-func (s *Service) put(rec *Record) error {
-	if err := s.cfg.Journal.Put(rec); err != nil {
+func (s *Service) putFlushed(rec *Record) error {
+	if err := s.cfg.Journal.PutFlushed(rec); err != nil {
 		return err
 	}
 	s.track(rec.TransactionID, rec.unfinished())
 	return nil
 }
 
-// note journals rec without a flush of its own: for records whose loss on a power cut
+// putUnflushed journals rec without a flush of its own: for records whose loss on a power cut
 // leaves an earlier, safe one (an intent makes the capture in doubt; a read-back settles it
 // again). It saves a flush per refusal, doubt and settlement on a slow SD card.
-func (s *Service) note(rec *Record) error {
-	if err := s.cfg.Journal.Note(rec); err != nil {
+func (s *Service) putUnflushed(rec *Record) error {
+	if err := s.cfg.Journal.PutUnflushed(rec); err != nil {
 		return err
 	}
 	s.track(rec.TransactionID, rec.unfinished())
@@ -326,7 +326,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 	clock := s.cfg.Journal.Clock()
 	rec.Sent, rec.SentAt = clock.Wall().UTC(), clock.Now()
 	rec.Refusal, rec.Doubt = nil, ""
-	if err := s.put(rec); err != nil {
+	if err := s.putFlushed(rec); err != nil {
 		// Without the intent on disk a crash could not be settled safely: do not call secupay.
 		log.Error("journal write failed; capture not attempted", zap.Error(err))
 		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrStorage, err)
@@ -343,7 +343,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 	case secupay.NotSent:
 		rec.Phase = PhaseNotCaptured
 		rec.Refusal = &Refusal{Error: "not_sent", ErrorDetails: err.Error()}
-		if perr := s.note(rec); perr != nil {
+		if perr := s.putUnflushed(rec); perr != nil {
 			// The intent stays on disk: the resolver will read the transaction back.
 			log.Error("journal write failed", zap.Error(perr))
 		}
@@ -365,7 +365,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 
 	// In doubt: record it, then read back at once — secupay often has the answer by now.
 	rec.Phase, rec.Doubted, rec.Doubt = PhaseInDoubt, true, err.Error()
-	if perr := s.note(rec); perr != nil {
+	if perr := s.putUnflushed(rec); perr != nil {
 		log.Error("journal write failed", zap.Error(perr)) // the intent on disk says as much
 		s.track(id, true)
 	}
@@ -408,7 +408,7 @@ func (s *Service) refuse(log *zap.Logger, rec *Record, r Refusal) error {
 	rec.Phase = PhaseRefused
 	rec.Refusal = &r
 	rec.Doubt = ""
-	if err := s.note(rec); err != nil {
+	if err := s.putUnflushed(rec); err != nil {
 		log.Error("journal write failed", zap.Error(err))
 	}
 	e := &RefusedError{TransactionID: rec.TransactionID, Refusal: r}

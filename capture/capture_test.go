@@ -551,18 +551,18 @@ func TestResumeSpoolsAndResolves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.journal.Put(&Record{TransactionID: captured, Phase: PhaseCaptured, Attempts: 1, Answer: tx.Raw})
+	e.journal.PutFlushed(&Record{TransactionID: captured, Phase: PhaseCaptured, Attempts: 1, Answer: tx.Raw})
 	// Life 1 died after sending start/cash (secupay captured) before journaling the answer.
 	lost := "STX_RESUMELOST"
 	e.fake.Add(`{"id":"` + lost + `"}`)
 	if _, err := e.client.CaptureCash(context.Background(), lost); err != nil {
 		t.Fatal(err)
 	}
-	e.journal.Put(&Record{TransactionID: lost, Phase: PhaseIntent, Attempts: 1})
+	e.journal.PutFlushed(&Record{TransactionID: lost, Phase: PhaseIntent, Attempts: 1})
 	// And one whose start/cash never left.
 	never := "STX_RESUMENEVER"
 	e.fake.Add(`{"id":"` + never + `"}`)
-	e.journal.Put(&Record{TransactionID: never, Phase: PhaseIntent, Attempts: 1})
+	e.journal.PutFlushed(&Record{TransactionID: never, Phase: PhaseIntent, Attempts: 1})
 
 	e.svc.Resume(context.Background())
 	for _, id := range []string{captured, lost} {

@@ -126,7 +126,7 @@ func TestPruneOfManyRecordsFillsThePaidIndex(t *testing.T) {
 			r = &Record{TransactionID: id(i), Phase: PhaseCaptured, Spooled: true, TransID: fmt.Sprint(i),
 				Answer: []byte(`{"id":"` + id(i) + `","status":"ok","payment_method":"cash","trans_id":` + fmt.Sprint(i) + `}`)}
 		}
-		if err := e.journal.Note(r); err != nil {
+		if err := e.journal.PutUnflushed(r); err != nil {
 			t.Fatal(err)
 		}
 	}

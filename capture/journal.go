@@ -229,13 +229,13 @@ func (j *Journal) read(rel string) ([]byte, time.Time, error) {
 	return b, fi.ModTime(), err
 }
 
-// Put writes r durably: it returns only once r survives power loss.
-func (j *Journal) Put(r *Record) error { return j.commit(true, j.ops(r)...) }
+// PutFlushed writes r durably: one flush of the log; it returns only once r survives power loss.
+func (j *Journal) PutFlushed(r *Record) error { return j.commit(true, j.ops(r)...) }
 
-// Note writes r so that it survives a crash of the daemon, and power loss once anything
+// PutUnflushed writes r without a flush of its own: it survives a crash of the daemon, and power loss once anything
 // later is flushed. For changes whose loss on a power cut is harmless: the record before
 // them (an intent, at worst) makes the capture in doubt, and a read-back settles it again.
-func (j *Journal) Note(r *Record) error { return j.commit(false, j.ops(r)...) }
+func (j *Journal) PutUnflushed(r *Record) error { return j.commit(false, j.ops(r)...) }
 
 // ops are the log's changes that write r, in the directory its state belongs in.
 func (j *Journal) ops(r *Record) []wal.Op {

@@ -77,7 +77,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		log.Info("settled: read back as ended without a capture", zap.String("status", string(st)))
 		r := Refusal{HTTPStatus: 200, Status: string(st)}
 		rec.Phase, rec.Refusal, rec.Doubt = PhaseNotCaptured, &r, ""
-		if err := s.note(rec); err != nil {
+		if err := s.putUnflushed(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
 		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
@@ -93,7 +93,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		rec.Phase, rec.Doubt = PhaseNotCaptured, ""
 		rec.Refusal = &Refusal{HTTPStatus: 200, Status: string(st),
 			ErrorDetails: fmt.Sprintf("read back %q after the start/cash sent at %s", st, sent.Format(time.RFC3339))}
-		if err := s.note(rec); err != nil {
+		if err := s.putUnflushed(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
 		return verdict{kind: settledNotCaptured, tx: tx}
