@@ -392,7 +392,7 @@ func TestPaperOutQueuesThenPrints(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		in, _ := e.spool.Settle(ctx, res.Job.ID)
+		in, _ := e.spool.WaitPrinted(ctx, res.Job.ID)
 		if in.State == spool.StatePrinted {
 			break
 		}
@@ -491,7 +491,7 @@ func TestMerchantCopyAndDrawerKick(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for e.receipts() < 2 && ctx.Err() == nil {
-		e.spool.Settle(ctx, res.MerchantJob.ID)
+		e.spool.WaitPrinted(ctx, res.MerchantJob.ID)
 	}
 	b, _ := os.ReadFile(e.printerFile)
 	kick := receipt.DrawerKick(0)
@@ -567,7 +567,7 @@ func TestResumeSpoolsAndResolves(t *testing.T) {
 	e.svc.Resume(context.Background())
 	for _, id := range []string{captured, lost} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		in, err := e.spool.Settle(ctx, id+".receipt")
+		in, err := e.spool.WaitPrinted(ctx, id+".receipt")
 		cancel()
 		if err != nil || in.State != spool.StatePrinted {
 			t.Fatalf("%s: %+v, %v", id, in, err)

@@ -430,7 +430,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for ctx.Err() == nil {
-			if in, _ := e.spool.Settle(ctx, seed+".receipt"); in.State == spool.StatePrinted {
+			if in, _ := e.spool.WaitPrinted(ctx, seed+".receipt"); in.State == spool.StatePrinted {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)

@@ -209,7 +209,7 @@ func (s *Service) jobResult(ctx context.Context, id, jobErr string, wait time.Du
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	in, err := s.cfg.Spool.Settle(wctx, id)
+	in, err := s.cfg.Spool.WaitPrinted(wctx, id)
 	if err != nil {
 		msg := "no print job"
 		if jobErr != "" {

@@ -623,9 +623,9 @@ func (s *Spool) printedLocked(id string) (Info, error) {
 	return *r.info(StatePrinted), nil
 }
 
-// Settle waits until job id is printed, or the worker found that it cannot print it now
+// WaitPrinted waits until job id is printed, or the worker found that it cannot print it now
 // (Held), or ctx ends; it returns the job's info at that moment.
-func (s *Spool) Settle(ctx context.Context, id string) (Info, error) {
+func (s *Spool) WaitPrinted(ctx context.Context, id string) (Info, error) {
 	for {
 		s.mu.Lock()
 		ch := s.changed

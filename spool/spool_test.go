@@ -107,7 +107,7 @@ func waitPrinted(t *testing.T, s *Spool, id string) Info {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {
-		in, err := s.Settle(ctx, id)
+		in, err := s.WaitPrinted(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestHeldWhileNotReadyPrintsOnRecovery(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	in, err := s.Settle(ctx, "j1")
+	in, err := s.WaitPrinted(ctx, "j1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestUnreachablePrinterHoldsJob(t *testing.T) {
 	s.Add(Job{ID: "j1", Data: []byte("x")})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	in, _ := s.Settle(ctx, "j1")
+	in, _ := s.WaitPrinted(ctx, "j1")
 	if !in.Held || !bytes.Contains([]byte(in.Reason), []byte("no such device")) {
 		t.Fatalf("got %+v; want held with the device error as reason", in)
 	}
