@@ -399,7 +399,7 @@ func TestPaperOutQueuesThenPrints(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatal("not printed after the printer came back")
 		}
-		time.Sleep(5 * time.Millisecond) // Settle returns at once while held; poll the spool
+		time.Sleep(5 * time.Millisecond) // WaitPrinted returns at once while held; poll the spool
 	}
 	if n := e.receipts(); n != 1 {
 		t.Fatalf("%d receipts", n)

@@ -160,7 +160,7 @@ type Spool struct {
 	queued map[string]*Info // by id; data stays on disk
 	order  []queuedRef      // queued jobs, oldest first
 	// recent holds the jobs printed in this life, newest last, at most keepRecent: what
-	// Settle and Job answer from memory. Older printed jobs are read from done/ on demand,
+	// WaitPrinted and Job answer from memory. Older printed jobs are read from done/ on demand,
 	// so that memory and start-up do not grow with the till's history.
 	recent  map[string]*Info
 	recentQ []string
@@ -698,7 +698,7 @@ func (s *Spool) setStatusLocked(st printer.Status, err error) {
 	s.status, s.statErr, s.statAt = st, err, time.Now().UTC()
 }
 
-// notifyLocked wakes everyone in Settle.
+// notifyLocked wakes everyone in WaitPrinted.
 func (s *Spool) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
