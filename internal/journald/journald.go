@@ -108,11 +108,20 @@ func (c *Core) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 	if ent.Stack != "" {
 		vars["STACK"] = ent.Stack
 	}
-	err := c.opt.Send(ent.Message, Priority(ent.Level), vars)
+	err := c.opt.Send(withTransaction(ent.Message, vars["TRANSACTION_ID"]), Priority(ent.Level), vars)
 	if err != nil && c.opt.Fallback != nil {
 		return c.opt.Fallback.Write(ent, fields)
 	}
 	return err
+}
+
+// withTransaction puts the transaction id in a capture line's message text as well as its
+// field: `journalctl -u ecrd | grep STX_…` shows MESSAGE only, and a technician greps.
+func withTransaction(msg, id string) string {
+	if id == "" || strings.Contains(msg, id) {
+		return msg
+	}
+	return id + ": " + msg
 }
 
 // Sync does nothing: every entry is one datagram, sent when written.

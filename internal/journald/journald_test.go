@@ -60,8 +60,11 @@ func TestLevelsBecomePrioritiesAndFieldsJournalFields(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, info[k], want)
 		}
 	}
-	if got[1].msg != "job printed" {
+	if got[1].msg != "STX_A: job printed" { // the id in the text too: journalctl | grep finds it
 		t.Errorf("message %q", got[1].msg)
+	}
+	if got[0].msg != "d" {
+		t.Errorf("a line without a transaction: message %q", got[0].msg)
 	}
 	warn := got[2].vars
 	if warn["SUPPORT_ID"] != "d1f0" || warn["ECRD_MESSAGE"] != "not the entry's" {
