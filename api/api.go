@@ -251,6 +251,9 @@ func (h *handler) writeCaptureError(w http.ResponseWriter, id string, err error)
 			w.Header().Set("Retry-After", strconv.Itoa(retry))
 		}
 		writeError(w, http.StatusGatewayTimeout, code, err.Error(), func(i *ErrorInfo) {
+			if doubt.Secupay != nil {
+				refusalInfo(i, *doubt.Secupay) // secupay's own words, error_user for the cashier
+			}
 			outcome(OutcomeInDoubt)(i)
 			i.RetryAfter = retry
 		})

@@ -123,6 +123,18 @@ func TestRefusalFieldsAreMappedOnce(t *testing.T) {
 	}
 }
 
+// secupay's own words reach the POS on an answer in doubt too: a 500 with its error body.
+func TestSecupayWordsInADoubt(t *testing.T) {
+	h := (&stubs{err: &capture.InDoubtError{TransactionID: "STX_A1", NoAnswer: true, Secupay: &capture.Refusal{
+		HTTPStatus: 500, Status: "error", Error: "ProductInternalException", ErrorUser: "Es ist ein interner Fehler aufgetreten"}}}).handler()
+	w, out := serve(t, h, "POST", "/v1/transactions/STX_A1/cash", "")
+	info := out["error"].(map[string]any)
+	if w.Code != 504 || info["outcome"] != "in_doubt" || info["error_user"] != "Es ist ein interner Fehler aufgetreten" ||
+		info["secupay_error"] != "ProductInternalException" || info["secupay_http_status"] != 500.0 {
+		t.Fatalf("%d %v", w.Code, info)
+	}
+}
+
 func TestCapturedAnswer(t *testing.T) {
 	s := &stubs{res: &capture.Result{TransactionID: "STX_A1", Status: "ok", TransID: "29008411", PaymentMethod: "cash",
 		Replayed: true, Job: capture.JobResult{ID: "STX_A1.receipt", State: capture.JobQueued, Error: "paper_out"},

@@ -68,7 +68,11 @@ type InDoubtError struct {
 	NoAnswer bool
 	// RetryAfter is when asking again can next settle it (0: whenever).
 	RetryAfter time.Duration
-	Err        error
+	// Secupay is what secupay said, when an answer in the story carried its error body (a
+	// 5xx with its fields, a refusal not yet proven): the cashier reads error_user, support
+	// wants supportId. Nil when secupay said nothing of its own.
+	Secupay *Refusal
+	Err     error
 }
 
 func (e *InDoubtError) Error() string {
@@ -393,11 +397,24 @@ func (s *Service) afterDoubt(ctx context.Context, log *zap.Logger, rec *Record, 
 		e.NoAnswer = true
 		e.Err = errors.Join(callErr, e.Err)
 	}
+	if r := secupaySaid(callErr); r != nil {
+		e.Secupay = r // this call's words come before the read-back's
+	}
 	return nil, e
 }
 
 // readBackTimeout bounds the read-back right after a start/cash in doubt.
 const readBackTimeout = 10 * time.Second
+
+// secupaySaid returns secupay's own error fields in err, if it carries any.
+func secupaySaid(err error) *Refusal {
+	var se *secupay.Error
+	if !errors.As(err, &se) || se.Err == "" && se.ErrorUser == "" && se.SupportID == "" {
+		return nil
+	}
+	r := refusalOf(se)
+	return &r
+}
 
 func refusalOf(se *secupay.Error) Refusal {
 	return Refusal{HTTPStatus: se.HTTPStatus, Status: se.Status, Error: se.Err, ErrorUser: se.ErrorUser,

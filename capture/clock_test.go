@@ -194,6 +194,18 @@ func TestRefusalsMustProveThemselves(t *testing.T) {
 		}
 	})
 
+	t.Run("500 with secupay's words", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 500,
+			Body: secupaytest.ErrorBody("ProductInternalException", "Proxy: Backend not availble", "Es ist ein interner Fehler aufgetreten", 0, "")})
+		e.fake.Fault(secupaytest.Fault{Op: "get", ID: seed, Status: 503, Body: "<html>down</html>"})
+		_, err := e.svc.Capture(context.Background(), seed)
+		var doubt *InDoubtError
+		if !errors.As(err, &doubt) || doubt.Secupay == nil || doubt.Secupay.ErrorUser != "Es ist ein interner Fehler aufgetreten" {
+			t.Fatalf("err = %v (%+v), want in doubt with secupay's error_user", err, doubt)
+		}
+	})
+
 	t.Run("documented refusal, read-back fails", func(t *testing.T) {
 		e := newEnv(t, nil)
 		e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 400,

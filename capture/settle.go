@@ -56,7 +56,8 @@ func (s *Service) settle(ctx context.Context, log *zap.Logger, rec *Record) verd
 func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, afterRefusal bool) verdict {
 	id := rec.TransactionID
 	doubt := func(reason string, retry time.Duration, err error) verdict {
-		return verdict{kind: settledInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry, Err: err}}
+		return verdict{kind: settledInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry,
+			Secupay: secupaySaid(err), Err: err}}
 	}
 	tx, err := s.cfg.Secupay.Transaction(ctx, id)
 	if err != nil {
