@@ -10,7 +10,7 @@ import (
 
 // TestGeneratedFileIsCurrent regenerates the profiles from data/capabilities.json and compares
 // them with the checked-in profiles_gen.go: a changed data file or generator without
-// `go generate ./printer/profile` fails here.
+// `go generate ./profile` fails here.
 func TestGeneratedFileIsCurrent(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "profiles_gen.go")
 	cmd := exec.Command("go", "run", "./internal/gen", "-in", "data/capabilities.json", "-out", out)
@@ -26,6 +26,6 @@ func TestGeneratedFileIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatal("profiles_gen.go is stale: run go generate ./printer/profile")
+		t.Fatal("profiles_gen.go is stale: run go generate ./profile")
 	}
 }

@@ -1,7 +1,9 @@
 // Package profile owns what ecrd knows about printer models: for each model its fonts and
 // columns, paper width in dots, the table of code pages behind ESC t n, and whether it can cut.
-// As in escpos-php, a printer is a connection plus a capability profile: printer/ holds the
-// connection, this package the capabilities, and receipt lays text out with them.
+// As in escpos-php, a printer is a connection plus a capability profile: package printer holds
+// the connection, this package the capabilities, and receipt lays text out with them. It sits
+// beside printer, not under it, so that receipt and printer both import it and neither imports
+// the other (deps_test.go at the module root).
 //
 // The profiles are generated from escpos-printer-db (CC BY 4.0, data/README.md) with
 // `go generate` and compiled in; "generic" is ecrd's own safe default. The package also matches

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 func seedLines(b *testing.B) []Line {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in ../testdata/receipts")

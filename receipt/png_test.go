@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 // TestGoldenPNG draws the seed and the international receipt for each golden profile (and the

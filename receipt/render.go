@@ -10,7 +10,7 @@ import (
 
 	"github.com/kenshaw/escpos"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 // CutMode is how the job ends on the paper.

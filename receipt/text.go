@@ -9,11 +9,11 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/unicode/norm"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 // codePage is one character table a printer can be switched to with ESC t n.
-// Which slot n selects it depends on the printer model (printer/profile).
+// Which slot n selects it depends on the printer model (package profile).
 type codePage struct {
 	name   string // ecrd's spelling, as --codepage takes it
 	cm     *charmap.Charmap

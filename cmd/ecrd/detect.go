@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/printer"
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 // detectTimeout bounds asking a printer who it is at start: a printer that is not plugged in

@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/ecrd-pos/ecrd/printer/profile"
+	"github.com/ecrd-pos/ecrd/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
 )
 
