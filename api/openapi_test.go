@@ -176,14 +176,25 @@ type probe struct {
 	method, path, body string
 	status             int
 	code               string
+	// host and header, when set, are the request's Host and extra headers: the loopback
+	// listener's checks (BrowserGate) read them.
+	host   string
+	header http.Header
 }
 
 // send runs p through h (a real handler) and checks the answer against the contract.
 func (c *contract) send(t *testing.T, h http.Handler, p probe) []byte {
 	t.Helper()
-	req := httptest.NewRequest(p.method, "http://ecrd"+p.path, strings.NewReader(p.body))
+	host := "ecrd"
+	if p.host != "" {
+		host = p.host
+	}
+	req := httptest.NewRequest(p.method, "http://"+host+p.path, strings.NewReader(p.body))
 	if p.body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range p.header {
+		req.Header[k] = v
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
@@ -238,7 +249,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	body := c.send(t, h, probe{method: "POST", path: cash(secupaytest.SeedID), status: 200})
 	var res Result
 	json.Unmarshal(body, &res)
-	for _, p := range []probe{
+	probes := []probe{
 		{method: "POST", path: cash(secupaytest.SeedID), body: "{}", status: 200},
 		{method: "POST", path: "/v1/transactions/" + secupaytest.SeedID + "/reprint", status: 200},
 		{method: "GET", path: "/v1/jobs/" + res.Job.ID, status: 200},
@@ -263,8 +274,16 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "GET", path: "/v2/nothing", status: 404, code: "not_found"},
 		{method: "GET", path: "/v1/transactions/STX_A/../STX_B/cash", status: 404, code: "not_found"},
 		{method: "DELETE", path: cash(secupaytest.SeedID), status: 405, code: "method_not_allowed"},
-	} {
+	}
+	for _, p := range probes {
 		c.send(t, h, p)
+	}
+	// The loopback listener serves the same handler behind its gate: with the token, from an
+	// allowed page, every probe is answered as on the socket.
+	gated := c.browserProbes(t, h, fake)
+	for _, p := range probes {
+		p.host, p.header = browserAddr, browserHeader(browserToken, browserOrigin)
+		c.send(t, gated, p)
 	}
 
 	// secupay refuses: its fields reach the POS.
@@ -346,6 +365,35 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	c.covered(t)
 }
 
+// browserProbes sends the loopback listener's refusals through BrowserGate around h and
+// checks that none of them reached secupay; it returns the gated handler.
+func (c *contract) browserProbes(t *testing.T, h http.Handler, fake *secupaytest.Server) http.Handler {
+	t.Helper()
+	gated := newGate(t, h)
+	path := "/v1/transactions/STX_GATED/cash"
+	for _, p := range []probe{
+		{method: "POST", path: path, status: 401, code: "unauthorized", header: browserHeader("", browserOrigin)},
+		{method: "POST", path: path, status: 401, code: "unauthorized", header: browserHeader("0123456789abcdef0123", "")},
+		{method: "GET", path: "/healthz", status: 401, code: "unauthorized"},
+		{method: "POST", path: path, status: 403, code: "origin_not_allowed", header: browserHeader(browserToken, "https://evil.example")},
+		{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 403, code: "origin_not_allowed",
+			header: browserHeader(browserToken, "null")},
+		{method: "POST", path: path, status: 421, code: "host_not_allowed", host: "rebound.example:8765",
+			header: browserHeader(browserToken, browserOrigin)},
+		{method: "GET", path: "/v1/printer", status: 421, code: "host_not_allowed", host: "127.0.0.1:9999",
+			header: browserHeader(browserToken, "")},
+	} {
+		if p.host == "" {
+			p.host = browserAddr
+		}
+		c.send(t, gated, p)
+	}
+	if n := fake.Calls().StartCash["STX_GATED"]; n != 0 {
+		t.Errorf("refused requests reached secupay: %d start/cash calls", n)
+	}
+	return gated
+}
+
 // busyHandler is an API whose two render slots are taken by receipts that never finish, so
 // that the next POS receipt, whose client has given up, is answered "busy".
 func busyHandler(t *testing.T) http.Handler {
@@ -414,6 +462,10 @@ func TestEveryErrorCodeIsInTheSpec(t *testing.T) {
 			case *ast.CallExpr:
 				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "writeError" && len(n.Args) > 2 {
 					literal(n.Args[2])
+				}
+				// the loopback listener's refusals: g.refuse(w, r, status, "code", …)
+				if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "refuse" && len(n.Args) > 3 {
+					literal(n.Args[3])
 				}
 			case *ast.AssignStmt:
 				// code := "…" / code = "…", passed to writeError by name
