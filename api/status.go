@@ -6,7 +6,7 @@ import (
 	"github.com/ecrd-pos/ecrd/monitor"
 )
 
-// Status is the document of GET /v1/status and `ecrd status --json` (README.md, "ecrd status
+// Status is the document of GET /v1/status and `ecrd status --json` (docs/operations.md, "ecrd status
 // --json"). Fleet scripts read it: fields are only ever added.
 type Status struct {
 	Version            string        `json:"version"`

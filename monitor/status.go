@@ -7,7 +7,7 @@ import (
 )
 
 // Status is what the status document of `ecrd status --json` and GET /v1/status says
-// (README.md, "ecrd status --json"); package api owns its JSON.
+// (docs/operations.md, "ecrd status --json"); package api owns its JSON.
 type Status struct {
 	Version       string
 	Started       time.Time

@@ -131,7 +131,7 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return errQuiet
 }
 
-// statusJSON prints the daemon's status document for scripts (README.md, "ecrd status
+// statusJSON prints the daemon's status document for scripts (docs/operations.md, "ecrd status
 // --json"): exit 0 only when the daemon says "ok".
 func statusJSON(c *http.Client, stdout io.Writer) error {
 	code, body, err := call(c, http.MethodGet, "/v1/status")

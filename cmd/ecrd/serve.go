@@ -143,7 +143,7 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 // newLogger logs to w as JSON or console text, or to the journal in its native protocol
 // ("journald", or "auto" when systemd connected stderr to the journal) so that journalctl
-// can filter by priority and by field (README.md, "Logs").
+// can filter by priority and by field (docs/operations.md, "Logs").
 func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
