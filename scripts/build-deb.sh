@@ -28,6 +28,11 @@ f 0644 deploy/systemd/ecrd-modules.conf usr/lib/modules-load.d/ecrd.conf
 f 0644 deploy/systemd/ecrd.env.example etc/ecrd/ecrd.env
 f 0644 README.md usr/share/doc/ecrd/README.md
 gzip -9n "$root/usr/share/doc/ecrd/README.md"
+# The pages the README points to, under the same relative path (docs/), compressed like it.
+for doc in docs/*.md docs/openapi.yaml; do
+	f 0644 "$doc" "usr/share/doc/ecrd/$doc"
+	gzip -9n "$root/usr/share/doc/ecrd/$doc"
+done
 
 # The man page is the program's own help, so it lists every ECRD_ variable the binary knows.
 date=$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null || date -u +%Y-%m-%d)
@@ -38,7 +43,7 @@ date=$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null || date -u +%Y
 	printf '.SH USAGE\n.nf\n'
 	"$root/usr/bin/ecrd" help | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\&'/"
 	printf '.fi\n.SH FILES\n.TP\n/etc/ecrd/ecrd.env\nsettings\n.TP\n/etc/ecrd/token\nthe secupay bearer token (0600 root)\n.TP\n/var/lib/ecrd\njournal and print spool\n.TP\n/run/ecrd/ecrd.sock\nthe local API (group ecrd-pos)\n'
-	printf '.SH SEE ALSO\n/usr/share/doc/ecrd/README.md.gz\n'
+	printf '.SH SEE ALSO\n.nf\n/usr/share/doc/ecrd/README.md.gz\n/usr/share/doc/ecrd/docs/install.md.gz\n/usr/share/doc/ecrd/docs/operations.md.gz\n.fi\n'
 } >"$root/ecrd.8"
 install -D -m 0644 "$root/ecrd.8" "$root/usr/share/man/man8/ecrd.8"
 rm "$root/ecrd.8"
