@@ -162,7 +162,7 @@ var soakFaults = []struct {
 	{0.02, soakFault{name: "400 status ok after capture", fault: secupaytest.Fault{Status: 400, Body: `{"status":"ok"}`, CaptureFirst: true}, captures: true}},
 	{0.02, soakFault{name: "404 foreign body after capture", fault: secupaytest.Fault{Status: 404, Body: `{"message":"no route"}`, CaptureFirst: true}, captures: true}},
 	{0.02, soakFault{name: "400 already completed after capture", fault: secupaytest.Fault{Status: 400, CaptureFirst: true,
-		Body: secupaytest.ErrorBody("ProductInternalException", "transaction already completed", "Die Transaktion wurde bereits abgeschlossen", 1001, "soak")}}, captures: true}},
+		Body: secupaytest.ErrorBody("ProductInternalException", "transaction already completed", "Die Transaktion wurde bereits abgeschlossen", 1001, "soak")}, captures: true}},
 }
 
 // soak is one run.
