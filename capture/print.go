@@ -133,7 +133,7 @@ func receiptKinds(tx *secupay.Transaction) []string {
 // receiptJob renders one of a capture's receipt jobs. The customer receipt of a cash
 // capture carries the drawer pulse — as the spool's at-most-once trailer, which only the
 // daemon's life that queued the receipt may send, so that a receipt printed twice after a
-// crash never opens the drawer twice (spool.Job.Kick, README "Guarantees").
+// crash never opens the drawer twice (spool.Job.Kick; docs/durability.md, "The drawer rule").
 func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Transaction) (spool.Job, error) {
 	lines := tx.Receipt
 	if kind == kindMerchant {

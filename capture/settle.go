@@ -11,7 +11,7 @@ import (
 	"github.com/ecrd-pos/ecrd/secupay"
 )
 
-// The in-doubt rule (README "Guarantees", docs/durability.md):
+// The in-doubt rule (docs/durability.md):
 //
 // Once a start/cash may have reached secupay without an answer that settles it, the
 // transaction is in doubt. Only these settle it:
