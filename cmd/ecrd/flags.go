@@ -25,6 +25,8 @@ func parse(fs *flag.FlagSet, args []string, withEnv bool) error {
 			if v, ok := os.LookupEnv(envName(f.Name)); ok && err == nil {
 				if serr := fs.Set(f.Name, v); serr != nil {
 					err = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, serr)
+				} else if e, ok := f.Value.(fromEnvironment); ok {
+					e.fromEnvironment()
 				}
 			}
 		})
@@ -40,6 +42,11 @@ func parse(fs *flag.FlagSet, args []string, withEnv bool) error {
 	}
 	return nil
 }
+
+// fromEnvironment is a repeatable flag's value (--allow-origin), told that what it holds came
+// from its ECRD_ variable: the command line's first value then replaces the variable's values
+// instead of adding to them, so that a flag given explicitly wins, as a single flag's does.
+type fromEnvironment interface{ fromEnvironment() }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("ecrd "+name, flag.ContinueOnError)

@@ -36,13 +36,9 @@ func (f *fleetFlags) register(fs *flag.FlagSet) {
 // reach is refused unless --metrics-allow-remote: the local socket is the API's only door,
 // and opening a second one must be a decision.
 func listenMetrics(f fleetFlags, log *zap.Logger) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(f.metricsListen)
+	loopback, err := loopbackAddr(f.metricsListen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --metrics-listen %q: %v", errUsage, f.metricsListen, err)
-	}
-	loopback := host == "localhost"
-	if ip := net.ParseIP(host); ip != nil {
-		loopback = ip.IsLoopback()
 	}
 	if !loopback {
 		if !f.metricsAllowRemote {
@@ -56,6 +52,19 @@ func listenMetrics(f fleetFlags, log *zap.Logger) (net.Listener, error) {
 	}
 	log.Info("metrics listener", zap.String("address", ln.Addr().String()))
 	return ln, nil
+}
+
+// loopbackAddr says whether addr (host:port) can be reached from this machine only:
+// localhost, or an address in 127.0.0.0/8 or ::1. An empty host (":9464") is every address.
+func loopbackAddr(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), nil
+	}
+	return host == "localhost", nil
 }
 
 // metricsServer serves only GET /metrics: the TCP listener must never expose the API.

@@ -20,6 +20,7 @@ Usage:
   ecrd serve   [flags]                                  run the daemon (every flag also as ECRD_<FLAG>)
   ecrd capture [--socket PATH] STX_ID                   ask the daemon to capture and print; exit 0 only if captured
   ecrd status  [--socket PATH]                          the daemon's health and the printer's state
+  ecrd pair    [--env-file PATH]                        the browser listener's URL and token, for a POS in a browser
   ecrd demo                                             the whole flow on this machine: fake secupay, file printer
   ecrd printers [MODEL]                                 the printer models --model takes, or one model's profile
   ecrd version
@@ -81,6 +82,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"serve":    cmdServe,
 		"capture":  cmdCapture,
 		"status":   cmdStatus,
+		"pair":     cmdPair,
 		"demo":     cmdDemo,
 		"printers": cmdPrinters,
 	}

@@ -52,6 +52,7 @@ type serveConfig struct {
 	printTimeout                               time.Duration
 	logLevel, logFormat                        string
 	fleetFlags
+	browser browserFlags // --http-listen: the API for a POS in a browser (httplisten.go)
 }
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
@@ -76,6 +77,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "auto", "auto (the journal's native protocol under systemd, else json), json, journald or console")
 	c.fleetFlags.register(fs)
+	c.browser.register(fs)
 }
 
 // serveUsage writes every setting of `ecrd serve` with its ECRD_ variable and default,
@@ -212,6 +214,7 @@ type runningDaemon struct {
 	log        *zap.Logger
 	srv        *http.Server
 	metricsSrv *http.Server // nil unless --metrics-listen
+	browserSrv *http.Server // nil unless --http-listen
 	spool      *spool.Spool
 	printer    printer.Printer
 	wal        *wal.Log
@@ -304,10 +307,16 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		}
 		return out
 	}
-	d.srv = api.NewServer(api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
+	handler := api.Handler(api.Config{Capture: svc, Lines: svc, Spool: sp,
 		CaptureTimeout: capture.Timeout(cfg.secupayTimeout, cfg.printWait), Health: healthz, Logger: log,
 		ObserveCapture: mon.ObserveCapture, Status: mon.Status, Metrics: mon.Handler(),
-		Preview: previewer(svc, opt)}), log)
+		Preview: previewer(svc, opt)})
+	d.srv = api.NewServer(handler, log)
+	closeBrowser, err := d.serveBrowser(cfg.browser, handler) // the same handler: same limits and slots
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, closeBrowser)
 	if cfg.metricsListen != "" {
 		mln, err := listenMetrics(cfg.fleetFlags, log)
 		if err != nil {
@@ -402,6 +411,9 @@ func (c serveConfig) check() (*int, error) {
 	if _, err := early.options(); err != nil {
 		return nil, err
 	}
+	if err := c.browser.check(); err != nil {
+		return nil, err
+	}
 	switch c.drawer {
 	case "off", "":
 		return nil, nil
@@ -474,7 +486,10 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 // worker finish the job on the paper.
 func (d *runningDaemon) shutdown(ctx context.Context) error {
 	d.stopping.Store(true) // the watchdog is fed without checks while requests drain
+	// Both listeners stop taking requests and drain at once.
+	browserDone := d.shutdownBrowser(ctx)
 	err := d.srv.Shutdown(ctx)
+	<-browserDone
 	if d.metricsSrv != nil {
 		d.metricsSrv.Close()
 	}
