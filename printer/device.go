@@ -10,22 +10,27 @@ import (
 	"time"
 )
 
-// conn is the seam under every real transport: an open byte pipe to one ESC/POS device with
+// Conn is the seam under every real transport: an open byte pipe to one ESC/POS device with
 // deadlines, so that a stalled line or a silent printer ends a call instead of hanging it.
-// *os.File (nonblocking tty, FIFO, usblp), net.Conn and usbConn all satisfy it.
-type conn interface {
+// *os.File (nonblocking tty, FIFO, usblp), net.Conn and printer/usb's connection all satisfy
+// it. A deadline that passes must end a blocked Read or Write with an error that
+// errors.Is(err, os.ErrDeadlineExceeded), as net and os do: that is how "no answer in time"
+// is told from a broken line. A transport registered from outside (RegisterTransport) speaks
+// to the engine only through Conn, ErrNoReadBack and DeviceIDConn.
+type Conn interface {
 	io.ReadWriteCloser
 	SetReadDeadline(t time.Time) error
 	SetWriteDeadline(t time.Time) error
 }
 
-// dialFunc opens the transport. It is called lazily, on the first call after Open or after an
-// error closed the previous conn, which is how an unplugged printer comes back.
-type dialFunc func(ctx context.Context) (conn, error)
+// Dialer opens the transport. It is called lazily, on the first call after Open or after an
+// error closed the previous Conn, which is how an unplugged printer comes back.
+type Dialer func(ctx context.Context) (Conn, error)
 
-// errNoReadBack is returned by a conn's Read when the device cannot send anything back (a
-// unidirectional usblp printer, a FIFO, a regular file, a USB interface without bulk IN).
-var errNoReadBack = errors.New("device cannot send status back")
+// ErrNoReadBack is returned (wrapped) by a Conn's Read when the device cannot send anything
+// back (a unidirectional usblp printer, a FIFO, a regular file, a USB interface without bulk
+// IN): Status then reports StateUnknown, and a job counts once written.
+var ErrNoReadBack = errors.New("device cannot send status back")
 
 // outputDrainer is implemented by conns that buffer output in the kernel (a tty): Print waits
 // for the buffer to empty so that "printed" means the bytes left the machine.
@@ -37,7 +42,7 @@ type outputDrainer interface {
 type device struct {
 	uri  string
 	cfg  deviceConfig
-	dial dialFunc
+	dial Dialer
 	// drainWindow is how long Status listens for stale input before asking: long enough to
 	// catch bytes already in flight, short enough not to slow every status call. It is only
 	// needed when something may be in flight (settled is false).
@@ -53,7 +58,7 @@ type device struct {
 	// sem is a one-slot mutex that a context can give up waiting on: a Status call must be
 	// able to time out while a long Print holds the device.
 	sem    chan struct{}
-	c      conn
+	c      Conn
 	closed bool
 	// learnt is what this printer has shown about confirming jobs (a completion); it is learnt
 	// from the first jobs and kept across reconnects (the same printer comes back). Atomic so
@@ -100,7 +105,7 @@ const confirmRate = 200
 // receive buffer, so its answer means everything sent before it has been processed.
 var gsR1 = []byte{0x1D, 'r', 1}
 
-func newDevice(uri string, cfg deviceConfig, dial dialFunc) *device {
+func newDevice(uri string, cfg deviceConfig, dial Dialer) *device {
 	return &device{uri: uri, cfg: cfg, dial: dial, drainWindow: 20 * time.Millisecond, sem: make(chan struct{}, 1)}
 }
 
@@ -127,8 +132,8 @@ func (d *device) lock(ctx context.Context) error {
 
 func (d *device) unlock() { <-d.sem }
 
-// connect returns the open conn, dialling if there is none.
-func (d *device) connect(ctx context.Context) (conn, error) {
+// connect returns the open Conn, dialling if there is none.
+func (d *device) connect(ctx context.Context) (Conn, error) {
 	if d.c != nil {
 		return d.c, nil
 	}
@@ -140,7 +145,7 @@ func (d *device) connect(ctx context.Context) (conn, error) {
 	return c, nil
 }
 
-// drop closes the conn after an error: its state is unknown (half a command sent, a dead
+// drop closes the Conn after an error: its state is unknown (half a command sent, a dead
 // socket, a vanished USB device), and the next call starts clean by dialling again.
 func (d *device) drop() {
 	d.settled = false
@@ -236,7 +241,7 @@ func (d *device) Print(ctx context.Context, job []byte) error {
 // of an automatic status message, whose three others scan skips: the answers cannot be
 // confused. An answer that arrives after a give-up is drained before
 // the next marker, and the connection is dropped on a give-up so it cannot confirm a later job.
-func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
+func (d *device) confirm(ctx context.Context, c Conn, jobLen int) error {
 	switch d.completion() {
 	case completionRealtime:
 		return d.confirmRealtime(ctx, c, jobLen)
@@ -250,7 +255,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 	defer d.confirming.Store(false)
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
 	defer stop()
-	if err := d.drainInput(ctx, c); errors.Is(err, errNoReadBack) {
+	if err := d.drainInput(ctx, c); errors.Is(err, ErrNoReadBack) {
 		// A write-only device (a unidirectional usblp printer, a FIFO, a file): written is
 		// all that can be known, and a marker nobody answers is not sent.
 		d.setCompletion(completionSilent)
@@ -288,7 +293,7 @@ func (d *device) confirm(ctx context.Context, c conn, jobLen int) error {
 // job's whole confirm time — unplugged, switched off, jammed with the job half in — did not
 // take it: ErrNotConfirmed, and the spool sends the job again whole. A receipt may print
 // twice then, never zero times (a silent answer used to count as printed).
-func (d *device) confirmRealtime(ctx context.Context, c conn, jobLen int) error {
+func (d *device) confirmRealtime(ctx context.Context, c Conn, jobLen int) error {
 	until := time.Now().Add(d.cfg.confirmTimeout + time.Duration(jobLen)*time.Second/confirmRate)
 	for {
 		st, err := d.query(ctx, c)
@@ -350,7 +355,7 @@ func (w *markerWait) scan(b []byte) bool {
 // awaitMarker waits up to wait for the answer to GS r 1, asking DLE EOT 1 every probe
 // interval meanwhile. An error (the connection already dropped) means the line failed or
 // the caller gave up.
-func (d *device) awaitMarker(ctx context.Context, c conn, wait time.Duration) (markerWait, error) {
+func (d *device) awaitMarker(ctx context.Context, c Conn, wait time.Duration) (markerWait, error) {
 	end := deadline(ctx, wait)
 	probeEvery := max(d.cfg.statusTimeout, 500*time.Millisecond)
 	nextProbe := time.Now().Add(probeEvery)
@@ -369,7 +374,7 @@ func (d *device) awaitMarker(ctx context.Context, c conn, wait time.Duration) (m
 			return w, nil
 		}
 		switch {
-		case errors.Is(err, errNoReadBack):
+		case errors.Is(err, ErrNoReadBack):
 			w.noReadBack = true
 			return w, nil
 		case err != nil && !(isTimeout(err) && ctx.Err() == nil):
@@ -394,7 +399,7 @@ func (d *device) awaitMarker(ctx context.Context, c conn, wait time.Duration) (m
 
 // probe sends DLE EOT 1 while a job waits for its confirmation. A write that flow control
 // holds past status_timeout is not a failure: the printer is busy.
-func (d *device) probe(ctx context.Context, c conn) error {
+func (d *device) probe(ctx context.Context, c Conn) error {
 	if err := setDeadline(c.SetWriteDeadline, deadline(ctx, d.cfg.statusTimeout)); err != nil {
 		return d.confirmFailed(ctx, "set deadline", err)
 	}
@@ -472,7 +477,7 @@ func (d *device) Status(ctx context.Context) (Status, error) {
 
 // query is Status on an open connection, with the device locked. An error means the
 // connection failed (it is dropped); a printer that does not answer is StateUnknown.
-func (d *device) query(ctx context.Context, c conn) (Status, error) {
+func (d *device) query(ctx context.Context, c Conn) (Status, error) {
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()); c.SetWriteDeadline(time.Now()) })
 	defer stop()
 
@@ -490,7 +495,7 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 	// An answer left over from an earlier query that timed out, or bytes the printer pushed on
 	// its own, would otherwise be read as the answer to this one.
 	if err := d.drainInput(ctx, c); err != nil {
-		if errors.Is(err, errNoReadBack) {
+		if errors.Is(err, ErrNoReadBack) {
 			return unknown(err.Error())
 		}
 		return fail("draining input", err)
@@ -516,7 +521,7 @@ func (d *device) query(ctx context.Context, c conn) (Status, error) {
 		}
 		got, err := c.Read(buf)
 		switch {
-		case errors.Is(err, errNoReadBack):
+		case errors.Is(err, ErrNoReadBack):
 			return unknown(err.Error())
 		case isTimeout(err) && ctx.Err() == nil, got == 0 && err == nil:
 			return unknown(fmt.Sprintf("no answer to DLE EOT %d within %v", n, d.cfg.statusTimeout))
@@ -542,7 +547,7 @@ const settledWindow = 2 * time.Millisecond
 // drainInput reads and discards whatever arrives within drainWindow of the last byte (or
 // settledWindow on a settled line), up to a cap, so a printer that chatters without end cannot
 // keep Status here forever.
-func (d *device) drainInput(ctx context.Context, c conn) error {
+func (d *device) drainInput(ctx context.Context, c Conn) error {
 	window := d.drainWindow
 	if d.settled {
 		window = settledWindow

@@ -93,9 +93,11 @@ type DeviceIDReader interface {
 	DeviceID(ctx context.Context) (DeviceID, error)
 }
 
-// deviceIDConn is a conn that can fetch the raw Device ID (usblp's ioctl, a USB control request).
-type deviceIDConn interface {
-	deviceID(ctx context.Context) ([]byte, error)
+// DeviceIDConn is a Conn that can fetch the raw Device ID (usblp's ioctl, a USB control
+// request), in the form ParseDeviceID reads. It returns an error wrapping ErrNoDeviceID when
+// this device cannot answer it (a vendor-class USB interface, a file behind lp:).
+type DeviceIDConn interface {
+	RawDeviceID(ctx context.Context) ([]byte, error)
 }
 
 // DeviceID asks the device for its IEEE 1284 Device ID. It returns ErrNoDeviceID (wrapped)
@@ -109,11 +111,11 @@ func (d *device) DeviceID(ctx context.Context) (DeviceID, error) {
 	if err != nil {
 		return DeviceID{}, err
 	}
-	r, ok := c.(deviceIDConn)
+	r, ok := c.(DeviceIDConn)
 	if !ok {
 		return DeviceID{}, fmt.Errorf("printer %s: %w", d.uri, ErrNoDeviceID)
 	}
-	raw, err := r.deviceID(ctx)
+	raw, err := r.RawDeviceID(ctx)
 	if err != nil {
 		return DeviceID{}, fmt.Errorf("printer %s: Device ID: %w", d.uri, err)
 	}

@@ -63,22 +63,10 @@ func TestParseDeviceID(t *testing.T) {
 	}
 }
 
-// TestDeviceIDOverUSBSeam: a printer-class USB printer answers GET_DEVICE_ID; a transport that
-// cannot ask (a file behind lp:, tcp) says so with ErrNoDeviceID.
-func TestDeviceIDOverUSBSeam(t *testing.T) {
-	f := &idPipes{fakePipes: newFakePipes(0x12, 0x12, 0x12), id: withLength("MFG:EPSON;CMD:ESC/POS;MDL:TM-T20II;CLS:PRINTER;", 47)}
-	d := newDevice("usb:", defaultDeviceConfig, func(context.Context) (conn, error) { return newUSBConn(f), nil })
-	defer d.Close()
-	id, err := d.DeviceID(context.Background())
-	if err != nil || id.Model != "TM-T20II" || id.Manufacturer != "EPSON" {
-		t.Fatalf("DeviceID = %+v, %v", id, err)
-	}
-	plain, _ := fakeUSBDevice(newFakePipes(0x12, 0x12, 0x12)) // vendor class: no GET_DEVICE_ID
-	defer plain.Close()
-	if _, err := plain.DeviceID(context.Background()); !errors.Is(err, ErrNoDeviceID) {
-		t.Fatalf("vendor-class DeviceID error = %v, want ErrNoDeviceID", err)
-	}
-
+// TestDeviceIDNotAvailable: a transport that cannot ask (a file behind lp:, a character
+// device that is not usblp) says so with ErrNoDeviceID. (The USB side: printer/usb's
+// TestDeviceIDOverUSBSeam.)
+func TestDeviceIDNotAvailable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lp0")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -101,11 +89,3 @@ func TestDeviceIDOverUSBSeam(t *testing.T) {
 		t.Fatalf("lp:/dev/null: %v, want ErrNoDeviceID", err)
 	}
 }
-
-// idPipes is a printer-class USB printer behind the seam: it also answers GET_DEVICE_ID.
-type idPipes struct {
-	*fakePipes
-	id []byte
-}
-
-func (p *idPipes) deviceID(context.Context) ([]byte, error) { return p.id, nil }

@@ -45,12 +45,13 @@ func ExampleOpen() {
 }
 
 // Every transport is a URI (see the package comment); a bad one is refused, saying what
-// would do, before any device is touched.
+// would do, before any device is touched. usb: needs the libusb transport, which a program
+// registers (RegisterTransport); this one did not.
 func ExampleOpen_uris() {
 	for _, uri := range []string{
 		"serial:/dev/ttyUSB0?baud=19200&flow=xmodem",
 		"tcp:",
-		"usb:04b8",
+		"usb:04b8:0e15",
 		"ipp://printer",
 	} {
 		_, err := printer.Open(uri)
@@ -59,6 +60,6 @@ func ExampleOpen_uris() {
 	// Output:
 	// printer: bad URI "serial:/dev/ttyUSB0?baud=19200&flow=xmodem": flow="xmodem": want none, rtscts or xonxoff
 	// printer: bad URI "tcp:": want tcp:host or tcp:host:port
-	// printer: bad URI "usb:04b8": want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer
+	// printer: cannot open "usb:04b8:0e15": usb: is libusb's transport (package printer/usb, which needs cgo) and this program was built without it; use lp:/dev/usb/lp0 instead, the kernel's usblp device for the same printer
 	// printer: bad URI "ipp://printer": unknown scheme "ipp": want file, lp, serial, tcp or usb
 }

@@ -21,13 +21,13 @@ func parseLP(t *target, rest string, opts uriOptions) (err error) {
 
 // lpDialer opens a usblp character device (/dev/usb/lp0). usblp allows reads only from
 // bidirectional printers, so the device is opened read-write and a read that the kernel refuses
-// (EINVAL) becomes errNoReadBack, which Status reports as unknown. FIFOs and regular files are
+// (EINVAL) becomes ErrNoReadBack, which Status reports as unknown. FIFOs and regular files are
 // opened write-only: reading a FIFO we also write would return our own job bytes as "status".
 //
 // The fd is nonblocking and handed to Go's poller, which gives usblp and FIFOs real deadlines
 // (usblp's own write never times out).
-func lpDialer(path string) dialFunc {
-	return func(ctx context.Context) (conn, error) {
+func lpDialer(path string) Dialer {
+	return func(ctx context.Context) (Conn, error) {
 		fi, err := os.Stat(path)
 		if err != nil {
 			return nil, err // ENOENT: unplugged, or the udev symlink is gone
@@ -72,7 +72,7 @@ type lpConn struct {
 // hands back its two length bytes and the string.
 func lpiocGetDeviceID(n int) uintptr { return 2<<30 | uintptr(n)<<16 | 'P'<<8 | 1 }
 
-func (c *lpConn) deviceID(ctx context.Context) ([]byte, error) {
+func (c *lpConn) RawDeviceID(ctx context.Context) ([]byte, error) {
 	if !c.chardev {
 		return nil, fmt.Errorf("%s is not a device node: %w", c.Name(), ErrNoDeviceID)
 	}
@@ -98,11 +98,11 @@ func (c *lpConn) deviceID(ctx context.Context) ([]byte, error) {
 
 func (c *lpConn) Read(b []byte) (int, error) {
 	if !c.readable {
-		return 0, fmt.Errorf("%s: %w (write-only)", c.Name(), errNoReadBack)
+		return 0, fmt.Errorf("%s: %w (write-only)", c.Name(), ErrNoReadBack)
 	}
 	n, err := c.File.Read(b)
 	if errors.Is(err, syscall.EINVAL) {
-		return n, fmt.Errorf("%s: %w (usblp: printer is unidirectional)", c.Name(), errNoReadBack)
+		return n, fmt.Errorf("%s: %w (usblp: printer is unidirectional)", c.Name(), ErrNoReadBack)
 	}
 	return n, err
 }

@@ -16,6 +16,11 @@
 //	tcp:host:9100                                raw TCP (port 9100 by default); timeout=5s is the dial timeout
 //	usb:04b8:0e15 | usb:                         libusb by VID:PID (hex) or the first printer found
 //
+// usb: is package printer/usb, the one transport that needs cgo (libusb): a program that wants
+// it registers it (RegisterTransport; cmd/ecrd does in a cgo-only file), so that this package
+// and everything that imports it build with CGO_ENABLED=0. Without it a usb: URI is refused
+// with a pointer to lp:, the kernel's usblp device, which reaches the same printer.
+//
 // Every transport except file: also takes status_timeout (per DLE EOT answer, 500ms),
 // write_timeout (per chunk written, 10s), confirm_timeout (for the answer that the job is on
 // paper, 10s plus the job's size at 200 bytes a second) and chunk (bytes per write, 512).
@@ -28,6 +33,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -80,6 +86,7 @@ type Printer interface {
 }
 
 // ErrNotFound says no device matched a usb: URI (or USB cannot be used on this machine at all).
+// Transports registered from outside (printer/usb) return it from their Dialer.
 var ErrNotFound = errors.New("printer: no printer found")
 
 // ErrNotConfirmed says a job was written but the printer did not confirm it is on paper: a
@@ -121,11 +128,54 @@ func Open(uri string) (Printer, error) {
 		return newDevice(uri, t.dev, serialDialer(t.path, t.serial)), nil
 	case "tcp":
 		return newDevice(uri, t.dev, tcpDialer(t.addr, t.dialTimeout)), nil
-	case "usb":
-		return newDevice(uri, t.dev, usbDialer(t.usb)), nil
 	}
-	panic("unreachable: parseURI accepted scheme " + t.scheme)
+	return newDevice(uri, t.dev, t.dial), nil // a registered transport
 }
+
+// registered holds the transports registered from outside the package, by scheme.
+var registered struct {
+	sync.RWMutex
+	m map[string]func(rest string) (Dialer, error)
+}
+
+// RegisterTransport makes scheme: URIs open through open, which turns the part of the URI
+// between "scheme:" and "?" into a Dialer, or says what is wrong with it (Open reports that
+// as a bad URI). Open itself takes the options every transport has (status_timeout,
+// write_timeout, confirm_timeout, chunk; see the package comment) and runs the ESC/POS engine
+// (status, completion on paper, Device ID) over the Dialer's connections.
+//
+// It is how a program links a transport this package must not depend on, as database/sql
+// links drivers: cmd/ecrd registers printer/usb, whose libusb needs cgo, with
+//
+//	printer.RegisterTransport("usb", usb.Dialer)
+//
+// It panics if scheme is empty or holds ':' or '?', if open is nil, or if the scheme is
+// already taken (built-in schemes included): two transports for one URI is a wiring bug.
+func RegisterTransport(scheme string, open func(rest string) (Dialer, error)) {
+	if scheme == "" || strings.ContainsAny(scheme, ":?") || open == nil {
+		panic(fmt.Sprintf("printer: RegisterTransport(%q): want a scheme without ':' or '?' and a non-nil open", scheme))
+	}
+	registered.Lock()
+	defer registered.Unlock()
+	if _, ok := transportParsers[scheme]; ok || registered.m[scheme] != nil {
+		panic(fmt.Sprintf("printer: RegisterTransport(%q): scheme already registered", scheme))
+	}
+	if registered.m == nil {
+		registered.m = map[string]func(rest string) (Dialer, error){}
+	}
+	registered.m[scheme] = open
+}
+
+// registeredTransport returns the transport registered for scheme, or nil.
+func registeredTransport(scheme string) func(rest string) (Dialer, error) {
+	registered.RLock()
+	defer registered.RUnlock()
+	return registered.m[scheme]
+}
+
+// noUSBHint is why a usb: URI cannot open in a program that did not register printer/usb.
+const noUSBHint = "usb: is libusb's transport (package printer/usb, which needs cgo) and this program was " +
+	"built without it; use lp:/dev/usb/lp0 instead, the kernel's usblp device for the same printer"
 
 // target is a parsed URI.
 type target struct {
@@ -134,7 +184,7 @@ type target struct {
 	addr        string        // tcp host:port
 	dialTimeout time.Duration // tcp
 	serial      serialConfig
-	usb         usbMatch
+	dial        Dialer // a registered transport's (RegisterTransport)
 	dev         deviceConfig
 }
 
@@ -158,7 +208,8 @@ var defaultDeviceConfig = deviceConfig{
 }
 
 // transportParser fills t from the part of a URI after "scheme:" and before "?", and from its
-// options. Each lives beside its transport: parseFile, parseLP, parseSerial, parseTCP, parseUSB.
+// options. Each lives beside its transport: parseFile, parseLP, parseSerial, parseTCP; a
+// registered transport's goes through parseRegistered.
 type transportParser func(t *target, rest string, opts uriOptions) error
 
 var transportParsers = map[string]transportParser{
@@ -166,7 +217,23 @@ var transportParsers = map[string]transportParser{
 	"lp":     parseLP,
 	"serial": parseSerial,
 	"tcp":    parseTCP,
-	"usb":    parseUSB,
+}
+
+// parseRegistered returns the parser of a transport registered for scheme (RegisterTransport).
+func parseRegistered(scheme string) (transportParser, bool) {
+	open := registeredTransport(scheme)
+	if open == nil {
+		return nil, false
+	}
+	return func(t *target, rest string, opts uriOptions) (err error) {
+		if t.dial, err = open(rest); err != nil {
+			return err
+		}
+		if t.dial == nil {
+			return fmt.Errorf("the %s: transport returned no dialer", scheme)
+		}
+		return opts.device(&t.dev)
+	}, true
 }
 
 func parseURI(uri string) (target, error) {
@@ -184,6 +251,12 @@ func parseURI(uri string) (target, error) {
 	}
 	parse, ok := transportParsers[scheme]
 	if !ok {
+		parse, ok = parseRegistered(scheme)
+	}
+	switch {
+	case !ok && scheme == "usb":
+		return target{}, fmt.Errorf("printer: cannot open %q: %s", uri, noUSBHint)
+	case !ok:
 		return bad(fmt.Errorf("unknown scheme %q: want file, lp, serial, tcp or usb", scheme))
 	}
 	t := target{scheme: scheme, dev: defaultDeviceConfig}

@@ -33,9 +33,6 @@ func TestParseURI(t *testing.T) {
 		{"tcp:printer.local:9101?timeout=2s", func(g target) bool { return g.addr == "printer.local:9101" && g.dialTimeout == 2*time.Second }},
 		{"tcp:[::1]:9100", func(g target) bool { return g.addr == "[::1]:9100" }},
 		{"tcp:[fe80::1]", func(g target) bool { return g.addr == "[fe80::1]:9100" }},
-		{"usb:", func(g target) bool { return !g.usb.byID }},
-		{"usb:04b8:0e15", func(g target) bool { return g.usb == usbMatch{byID: true, vid: 0x04b8, pid: 0x0e15} }},
-		{"usb:04B8:202?status_timeout=1s", func(g target) bool { return g.usb.pid == 0x0202 && g.dev.statusTimeout == time.Second }},
 		{"tcp:printer?confirm_timeout=45s", func(g target) bool { return g.dev.confirmTimeout == 45*time.Second }},
 	}
 	for _, tc := range good {
@@ -65,10 +62,6 @@ func TestParseURI(t *testing.T) {
 		{"tcp:host:99999", `port "99999": want 1-65535`},
 		{"tcp:host:http", `port "http"`},
 		{"tcp:host?timeout=soon", `timeout="soon": want a positive duration`},
-		{"usb:xyz", "want usb:VID:PID in hex"},
-		{"usb:04b8", "want usb:VID:PID in hex"},
-		{"usb:04b8:0e15:1", "want usb:VID:PID in hex"},
-		{"usb:12345:1", "want usb:VID:PID in hex"},
 		{"lp:/dev/usb/lp0?status_timeout=0s", "status_timeout"},
 		{"tcp:printer?confirm_timeout=soon", "confirm_timeout"},
 		{"file:/tmp/p.bin?status_timeout=1s", `unknown option "status_timeout" for file:`},

@@ -123,8 +123,8 @@ func serialTermios(c serialConfig) *unix.Termios {
 	return t
 }
 
-func serialDialer(path string, cfg serialConfig) dialFunc {
-	return func(ctx context.Context) (conn, error) {
+func serialDialer(path string, cfg serialConfig) Dialer {
+	return func(ctx context.Context) (Conn, error) {
 		// O_NOCTTY: a printer must never become the daemon's controlling terminal.
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -1,13 +1,133 @@
-package printer
+package usb
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/printer"
 )
+
+// The tests register the transport as cmd/ecrd does, and a fake one, usbfake:NAME, whose
+// connections are usbConns over fake pipes: a USB printer behind the same seam, run by
+// printer's engine exactly as a real one is.
+func init() {
+	printer.RegisterTransport("usb", Dialer)
+	printer.RegisterTransport("usbfake", func(rest string) (printer.Dialer, error) {
+		v, ok := fakeDialers.Load(rest)
+		if !ok {
+			return nil, fmt.Errorf("no fake pipes named %q", rest)
+		}
+		return v.(*fakeDialer).dial, nil
+	})
+}
+
+// fakeDialers holds each fake device's pipes by the NAME of its usbfake: URI.
+var (
+	fakeDialers sync.Map // string → *fakeDialer
+	fakeSeq     atomic.Int64
+)
+
+// fakeDialer hands out its pipes one dial each, as a device unplugged and plugged in again;
+// with none left it says not found.
+type fakeDialer struct {
+	mu    sync.Mutex
+	pipes []usbPipes
+	n     int
+}
+
+func (f *fakeDialer) dial(context.Context) (printer.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n >= len(f.pipes) {
+		return nil, printer.ErrNotFound
+	}
+	f.n++
+	return newUSBConn(f.pipes[f.n-1]), nil
+}
+
+func (f *fakeDialer) dials() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// openFake opens a printer over pipes through printer.Open, with statusTimeout per DLE EOT
+// answer (long, except where silence is the point), and closes it when the test ends.
+func openFake(t *testing.T, statusTimeout time.Duration, pipes ...usbPipes) (printer.Printer, *fakeDialer) {
+	t.Helper()
+	name := fmt.Sprintf("%s-%d", t.Name(), fakeSeq.Add(1))
+	fd := &fakeDialer{pipes: pipes}
+	fakeDialers.Store(name, fd)
+	p, err := printer.Open("usbfake:" + name + "?status_timeout=" + statusTimeout.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		fakeDialers.Delete(name)
+	})
+	return p, fd
+}
+
+func testJob(n int) []byte {
+	job := make([]byte, n)
+	for i := range job {
+		job[i] = byte(0x20 + i%90) // printable, never DLE
+	}
+	return job
+}
+
+func mustStatus(t *testing.T, p printer.Printer, want printer.State) printer.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := p.Status(ctx)
+	if err != nil {
+		t.Fatalf("%s: Status: %v", p, err)
+	}
+	if st.State != want {
+		t.Fatalf("%s: Status = %+v, want %s", p, st, want)
+	}
+	return st
+}
+
+func TestParseMatch(t *testing.T) {
+	good := map[string]usbMatch{
+		"":          {},
+		"04b8:0e15": {byID: true, vid: 0x04b8, pid: 0x0e15},
+		"04B8:202":  {byID: true, vid: 0x04b8, pid: 0x0202},
+	}
+	for rest, want := range good {
+		if got, err := parseMatch(rest); err != nil || got != want {
+			t.Errorf("parseMatch(%q) = %+v, %v; want %+v", rest, got, err, want)
+		}
+	}
+	// Through printer.Open: the common options are printer's, the VID:PID ours, and a bad
+	// one is a bad URI that says what would do.
+	p, err := printer.Open("usb:04B8:202?status_timeout=1s&chunk=64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	for _, uri := range []string{"usb:xyz", "usb:04b8", "usb:04b8:0e15:1", "usb:12345:1"} {
+		_, err := printer.Open(uri)
+		if err == nil || !strings.Contains(err.Error(), `printer: bad URI "`+uri+`": want usb:VID:PID in hex`) {
+			t.Errorf("Open(%q) = %v, want a bad URI error", uri, err)
+		}
+	}
+	if _, err := printer.Open("usb:?status_timeout=0s"); err == nil || !strings.Contains(err.Error(), "status_timeout") {
+		t.Errorf("usb: with a bad common option: %v", err)
+	}
+	if _, err := printer.Open("usb:?vid=04b8"); err == nil || !strings.Contains(err.Error(), `unknown option "vid" for usb:`) {
+		t.Errorf("usb: with an unknown option: %v", err)
+	}
+}
 
 func TestChooseUSBInterface(t *testing.T) {
 	bulkOut := func(addr uint8) usbEndpoint { return usbEndpoint{Address: addr, Bulk: true, MaxPacket: 64} }
@@ -136,7 +256,7 @@ func (f *fakePipes) answer(a []byte) {
 
 func (f *fakePipes) read(ctx context.Context, b []byte) (int, error) {
 	if f.noIn {
-		return 0, errNoReadBack
+		return 0, printer.ErrNoReadBack
 	}
 	for {
 		f.mu.Lock()
@@ -167,41 +287,29 @@ func (f *fakePipes) close() error {
 	return nil
 }
 
-func fakeUSBDevice(pipes ...*fakePipes) (*device, *int) {
-	dials := 0
-	cfg := defaultDeviceConfig
-	cfg.statusTimeout = 5 * time.Second // lowered where silence is the point
-	return newDevice("usb:fake", cfg, func(ctx context.Context) (conn, error) {
-		if dials >= len(pipes) {
-			return nil, ErrNotFound
-		}
-		dials++
-		return newUSBConn(pipes[dials-1]), nil
-	}), &dials
-}
-
 func TestUSBStatusThroughSeam(t *testing.T) {
 	f := newFakePipes(0x16, 0x12, 0x12)
-	d, _ := fakeUSBDevice(f)
-	defer d.Close()
-	mustStatus(t, d, StateOnline)
+	d, _ := openFake(t, 5*time.Second, f)
+	mustStatus(t, d, printer.StateOnline)
 	f.mu.Lock()
 	f.answers = map[byte]byte{1: 0x1e, 2: 0x16, 4: 0x12}
 	f.in = append(f.in, []byte{0x12}) // a stale answer waiting on the IN endpoint
 	f.mu.Unlock()
-	mustStatus(t, d, StateCoverOpen)
+	mustStatus(t, d, printer.StateCoverOpen)
 
 	f.mu.Lock()
 	f.answers = map[byte]byte{1: 0x16, 2: 0x12, 4: 0x93}
 	f.mu.Unlock()
-	if st := mustStatus(t, d, StateUnknown); !strings.Contains(st.Detail, "invalid answer 0x93 to DLE EOT 4") {
+	if st := mustStatus(t, d, printer.StateUnknown); !strings.Contains(st.Detail, "invalid answer 0x93 to DLE EOT 4") {
 		t.Errorf("Detail = %q", st.Detail)
 	}
+	// Silence, on the same pipes opened with a short status_timeout.
+	d.Close()
 	f.mu.Lock()
 	f.answers = map[byte]byte{}
 	f.mu.Unlock()
-	d.cfg.statusTimeout = 100 * time.Millisecond
-	if st := mustStatus(t, d, StateUnknown); !strings.Contains(st.Detail, "no answer to DLE EOT 1") {
+	d, _ = openFake(t, 100*time.Millisecond, f)
+	if st := mustStatus(t, d, printer.StateUnknown); !strings.Contains(st.Detail, "no answer to DLE EOT 1") {
 		t.Errorf("Detail = %q", st.Detail)
 	}
 
@@ -219,35 +327,33 @@ func TestUSBStatusThroughSeam(t *testing.T) {
 func TestUSBWithoutINEndpoint(t *testing.T) {
 	f := newFakePipes(0x16, 0x12, 0x12)
 	f.noIn = true
-	d, _ := fakeUSBDevice(f)
-	defer d.Close()
-	mustStatus(t, d, StateUnknown)
+	d, _ := openFake(t, 5*time.Second, f)
+	mustStatus(t, d, printer.StateUnknown)
 }
 
 // An unplugged device fails the write, is closed, and the next call opens it afresh.
 func TestUSBUnplugReconnect(t *testing.T) {
 	first, second := newFakePipes(0x16, 0x12, 0x12), newFakePipes(0x16, 0x12, 0x12)
 	first.writeErr = errors.New("libusb: no device")
-	d, dials := fakeUSBDevice(first, second)
-	defer d.Close()
+	d, fd := openFake(t, 5*time.Second, first, second)
 	err := d.Print(context.Background(), testJob(600))
-	var we *WriteError
+	var we *printer.WriteError
 	if !errors.As(err, &we) || we.Written != 0 || we.Total != 600 {
 		t.Fatalf("Print on an unplugged device = %v", err)
 	}
 	if first.closed != 1 {
 		t.Errorf("the failed device was closed %d times, want 1", first.closed)
 	}
-	mustStatus(t, d, StateOnline)
-	if *dials != 2 {
-		t.Errorf("%d dials, want 2", *dials)
+	mustStatus(t, d, printer.StateOnline)
+	if n := fd.dials(); n != 2 {
+		t.Errorf("%d dials, want 2", n)
 	}
 	// Nothing left to plug in: the error says not found.
 	second.mu.Lock()
 	second.writeErr = errors.New("libusb: no device")
 	second.mu.Unlock()
 	d.Print(context.Background(), []byte("x"))
-	if _, err := d.Status(context.Background()); !errors.Is(err, ErrNotFound) {
+	if _, err := d.Status(context.Background()); !errors.Is(err, printer.ErrNotFound) {
 		t.Errorf("Status with no device = %v, want ErrNotFound", err)
 	}
 }
@@ -256,23 +362,51 @@ func TestUSBUnplugReconnect(t *testing.T) {
 // /dev/bus/usb at all): not found, wrapped, never a panic.
 func TestUSBRealNoPrinter(t *testing.T) {
 	for _, uri := range []string{"usb:", "usb:dead:beef"} {
-		p, err := Open(uri)
+		p, err := printer.Open(uri)
 		if err != nil {
 			t.Fatalf("Open(%q): %v", uri, err)
 		}
-		if _, err := p.Status(context.Background()); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "no printer found") {
+		if _, err := p.Status(context.Background()); !errors.Is(err, printer.ErrNotFound) || !strings.Contains(err.Error(), "no printer found") {
 			t.Errorf("%s: Status = %v, want ErrNotFound", uri, err)
 		} else {
 			t.Logf("%s: %v", uri, err)
 		}
-		if err := p.Print(context.Background(), []byte("x")); !errors.Is(err, ErrNotFound) {
+		if err := p.Print(context.Background(), []byte("x")); !errors.Is(err, printer.ErrNotFound) {
 			t.Errorf("%s: Print = %v, want ErrNotFound", uri, err)
 		}
 		if err := p.Close(); err != nil {
 			t.Errorf("%s: Close: %v", uri, err)
 		}
 	}
-	if _, err := Open("usb:xyz"); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `bad URI "usb:xyz"`) {
+	if _, err := printer.Open("usb:xyz"); err == nil || errors.Is(err, printer.ErrNotFound) || !strings.Contains(err.Error(), `bad URI "usb:xyz"`) {
 		t.Errorf(`Open("usb:xyz") = %v, want a URI error`, err)
 	}
 }
+
+// TestDeviceIDOverUSBSeam: a printer-class USB printer answers GET_DEVICE_ID through the
+// engine's DeviceID; a vendor-class interface cannot, and says so with ErrNoDeviceID.
+func TestDeviceIDOverUSBSeam(t *testing.T) {
+	f := &idPipes{fakePipes: newFakePipes(0x12, 0x12, 0x12), id: withLength("MFG:EPSON;CMD:ESC/POS;MDL:TM-T20II;CLS:PRINTER;", 47)}
+	d, _ := openFake(t, 5*time.Second, f)
+	id, err := d.(printer.DeviceIDReader).DeviceID(context.Background())
+	if err != nil || id.Model != "TM-T20II" || id.Manufacturer != "EPSON" {
+		t.Fatalf("DeviceID = %+v, %v", id, err)
+	}
+	plain, _ := openFake(t, 5*time.Second, newFakePipes(0x12, 0x12, 0x12)) // vendor class: no GET_DEVICE_ID
+	if _, err := plain.(printer.DeviceIDReader).DeviceID(context.Background()); !errors.Is(err, printer.ErrNoDeviceID) {
+		t.Fatalf("vendor-class DeviceID error = %v, want ErrNoDeviceID", err)
+	}
+}
+
+// withLength prefixes s with its big-endian length the way GET_DEVICE_ID returns it.
+func withLength(s string, n int) []byte {
+	return append([]byte{byte(n >> 8), byte(n)}, s...)
+}
+
+// idPipes is a printer-class USB printer behind the seam: it also answers GET_DEVICE_ID.
+type idPipes struct {
+	*fakePipes
+	id []byte
+}
+
+func (p *idPipes) deviceID(context.Context) ([]byte, error) { return p.id, nil }

@@ -1,4 +1,16 @@
-package printer
+// Package usb is the usb: printer transport: a receipt printer reached through libusb
+// (github.com/google/gousb), the one part of ecrd that needs cgo. It is a leaf that only the
+// command links (TARGET: cmd/ecrd and this package alone link gousb), registered as
+//
+//	printer.RegisterTransport("usb", usb.Dialer)
+//
+// in a cmd/ecrd file built only with cgo. Everything else about a printer (the ESC/POS engine,
+// status, completion on paper, Device IDs, the URI's common options) is package printer's;
+// this package only finds the device, claims its interface and moves bytes.
+//
+// URIs: usb:VID:PID (hex, e.g. usb:04b8:0e15) or usb: for the first printer found, with the
+// options every printer transport takes (printer's package comment).
+package usb
 
 import (
 	"context"
@@ -12,6 +24,8 @@ import (
 	"time"
 
 	"github.com/google/gousb"
+
+	"github.com/ecrd-pos/ecrd/printer"
 )
 
 // USB printers are reached through libusb (gousb), which claims the interface itself and
@@ -45,18 +59,29 @@ func (m usbMatch) String() string {
 	return fmt.Sprintf("%04x:%04x", m.vid, m.pid)
 }
 
-// parseUSB parses usb:VID:PID?options (hex IDs) or usb:?options for the first printer found.
-func parseUSB(t *target, rest string, opts uriOptions) error {
-	if rest != "" {
-		vs, ps, ok := strings.Cut(rest, ":")
-		vid, err1 := strconv.ParseUint(vs, 16, 16)
-		pid, err2 := strconv.ParseUint(ps, 16, 16)
-		if !ok || err1 != nil || err2 != nil || len(vs) > 4 || len(ps) > 4 {
-			return errors.New("want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer")
-		}
-		t.usb = usbMatch{byID: true, vid: uint16(vid), pid: uint16(pid)}
+// Dialer is the usb: transport for printer.RegisterTransport: rest is what follows "usb:" up
+// to the options, "VID:PID" in hex or "" for the first printer found. Nothing is opened until
+// the printer is first used.
+func Dialer(rest string) (printer.Dialer, error) {
+	m, err := parseMatch(rest)
+	if err != nil {
+		return nil, err
 	}
-	return opts.device(&t.dev)
+	return usbDialer(m), nil
+}
+
+// parseMatch parses the VID:PID of usb:VID:PID (hex IDs), or "" for the first printer found.
+func parseMatch(rest string) (usbMatch, error) {
+	if rest == "" {
+		return usbMatch{}, nil
+	}
+	vs, ps, ok := strings.Cut(rest, ":")
+	vid, err1 := strconv.ParseUint(vs, 16, 16)
+	pid, err2 := strconv.ParseUint(ps, 16, 16)
+	if !ok || err1 != nil || err2 != nil || len(vs) > 4 || len(ps) > 4 {
+		return usbMatch{}, errors.New("want usb:VID:PID in hex (e.g. usb:04b8:0e15) or usb: for the first printer")
+	}
+	return usbMatch{byID: true, vid: uint16(vid), pid: uint16(pid)}, nil
 }
 
 // usbEndpoint and usbAltSetting describe descriptors in plain values, so the choice of
@@ -157,12 +182,12 @@ func usbAltSettings(desc *gousb.DeviceDesc) []usbAltSetting {
 // opened device. Tests supply a fake; usbDevice is the real one.
 type usbPipes interface {
 	write(ctx context.Context, b []byte) (int, error)
-	read(ctx context.Context, b []byte) (int, error) // errNoReadBack without a bulk IN endpoint
+	read(ctx context.Context, b []byte) (int, error) // printer.ErrNoReadBack without a bulk IN endpoint
 	maxPacket() int                                  // IN reads must be whole packets, or libusb reports overflow
 	close() error
 }
 
-// usbConn gives usbPipes the deadline-based conn interface the engine speaks.
+// usbConn gives usbPipes the deadline-based printer.Conn the engine speaks.
 type usbConn struct {
 	p             usbPipes
 	mu            sync.Mutex
@@ -241,10 +266,11 @@ type usbDeviceIDPipes interface {
 	deviceID(ctx context.Context) ([]byte, error)
 }
 
-func (c *usbConn) deviceID(ctx context.Context) ([]byte, error) {
+// RawDeviceID makes usbConn a printer.DeviceIDConn.
+func (c *usbConn) RawDeviceID(ctx context.Context) ([]byte, error) {
 	p, ok := c.p.(usbDeviceIDPipes)
 	if !ok {
-		return nil, ErrNoDeviceID
+		return nil, printer.ErrNoDeviceID
 	}
 	return p.deviceID(ctx)
 }
@@ -268,7 +294,7 @@ func (d *usbDevice) write(ctx context.Context, b []byte) (int, error) {
 
 func (d *usbDevice) read(ctx context.Context, b []byte) (int, error) {
 	if d.in == nil {
-		return 0, fmt.Errorf("usb interface has no bulk IN endpoint: %w", errNoReadBack)
+		return 0, fmt.Errorf("usb interface has no bulk IN endpoint: %w", printer.ErrNoReadBack)
 	}
 	return d.in.ReadContext(ctx, b)
 }
@@ -280,7 +306,7 @@ func (d *usbDevice) maxPacket() int { return d.mps }
 // byte and the alternate setting in the low byte). Only class-7 interfaces answer it.
 func (d *usbDevice) deviceID(ctx context.Context) ([]byte, error) {
 	if d.class != usbClassPrinter {
-		return nil, fmt.Errorf("usb interface class %#02x is not a printer-class interface: %w", d.class, ErrNoDeviceID)
+		return nil, fmt.Errorf("usb interface class %#02x is not a printer-class interface: %w", d.class, printer.ErrNoDeviceID)
 	}
 	buf := make([]byte, 1024)
 	cfgIndex := 0
@@ -335,8 +361,8 @@ func newUSBContext() (c *gousb.Context, err error) {
 	return gousb.NewContext(), nil
 }
 
-func usbDialer(m usbMatch) dialFunc {
-	return func(ctx context.Context) (conn, error) {
+func usbDialer(m usbMatch) printer.Dialer {
+	return func(ctx context.Context) (printer.Conn, error) {
 		d, err := openUSB(m)
 		if err != nil {
 			return nil, err
@@ -348,7 +374,7 @@ func usbDialer(m usbMatch) dialFunc {
 func openUSB(m usbMatch) (_ *usbDevice, err error) {
 	uctx, err := newUSBContext()
 	if err != nil {
-		return nil, fmt.Errorf("%w (usb %s): %v", ErrNotFound, m, err)
+		return nil, fmt.Errorf("%w (usb %s): %v", printer.ErrNotFound, m, err)
 	}
 	d := &usbDevice{uctx: uctx}
 	defer func() {
@@ -408,11 +434,11 @@ func (s *usbSearch) notFound(enumErr error) error {
 		return fmt.Errorf("usb %s: found %04x:%04x at bus %d address %d but cannot open it: %v",
 			s.m, uint16(s.chosen.Vendor), uint16(s.chosen.Product), s.chosen.Bus, s.chosen.Address, enumErr)
 	case s.noInterface != nil:
-		return fmt.Errorf("%w: %v", ErrNotFound, s.noInterface)
+		return fmt.Errorf("%w: %v", printer.ErrNotFound, s.noInterface)
 	case enumErr != nil:
-		return fmt.Errorf("%w (usb %s): listing devices: %v", ErrNotFound, s.m, enumErr)
+		return fmt.Errorf("%w (usb %s): listing devices: %v", printer.ErrNotFound, s.m, enumErr)
 	default:
-		return fmt.Errorf("%w (usb %s): no matching device on the bus", ErrNotFound, s.m)
+		return fmt.Errorf("%w (usb %s): no matching device on the bus", printer.ErrNotFound, s.m)
 	}
 }
 
