@@ -1,0 +1,132 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+)
+
+// Red-team checks of the steady clock, refusals and the paid index that hold today.
+
+// A reboot that loses or damages the steady clock's mark never shortens the in-doubt wait:
+// the intent's own stamp (Clock.AtLeast) carries the clock on, and the wait still ends.
+func TestRedteamLostOrDamagedMarkKeepsTheInDoubtWait(t *testing.T) {
+	for name, damage := range map[string]func(path string){
+		"removed":          func(p string) { os.Remove(p) },
+		"garbage":          func(p string) { os.WriteFile(p, []byte("{\"boot\":"), 0o640) },
+		"negative":         func(p string) { os.WriteFile(p, []byte(`{"boot":"x","uptime_ns":1,"steady_ns":-5}`), 0o640) },
+		"zero, other boot": func(p string) { os.WriteFile(p, []byte(`{"boot":"old","uptime_ns":0,"steady_ns":0}`), 0o640) },
+		"this boot, from the future": func(p string) {
+			os.WriteFile(p, []byte(`{"boot":"manual-boot-2","uptime_ns":1000000000000000000,"steady_ns":1}`), 0o640)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			slowSecupay(t, e, time.Hour)
+			if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+				t.Fatalf("first answer: %v, want in doubt", err)
+			}
+			e.clock.Reboot(time.Minute, 30*time.Second)
+			damage(filepath.Join(e.state, clockRel))
+			j2, err := OpenJournal(e.journal.log, e.clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc2 := New(Config{Journal: j2, Secupay: e.client, Spool: e.spool, Render: e.svc.cfg.Render})
+			svc2.Resume(context.Background())
+			if _, err := svc2.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
+				t.Fatalf("30 s into the new boot: %v, want in doubt", err)
+			}
+			if n := e.fake.Calls().StartCash[seed]; n != 1 {
+				t.Fatalf("%d start/cash calls within the wait", n)
+			}
+			e.clock.Advance(DefaultInDoubtWait)
+			svc2.Resolve(context.Background())
+			if rec, _ := j2.Get(seed); rec.Phase != PhaseNotCaptured {
+				t.Fatalf("after the wait: %s, want not_captured", rec.Phase)
+			}
+		})
+	}
+}
+
+// A documented refusal whose read-back is itself refused (404, 403 after renewal fails, a
+// proxy's 4xx) is not a refusal: the POS hears "in doubt", never "refused".
+func TestRedteamRefusalWithRefusedReadBackIsInDoubt(t *testing.T) {
+	for _, get := range []secupaytest.Fault{
+		{Op: "get", ID: seed, Status: 404, Body: secupaytest.ErrorBody("ProductNotFoundException", "Not found", "Fehler", 0, "g1")},
+		{Op: "get", ID: seed, Status: 400, Body: `{"status":"error","error":"BadRequest"}`},
+		{Op: "get", ID: seed, Status: 200, Body: `{"id":"` + seed + `","status":"pending"}`},
+		{Op: "get", ID: seed, Status: 200, Body: `{"id":"STX_SOMEONEELSE","status":"created"}`},
+	} {
+		t.Run(fmt.Sprintf("%d %s", get.Status, get.Body), func(t *testing.T) {
+			e := newEnv(t, nil)
+			e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 400, CaptureFirst: true,
+				Body: secupaytest.ErrorBody("ProductInternalException", "transaction already started", "bereits gestartet", 1001, "s1")})
+			e.fake.Fault(get)
+			_, err := e.svc.Capture(context.Background(), seed)
+			var refused *RefusedError
+			if errors.As(err, &refused) || !errors.Is(err, ErrOutcomeUnknown) {
+				t.Fatalf("%v, want in doubt", err)
+			}
+			// The read-back works again: captured, one start/cash, one receipt.
+			res, err := e.svc.Capture(context.Background(), seed)
+			if err != nil || res.Status != "ok" || e.fake.Calls().StartCash[seed] != 1 || e.receipts() != 1 {
+				t.Fatalf("%+v, %v; start/cash %d, receipts %d", res, err, e.fake.Calls().StartCash[seed], e.receipts())
+			}
+		})
+	}
+}
+
+// An id that is a prefix of another in the same paid-index bucket is never taken for it.
+func TestRedteamPaidIndexPrefixIDs(t *testing.T) {
+	bucket := func(id string) uint32 {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		return h.Sum32() % paidBuckets
+	}
+	var short, long string
+	for i := 0; short == ""; i++ {
+		s := fmt.Sprintf("STX_PFX%d", i)
+		for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" {
+			if bucket(s) == bucket(s+string(c)) {
+				short, long = s, s+string(c)
+				break
+			}
+		}
+	}
+	const keep = time.Hour
+	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
+	if _, err := e.svc.Capture(context.Background(), long); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(keep + time.Minute)
+	old := time.Now().Add(-2 * keep)
+	os.Chtimes(filepath.Join(e.state, "journal", "finished", long+".json"), old, old)
+	e.svc.Prune()
+	if rec, err := e.journal.Get(long); err != nil || !rec.Pruned {
+		t.Fatalf("%s: %+v, %v; want pruned and paid", long, rec, err)
+	}
+	if rec, err := e.journal.Get(short); !errors.Is(err, errNoRecord) {
+		t.Fatalf("%s (never captured) read as %+v, %v", short, rec, err)
+	}
+	// And the other way round: the short one captured and pruned, the long one is not paid.
+	if _, err := e.svc.Capture(context.Background(), short); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(keep + time.Minute)
+	os.Chtimes(filepath.Join(e.state, "journal", "finished", short+".json"), old, old)
+	e.svc.Prune()
+	for _, id := range []string{short, long} {
+		res, err := e.svc.Capture(context.Background(), id)
+		if err != nil || !res.Replayed || e.fake.Calls().StartCash[id] != 1 {
+			t.Fatalf("%s after both prunes: %+v, %v; start/cash %d", id, res, err, e.fake.Calls().StartCash[id])
+		}
+	}
+}
