@@ -1,0 +1,5 @@
+//go:build special
+
+package a
+
+import _ "example.com/m/e"
