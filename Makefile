@@ -7,7 +7,7 @@ VERSION ?= $(shell scripts/version)
 ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps test vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till test-power-cuts
+.PHONY: all build deps test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till test-power-cuts
 
 all: build
 
@@ -28,6 +28,15 @@ fmt-check:
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
+# The browser test (cmd/ecrd/browser_test.go, build tag browser): Debian's headless Chromium
+# loads examples/browser-pos/index.html from an allowed and a foreign origin and captures
+# through the built daemon's loopback listener (--http-listen). Chromium is installed here when
+# missing, so that the test runs wherever make does; it fails, never skips, without it.
+test-browser: deps
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	$(GO) vet -tags browser ./cmd/ecrd
+	$(GO) test -tags browser -run TestBrowser -count=1 -v -timeout 10m ./cmd/ecrd
+
 # staticcheck with every check, in every build (default, the soak, the crash points), and the
 # ten most complex functions (gocyclo; none outside tests should pass 20). Versions pinned so
 # that a new release cannot fail a build that did not change.
@@ -38,6 +47,7 @@ lint: deps
 	$(GO) run $(STATICCHECK) -checks all -tags soak ./...
 	$(GO) run $(STATICCHECK) -checks all -tags crashpoints ./...
 	$(GO) run $(STATICCHECK) -checks all -tags measure ./...
+	$(GO) run $(STATICCHECK) -checks all -tags browser ./cmd/ecrd
 	$(GO) run $(GOCYCLO) -top 10 -ignore '_test' .
 	@# A function over 20 outside the tests has no obvious home for the next change: fail.
 	$(GO) run $(GOCYCLO) -over 20 -ignore '_test' .
