@@ -357,3 +357,15 @@ func (c DepChecker) goCmd(env []string, args ...string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// Packages lists the import paths pattern matches ("github.com/ecrd-pos/ecrd/...") from the
+// test's working directory, for rules about every package. A package that the default build
+// leaves out is listed too.
+func Packages(t testing.TB, pattern string) []string {
+	t.Helper()
+	pkgs, err := DepChecker{}.goCmd(nil, "list", "-e", "-f", "{{.ImportPath}}", pattern)
+	if err != nil {
+		t.Fatalf("deptest: %v", err)
+	}
+	return strings.Fields(string(pkgs))
+}
