@@ -42,7 +42,7 @@ date=$(git log -1 --format=%cd --date=format:%Y-%m-%d 2>/dev/null || date -u +%Y
 	printf '.SH DESCRIPTION\nSettings live in\n.I /etc/ecrd/ecrd.env\n(one ECRD_ variable per flag); the token in\n.IR /etc/ecrd/token ,\nhanded to the service as a systemd credential.\n'
 	printf '.SH USAGE\n.nf\n'
 	"$root/usr/bin/ecrd" help | sed -e 's/\\/\\\\/g' -e 's/^\./\\\&./' -e "s/^'/\\\\\&'/"
-	printf '.fi\n.SH FILES\n.TP\n/etc/ecrd/ecrd.env\nsettings\n.TP\n/etc/ecrd/token\nthe secupay bearer token (0600 root)\n.TP\n/var/lib/ecrd\njournal and print spool\n.TP\n/run/ecrd/ecrd.sock\nthe local API (group ecrd-pos)\n'
+	printf '.fi\n.SH FILES\n.TP\n/etc/ecrd/ecrd.env\nsettings\n.TP\n/etc/ecrd/token\nthe secupay bearer token (0600 root)\n.TP\n/etc/ecrd/http-token\nthe bearer token of the browser listener, made at install (0640 root:ecrd-pos; \\fBecrd pair\\fR prints it)\n.TP\n/var/lib/ecrd\njournal and print spool\n.TP\n/run/ecrd/ecrd.sock\nthe local API (group ecrd-pos)\n'
 	printf '.SH SEE ALSO\n.nf\n/usr/share/doc/ecrd/README.md.gz\n/usr/share/doc/ecrd/docs/install.md.gz\n/usr/share/doc/ecrd/docs/operations.md.gz\n.fi\n'
 } >"$root/ecrd.8"
 install -D -m 0644 "$root/ecrd.8" "$root/usr/share/man/man8/ecrd.8"
