@@ -361,6 +361,7 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		Preview: func(io.Writer, string) error { return errors.New("job bytes cannot be drawn") }})
 	c.send(t, undrawable, probe{method: "GET", path: "/v1/jobs/STX_A.receipt/preview.png", status: 500, code: "internal"})
 	c.send(t, busyHandler(t), probe{method: "POST", path: "/v1/receipts", body: `[{"type":"space"}]`, status: 503, code: "busy"})
+	c.send(t, busyPreviewHandler(t), probe{method: "GET", path: "/v1/jobs/" + previewJob + "/preview.png", status: 503, code: "busy"})
 
 	c.covered(t)
 }
