@@ -224,6 +224,18 @@ func (s *Service) begin(ctx context.Context, id string, resume bool) error {
 	}
 }
 
+// tryClaim claims id for background work (the prune) if nothing is on it; a POS request that
+// comes meanwhile waits for release, as it waits for the start-up resume.
+func (s *Service) tryClaim(id string) (release func(), ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, busy := s.inflight[id]; busy {
+		return nil, false
+	}
+	s.inflight[id] = &claim{done: make(chan struct{}), resume: true}
+	return func() { s.end(id) }, true
+}
+
 func (s *Service) end(id string) {
 	s.mu.Lock()
 	if c := s.inflight[id]; c != nil {
@@ -305,6 +317,17 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 	case rec.Phase == PhaseCaptured:
 		log.Info("capture replayed from journal")
 		return s.finish(ctx, log, rec, true)
+	case rec.Unsure:
+		// The paid index is damaged where this id would be: a read-back tells whether it
+		// was paid. No start/cash of ours can be in flight (no record says one was sent).
+		log.Warn("paid index damaged where this transaction would be; reading it back before anything is sent")
+		v := s.settleRead(ctx, log, rec, true)
+		switch v.kind {
+		case settledCaptured:
+			return s.captured(ctx, log, rec, v.tx)
+		case settledInDoubt, settledFinal:
+			return nil, v.err
+		}
 	case rec.inDoubt():
 		// An earlier start/cash may have reached secupay: settle it before anything else.
 		v := s.settle(ctx, log, rec)
@@ -328,7 +351,7 @@ func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*R
 	rec.Phase = PhaseIntent
 	rec.Attempts++
 	clock := s.cfg.Journal.Clock()
-	rec.Sent, rec.SentAt = clock.Wall().UTC(), clock.Now()
+	rec.Sent, rec.SentAt, rec.Clock = clock.Wall().UTC(), clock.Now(), clock.Epoch()
 	rec.Refusal, rec.Doubt = nil, ""
 	if err := s.putFlushed(rec); err != nil {
 		// Without the intent on disk a crash could not be settled safely: do not call secupay.

@@ -131,7 +131,7 @@ func TestPruneOfManyRecordsFillsThePaidIndex(t *testing.T) {
 		}
 	}
 	e.clock.Advance(time.Hour + time.Minute) // the files' times are the machine's, a moment before
-	got, err := e.journal.PruneFinished(time.Hour)
+	got, err := e.journal.PruneFinished(time.Hour, nil)
 	if err != nil || got != n {
 		t.Fatalf("pruned %d, %v; want %d", got, err, n)
 	}

@@ -54,6 +54,9 @@ type Record struct {
 	SentAt steady.Instant `json:"sent_steady,omitempty"`
 	// UpdatedAt is Updated on the steady clock: pruning measures a record's age on it.
 	UpdatedAt steady.Instant `json:"updated_steady,omitempty"`
+	// Clock is the steady clock's epoch that SentAt and UpdatedAt were read on; readings of
+	// another epoch (a clock whose mark was lost) compare with nothing and count as unknown.
+	Clock string `json:"steady_clock,omitempty"`
 	// Doubted is set once any start/cash of this transaction was in doubt: a technician's
 	// hint. (No refusal is believed without a read-back anyway; see attempt.)
 	Doubted bool            `json:"doubted,omitempty"`
@@ -70,6 +73,9 @@ type Record struct {
 	// captured, with its trans_id and payment method, but without secupay's answer.
 	Pruned        bool   `json:"pruned,omitempty"`
 	PaymentMethod string `json:"payment_method,omitempty"` // only on a pruned record
+	// Unsure: there is no record, but the paid index could not be read whole where this id
+	// would be: it may have been captured and pruned. Never stored.
+	Unsure bool `json:"-"`
 }
 
 // inDoubt reports whether a start/cash of the record may have reached secupay unsettled.
@@ -195,9 +201,6 @@ func (j *Journal) Get(id string) (*Record, error) {
 	case r.Phase == PhaseCaptured && len(r.Answer) == 0 && !r.Pruned:
 		return nil, corrupt(errors.New("captured, but without secupay's answer"))
 	}
-	// A stamp on disk may come from a life whose last mark was lost: the clock is never
-	// behind what it stamped.
-	j.clock.AtLeast(max(r.SentAt, r.UpdatedAt))
 	switch r.Phase {
 	case PhaseIntent, PhaseInDoubt, PhaseCaptured, PhaseRefused, PhaseNotCaptured:
 	default:
@@ -243,7 +246,10 @@ func (j *Journal) ops(r *Record) []wal.Op {
 	if r.Created.IsZero() {
 		r.Created = now
 	}
-	r.Updated, r.UpdatedAt = now, j.clock.Now()
+	if r.Clock != j.clock.Epoch() {
+		r.SentAt = 0 // read on a lost clock: unknown from now on
+	}
+	r.Updated, r.UpdatedAt, r.Clock = now, j.clock.Now(), j.clock.Epoch()
 	return j.placeOps(r)
 }
 
@@ -305,15 +311,28 @@ func (j *Journal) Remove(ids ...string) error {
 // file time is set back to their steady age, so the next prune passes them by); a wall
 // clock stepped back makes records look younger, which only keeps them longer. A record of
 // an ecrd that kept no steady time is judged by its file time.
-func (j *Journal) PruneFinished(keep time.Duration) (int, error) {
+//
+// claim, if set, claims a transaction for the prune (false: a request is on it, and the
+// record is left for the next prune); its release is called once the prune's change is
+// committed, so that no capture can write the record between the prune's read and its removal.
+func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (release func(), ok bool)) (int, error) {
 	dir := filepath.Join(j.log.Root(), finishedDir)
 	now, wall := j.clock.Now(), j.clock.Wall()
 	// A batch holds what the paid index keeps of its captured records and the removals:
 	// never secupay's answers, which may be megabytes each.
 	var lines []paidLine
 	var removals []wal.Op
+	var held []func()
+	releaseAll := func() {
+		for _, r := range held {
+			r()
+		}
+		held = held[:0]
+	}
+	defer releaseAll()
 	pruned := 0
 	flush := func() error {
+		defer releaseAll()
 		if len(removals) == 0 {
 			return nil
 		}
@@ -337,27 +356,28 @@ func (j *Journal) PruneFinished(keep time.Duration) (int, error) {
 		if !ok || wall.Sub(mod) < keep {
 			return nil
 		}
-		r, err := j.Get(id)
-		if err != nil || r.unfinished() || r.Pruned {
-			return nil // unreadable: kept for a technician; unfinished: not this prune's
-		}
-		if !r.UpdatedAt.IsZero() {
-			if age := now.Sub(r.UpdatedAt); age < keep {
-				// Young on the steady clock: the wall clock was stepped forward. Date the
-				// file by its steady age, so that later prunes do not read it again.
-				t := wall.Add(-age)
-				os.Chtimes(filepath.Join(dir, name), t, t)
-				return nil
+		release := func() {}
+		if claim != nil {
+			var ok bool
+			if release, ok = claim(id); !ok {
+				return nil // a request is on it: the next prune
 			}
 		}
-		if r.Phase == PhaseCaptured {
-			l := paidLine{ID: r.TransactionID, TransID: r.TransID, Captured: r.Updated}
-			if tx, err := answerOf(r); err == nil {
-				l.PaymentMethod = tx.PaymentMethod
-			}
-			lines = append(lines, l)
+		line, prune := j.pruneCandidate(id, now, keep, func(age time.Duration) {
+			// Young on the steady clock: the wall clock was stepped forward. Date the file
+			// by its steady age, so that later prunes do not read it again.
+			t := wall.Add(-age)
+			os.Chtimes(filepath.Join(dir, name), t, t)
+		})
+		if !prune {
+			release()
+			return nil
 		}
-		removals = append(removals, wal.Op{Path: finishedRel(r.TransactionID), Remove: true})
+		held = append(held, release)
+		if line != nil {
+			lines = append(lines, *line)
+		}
+		removals = append(removals, wal.Op{Path: finishedRel(id), Remove: true})
 		if len(removals) < pruneBatch {
 			return nil
 		}
@@ -370,6 +390,30 @@ func (j *Journal) PruneFinished(keep time.Duration) (int, error) {
 		return pruned, fmt.Errorf("journal: prune: %w", err)
 	}
 	return pruned, nil
+}
+
+// pruneCandidate reads the finished record of id and says whether the prune takes it, and,
+// for a captured one, the line the paid index keeps of it. young is called with the age of a
+// record the steady clock finds too young although its file looked old enough.
+func (j *Journal) pruneCandidate(id string, now steady.Instant, keep time.Duration, young func(time.Duration)) (*paidLine, bool) {
+	r, err := j.Get(id)
+	if err != nil || r.unfinished() || r.Pruned {
+		return nil, false // unreadable: kept for a technician; unfinished: not this prune's
+	}
+	if !r.UpdatedAt.IsZero() && r.Clock == j.clock.Epoch() {
+		if age := now.Sub(r.UpdatedAt); age < keep {
+			young(age)
+			return nil, false
+		}
+	}
+	if r.Phase != PhaseCaptured {
+		return nil, true
+	}
+	l := paidLine{ID: r.TransactionID, TransID: clip(r.TransID, paidFieldMax), Captured: r.Updated}
+	if tx, err := answerOf(r); err == nil {
+		l.PaymentMethod = clip(tx.PaymentMethod, paidFieldMax)
+	}
+	return &l, true
 }
 
 // pruneBatch is how many records one of a prune's commits removes: the buckets it rewrites

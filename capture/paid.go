@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,10 @@ import (
 	"hash/fnv"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ecrd-pos/ecrd/internal/wal"
+	"github.com/ecrd-pos/ecrd/secupay"
 )
 
 // The paid index: what the journal keeps of a captured transaction once its record is pruned.
@@ -46,7 +47,9 @@ func paidRel(id string) string {
 	return fmt.Sprintf("%s/%03x.jsonl", paidDir, h.Sum32()%paidBuckets)
 }
 
-// paid returns the pruned record of a captured transaction, or errNoRecord.
+// paid returns the pruned record of a captured transaction, or errNoRecord. A bucket with a
+// line that does not parse (a damaged disk) may have held id: then it returns a record that
+// is Unsure, and the capture reads the transaction back before it sends anything.
 func (j *Journal) paid(id string) (*Record, error) {
 	b, _, err := j.read(paidRel(id))
 	if errors.Is(err, os.ErrNotExist) {
@@ -55,26 +58,37 @@ func (j *Journal) paid(id string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	prefix := []byte(`{"id":` + quote(id) + `,`)
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if !bytes.HasPrefix(sc.Bytes(), prefix) {
-			continue
-		}
+	damaged := false
+	for line := range bytes.Lines(b) {
 		var l paidLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.ID != id {
+		if err := json.Unmarshal(line, &l); err != nil || !secupay.ValidID(l.ID) {
+			damaged = true
 			continue
 		}
-		return &Record{TransactionID: id, Phase: PhaseCaptured, TransID: l.TransID, PaymentMethod: l.PaymentMethod,
-			Created: l.Captured, Updated: l.Captured, Spooled: true, Pruned: true}, nil
+		if l.ID == id {
+			return &Record{TransactionID: id, Phase: PhaseCaptured, TransID: l.TransID, PaymentMethod: l.PaymentMethod,
+				Created: l.Captured, Updated: l.Captured, Spooled: true, Pruned: true}, nil
+		}
+	}
+	if damaged || len(b) > 0 && b[len(b)-1] != '\n' {
+		return &Record{TransactionID: id, Unsure: true}, nil
 	}
 	return nil, errNoRecord
 }
 
-func quote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+// paidFieldMax bounds what a paid line keeps of secupay's trans_id and payment method
+// (a number and a word, on the wire): a line stays small whatever secupay sent.
+const paidFieldMax = 128
+
+// clip returns s cut to at most n bytes, at a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // paidOps returns the log's changes that add lines to the buckets they belong in.

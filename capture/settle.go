@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/secupay"
 )
 
@@ -51,9 +52,10 @@ func (s *Service) settle(ctx context.Context, log *zap.Logger, rec *Record) verd
 	return s.settleRead(ctx, log, rec, false)
 }
 
-// settleRead is settle; afterRefusal says the call just made was answered with a refusal,
-// which proves secupay is not working on that call, so a capturable status settles at once.
-func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, afterRefusal bool) verdict {
+// settleRead is settle; quiet says secupay cannot be working on a start/cash of ours: the
+// call just made was refused, or no call is known to have been sent. Then a capturable status
+// settles at once — for a transaction's first call only (see below).
+func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, quiet bool) verdict {
 	id := rec.TransactionID
 	doubt := func(reason string, retry time.Duration, err error) verdict {
 		return verdict{kind: settledInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry,
@@ -84,7 +86,11 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
 
 	case st.Capturable():
-		if wait := s.inDoubtLeft(rec); wait > 0 && !afterRefusal {
+		// A refusal of this call proves secupay is not working on it — unless an earlier
+		// call may still be in flight (a refusal such as "being processed" then speaks of
+		// that one): the shortcut is for a transaction's first start/cash only.
+		proven := quiet && rec.Attempts <= 1 && !rec.Doubted
+		if wait := s.inDoubtLeft(rec); wait > 0 && !proven {
 			log.Info("still in doubt: not captured yet, but secupay may still be working on the last start/cash",
 				zap.String("status", string(st)), zap.Time("sent", sent), zap.Duration("in_doubt_for", wait))
 			return doubt(fmt.Sprintf("secupay shows it %q, but may still be working on the start/cash sent at %s",
@@ -105,11 +111,17 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 
 // inDoubtLeft is how much longer secupay may still be working on rec's last start/cash: the
 // in-doubt wait less the time since the call, measured on the steady clock (internal/steady),
-// so that no step of the wall clock, forward or back, can shorten it. A record without the
-// call's steady time counts from when this life first found it in doubt.
+// so that no step of the wall clock, forward or back, can shorten it. It counts from the
+// later of the call and the record's last change (the doubt noted when the answer was lost):
+// one damaged stamp cannot shorten it. A record without steady times counts from when this
+// life first found it in doubt.
 func (s *Service) inDoubtLeft(rec *Record) time.Duration {
-	now := s.cfg.Journal.Clock().Now()
-	sent := rec.SentAt
+	clock := s.cfg.Journal.Clock()
+	now := clock.Now()
+	var sent steady.Instant
+	if rec.Clock == clock.Epoch() {
+		sent = max(rec.SentAt, rec.UpdatedAt)
+	}
 	if sent.IsZero() {
 		s.mu.Lock()
 		if _, ok := s.firstDoubted[rec.TransactionID]; !ok {
@@ -154,7 +166,7 @@ func (s *Service) Prune() {
 	if s.cfg.KeepFinished <= 0 {
 		return
 	}
-	n, err := s.cfg.Journal.PruneFinished(s.cfg.KeepFinished)
+	n, err := s.cfg.Journal.PruneFinished(s.cfg.KeepFinished, s.tryClaim)
 	if err != nil {
 		s.log.Warn("journal: prune", zap.Error(err))
 	}

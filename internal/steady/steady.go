@@ -10,12 +10,23 @@
 // till was off — it leaves out: across a reboot the clock runs slow, never fast, and a wait
 // measured on it is never shorter than the real one.
 //
+// Only a boot known to be another one adds the new boot's whole uptime. When either boot is
+// unknown (the kernel's boot id unreadable, as under ProcSubset=pid without ECRD_BOOT_ID), the
+// clock adds only the uptime beyond the mark's: exact if it is the same boot, and less than
+// the truth if it is not. A saved mark carries a checksum; a damaged one is no mark.
+//
+// Readings compare only within one clock: a clock that starts without a mark is a new one,
+// with a new Epoch, and a reading of another epoch means nothing to it (its owner treats such
+// a stamp as unknown).
+//
 // It must never read the wall clock for a decision; Clock.Wall exists for what people read.
 package steady
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strings"
 	"sync"
@@ -49,7 +60,8 @@ type Source interface {
 
 // Clock is the steady clock of one state directory. It is safe for concurrent use.
 type Clock struct {
-	src Source
+	src   Source
+	epoch string // names this clock: readings of another epoch do not compare
 
 	mu   sync.Mutex
 	boot string        // the boot of the mark
@@ -58,11 +70,18 @@ type Clock struct {
 	last Instant       // the latest reading: the clock never reads less
 }
 
-// mark is a Clock's saved state: at Uptime Up of boot Boot, the clock read At.
+// mark is a Clock's saved state: at Uptime Up of boot Boot, the clock read At. Sum guards
+// the rest: a flipped bit that made At larger would make every wait end early.
 type mark struct {
-	Boot string  `json:"boot"`
-	Up   int64   `json:"uptime_ns"`
-	At   Instant `json:"steady_ns"`
+	Epoch string  `json:"epoch"`
+	Boot  string  `json:"boot"`
+	Up    int64   `json:"uptime_ns"`
+	At    Instant `json:"steady_ns"`
+	Sum   uint32  `json:"crc32c"`
+}
+
+func (m mark) sum() uint32 {
+	return crc32.Checksum(fmt.Appendf(nil, "%s|%s|%d|%d", m.Epoch, m.Boot, m.Up, m.At), crc32.MakeTable(crc32.Castagnoli))
 }
 
 // New returns the clock that continues from saved, a Mark of an earlier life (nil or
@@ -72,18 +91,28 @@ func New(src Source, saved []byte) *Clock {
 	c := &Clock{src: src, boot: src.Boot()}
 	var m mark
 	switch {
-	case saved == nil || json.Unmarshal(saved, &m) != nil || m.At < 0:
-		// A new clock reads the time since the boot: any positive start will do.
-	case m.Boot == c.boot && time.Duration(m.Up) <= src.Uptime():
-		c.up, c.at = time.Duration(m.Up), m.At
-	default:
+	case saved == nil || json.Unmarshal(saved, &m) != nil || m.At < 0 || m.Up < 0 || m.Epoch == "" || m.Sum != m.sum():
+		// No mark (or a damaged one): a new clock, of a new epoch, reads the time since
+		// the boot.
+		c.epoch = rand.Text()
+	case m.Boot != "" && c.boot != "" && m.Boot != c.boot, time.Duration(m.Up) > src.Uptime():
+		// Another boot: the mark, plus the whole time since this boot began.
 		c.at = m.At
+	default:
+		// This boot, or one nobody can tell from it: only the uptime beyond the mark's.
+		c.up, c.at = time.Duration(m.Up), m.At
+	}
+	if c.epoch == "" {
+		c.epoch = m.Epoch
 	}
 	c.last = c.at
 	return c
 }
 
-// Now reads the clock. It never reads less than an earlier Now or AtLeast.
+// Epoch names the clock: a reading compares only with readings of the same epoch.
+func (c *Clock) Epoch() string { return c.epoch }
+
+// Now reads the clock. It never reads less than an earlier Now.
 func (c *Clock) Now() Instant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -92,7 +121,7 @@ func (c *Clock) Now() Instant {
 
 func (c *Clock) nowLocked() Instant {
 	boot, up := c.src.Boot(), c.src.Uptime()
-	if boot != c.boot || up < c.up {
+	if boot != c.boot && boot != "" && c.boot != "" || up < c.up {
 		// The machine booted again under a running process (a test's source does; the
 		// kernel's CLOCK_BOOTTIME never goes back): go on from the last reading, adding
 		// only the time since the new boot began.
@@ -101,17 +130,6 @@ func (c *Clock) nowLocked() Instant {
 	now := max(c.at.Add(up-c.up), c.last, 1)
 	c.last = now
 	return now
-}
-
-// AtLeast moves the clock on to t if it reads less: a reading found on disk (stamped by a
-// life whose last mark was not saved) is never in the future of the clock that reads it.
-func (c *Clock) AtLeast(t Instant) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if now := c.nowLocked(); now < t {
-		c.at += t - now
-		c.last = t
-	}
 }
 
 // Wall is the wall clock of the clock's source.
@@ -124,14 +142,18 @@ func (c *Clock) Mark() []byte {
 	defer c.mu.Unlock()
 	now := c.nowLocked()
 	c.up, c.at = c.src.Uptime(), now
-	b, err := json.Marshal(mark{Boot: c.boot, Up: int64(c.up), At: now})
+	m := mark{Epoch: c.epoch, Boot: c.boot, Up: int64(c.up), At: now}
+	m.Sum = m.sum()
+	b, err := json.Marshal(m)
 	if err != nil {
 		panic("steady: a mark always marshals: " + err.Error())
 	}
 	return b
 }
 
-// System is the machine's clock: CLOCK_BOOTTIME and the kernel's boot id.
+// System is the machine's clock: CLOCK_BOOTTIME and the kernel's boot id — from
+// $ECRD_BOOT_ID, which ecrd.service sets to systemd's %b (its ProcSubset=pid hides /proc/sys),
+// else /proc/sys/kernel/random/boot_id, else unknown ("").
 func System() Source { return system{} }
 
 type system struct{}
@@ -147,11 +169,12 @@ func (system) Uptime() time.Duration {
 }
 
 var bootOnce = sync.OnceValue(func() string {
+	if id := strings.TrimSpace(os.Getenv("ECRD_BOOT_ID")); id != "" {
+		return id
+	}
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
-		// Without a boot id every start looks like a new boot: the clock runs slow across
-		// restarts of the daemon, never fast.
-		return fmt.Sprintf("unknown-%d", time.Now().UnixNano())
+		return "" // unknown: the clock then never adds a whole boot's uptime (New)
 	}
 	return strings.TrimSpace(string(b))
 })

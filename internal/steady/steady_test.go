@@ -1,6 +1,7 @@
 package steady
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -47,25 +48,70 @@ func TestMarkContinuesWithinABootAndRunsSlowAcrossOne(t *testing.T) {
 	}
 }
 
-func TestNeverReadsLessThanItHasReadOrBeenTold(t *testing.T) {
+func TestNeverReadsLess(t *testing.T) {
 	src := NewManual(time.Unix(1e9, 0), time.Minute)
 	c := New(src, []byte("not a mark"))
 	a := c.Now()
 	if a <= 0 {
 		t.Fatalf("a new clock reads %v", a)
 	}
-	c.AtLeast(a.Add(time.Hour))
-	if got := c.Now(); got != a.Add(time.Hour) {
-		t.Fatalf("AtLeast(+1h): clock reads %v, want %v", got, a.Add(time.Hour))
-	}
-	c.AtLeast(a) // the past changes nothing
-	if got := c.Now(); got != a.Add(time.Hour) {
-		t.Fatalf("AtLeast(past) moved the clock to %v", got)
-	}
-	b := c.Now()
 	src.Reboot(0, time.Second) // a boot under a running clock: it goes on, never back
-	if got := c.Now(); got < b {
-		t.Fatalf("after a boot under the clock it reads %v < %v", got, b)
+	if got := c.Now(); got < a {
+		t.Fatalf("after a boot under the clock it reads %v < %v", got, a)
+	}
+}
+
+// unknownBoot is the machine's clock where the kernel's boot id cannot be read (the unit's
+// ProcSubset=pid hides /proc/sys, and ECRD_BOOT_ID is not set).
+type unknownBoot struct{ *Manual }
+
+func (unknownBoot) Boot() string { return "" }
+
+// Without a boot id a restart continues exactly, and a reboot adds only the uptime beyond
+// the mark's: never more than the time that really passed (the red team's finding: a restart
+// under the shipped unit read a till's whole uptime as passed).
+func TestUnknownBootNeverRunsFast(t *testing.T) {
+	src := unknownBoot{NewManual(time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC), 10*24*time.Hour)}
+	c := New(src, nil)
+	t0 := c.Now()
+	saved := c.Mark()
+	src.Advance(5 * time.Second) // a restart of the daemon, no reboot
+	if got := New(src, saved).Now().Sub(t0); got != 5*time.Second {
+		t.Fatalf("restart: 5 s read as %v", got)
+	}
+	src.Reboot(time.Hour, 2*time.Minute) // a new uptime below the mark's proves a reboot
+	after := New(src, saved)
+	if got := after.Now().Sub(t0); got != 2*time.Minute {
+		t.Fatalf("reboot, new uptime below the mark's: %v passed on the clock, want the new boot's 2m", got)
+	}
+
+	// A reboot that cannot be told from a restart (the new uptime is past the mark's): only
+	// the uptime beyond the mark's counts, less than what passed.
+	src2 := unknownBoot{NewManual(time.Unix(1e9, 0), time.Minute)}
+	c2 := New(src2, nil)
+	u0 := c2.Now()
+	saved2 := c2.Mark()
+	src2.Reboot(time.Hour, 3*time.Minute)
+	if got := New(src2, saved2).Now().Sub(u0); got != 2*time.Minute {
+		t.Fatalf("unknown reboot: %v passed on the clock, want 2m (3m uptime less the mark's 1m)", got)
+	}
+}
+
+// A mark that took a flipped bit is no mark: it cannot move the clock on.
+func TestDamagedMarkIsNoMark(t *testing.T) {
+	src := NewManual(time.Unix(1e9, 0), time.Hour)
+	c := New(src, nil)
+	c.Now()
+	saved := c.Mark()
+	i := bytes.Index(saved, []byte(`"steady_ns":`)) + len(`"steady_ns":`)
+	damaged := bytes.Clone(saved)
+	damaged[i] |= 0x08 // '1' → '9', or any digit up: still JSON
+	fresh := New(src, damaged).Now()
+	if want := Instant(src.Uptime()); fresh != want {
+		t.Fatalf("a damaged mark: clock reads %v, want a new clock's %v", fresh, want)
+	}
+	if got := New(src, saved).Now(); got != c.Now() {
+		t.Fatalf("the whole mark: clock reads %v, want %v", got, c.Now())
 	}
 }
 
