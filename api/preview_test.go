@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,4 +247,23 @@ func busyPreviewHandler(t *testing.T) http.Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r.WithContext(ctx)) })
+}
+
+// TestWorstPreviewLimits: receipt's BenchmarkPreviewTallReceipt and its memory measurement
+// draw the tallest receipt POST /v1/receipts accepts, one separator whose caption of "‰"
+// fills the body; receipt's tests cannot import api, so they copy its limits. The receipt is
+// accepted, one character more is not, and the limits are the ones copied.
+func TestWorstPreviewLimits(t *testing.T) {
+	if MaxReceiptsBody != 4<<20 || MaxReceiptLines != 10000 {
+		t.Fatalf("the receipt limits changed: update acceptedBody and acceptedLines in receipt/png_bench_test.go")
+	}
+	head, tail := `[{"type":"separator","value":{"caption":"`, `"}}]`
+	n := (MaxReceiptsBody - len(head) - len(tail)) / len("‰")
+	h := (&stubs{}).handler()
+	if w, out := serve(t, h, "POST", "/v1/receipts", head+strings.Repeat("‰", n)+tail); w.Code != http.StatusOK {
+		t.Errorf("the worst receipt: %d %v", w.Code, out)
+	}
+	if w, out := serve(t, h, "POST", "/v1/receipts", head+strings.Repeat("‰", n+1)+tail); w.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("the worst receipt and one character more: %d %v", w.Code, out)
+	}
 }
