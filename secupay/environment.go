@@ -24,7 +24,7 @@ func Environment(baseURL string) string {
 	}
 	host := strings.ToLower(u.Hostname())
 	switch {
-	case host == "connect.secucard.com" || host == "connect.secuconnect.com":
+	case host == "connect.secucard.com":
 		return EnvLive
 	case strings.HasPrefix(host, "connect-testing."):
 		return EnvTesting
