@@ -112,55 +112,68 @@ func bracket(host string) string {
 // port. A path, a wildcard or "null" is refused: each would let in pages nobody named.
 func ParseOrigin(s string) (string, error) {
 	s = strings.TrimSpace(s)
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("origin %q: %s; an origin is scheme://host[:port], e.g. https://pos.example.com", s, why)
-	}
+	why := ""
 	switch s {
 	case "*":
-		return bad("a wildcard would let every page on the web call the till")
+		why = "a wildcard would let every page on the web call the till"
 	case "null":
-		return bad(`"null" is what sandboxed frames and local files send: any page can be one`)
+		why = `"null" is what sandboxed frames and local files send: any page can be one`
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return bad(err.Error())
+	var canon string
+	if why == "" {
+		canon, why = canonicalOrigin(s)
 	}
-	scheme := strings.ToLower(u.Scheme)
+	if why != "" {
+		return "", fmt.Errorf("origin %q: %s; an origin is scheme://host[:port], e.g. https://pos.example.com", s, why)
+	}
+	return canon, nil
+}
+
+// notAnOrigin says why u has parts an origin has not, or "".
+func notAnOrigin(u *url.URL, scheme string) string {
 	switch {
 	case scheme != "http" && scheme != "https":
-		return bad("the scheme must be http or https")
+		return "the scheme must be http or https"
 	case u.Opaque != "" || u.Host == "":
-		return bad("no host")
+		return "no host"
 	case u.User != nil:
-		return bad("no user or password")
+		return "no user or password"
 	case u.Path == "/" && u.RawQuery == "" && u.Fragment == "":
-		return bad(fmt.Sprintf("no path, not even /: did you mean %s://%s?", scheme, u.Host))
+		return fmt.Sprintf("no path, not even /: did you mean %s://%s?", scheme, u.Host)
 	case u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return bad("no path, query or fragment: an origin is the part of a page's address before its path")
+		return "no path, query or fragment: an origin is the part of a page's address before its path"
+	case strings.HasSuffix(u.Host, ":"):
+		return "an empty port"
+	}
+	return ""
+}
+
+// canonicalOrigin is ParseOrigin's work: the origin as browsers send it, or why s is none.
+func canonicalOrigin(s string) (canon, why string) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", err.Error()
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if why := notAnOrigin(u, scheme); why != "" {
+		return "", why
 	}
 	host := strings.ToLower(u.Hostname())
-	for _, c := range host {
-		if c > '~' {
-			return bad("write the host name in its ASCII form (xn--…), as browsers send it")
-		}
+	if strings.ContainsFunc(host, func(c rune) bool { return c > '~' }) {
+		return "", "write the host name in its ASCII form (xn--…), as browsers send it"
 	}
-	port := u.Port()
-	if port != "" {
+	canon = scheme + "://" + bracket(host)
+	if port := u.Port(); port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
-			return bad("the port must be 1 to 65535")
+			return "", "the port must be 1 to 65535"
 		}
-		if (scheme == "http" && n == 80) || (scheme == "https" && n == 443) {
-			port = "" // browsers leave the scheme's own port out
+		// Browsers leave the scheme's own port out.
+		if !(scheme == "http" && n == 80) && !(scheme == "https" && n == 443) {
+			canon += ":" + port
 		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return bad("an empty port")
 	}
-	out := scheme + "://" + bracket(host)
-	if port != "" {
-		out += ":" + port
-	}
-	return out, nil
+	return canon, ""
 }
 
 type gate struct {
