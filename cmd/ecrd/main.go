@@ -113,6 +113,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	case errors.Is(err, errQuiet):
 		return 1
+	case errors.Is(err, errCheckFailed):
+		return 2 // the findings were printed
 	default:
 		fmt.Fprintf(stderr, "ecrd %s: %v\n", name, err)
 		return 1

@@ -105,11 +105,15 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var cfg serveConfig
 	cfg.register(fs)
 	fs.Usage = func() { serveUsage(stderr) }
+	args, check := withoutCheckFlag(args)
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("%w: unexpected argument %q (secrets are read from files, never from the command line)", errUsage, fs.Arg(0))
+	}
+	if check {
+		return checkServe(cfg, stdout)
 	}
 	again, hugePagesErr := withoutHugePages() // executes the daemon again, unless already done
 	runtimeForATill()
@@ -235,6 +239,14 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	drawerPin, err := cfg.check()
 	if err != nil {
 		return nil, err
+	}
+	// What `ecrd serve --check` calls an error stops the start: a file printer in a directory
+	// that does not exist would take money for receipts that can never print.
+	for _, p := range printer.Check(cfg.printerURI) {
+		if p.Fatal {
+			return nil, fmt.Errorf("%w: --printer (ECRD_PRINTER): %v", errUsage, p.Err)
+		}
+		log.Warn("printer not ready to open now", zap.Error(p.Err))
 	}
 	if err := os.MkdirAll(cfg.stateDir, 0o750); err != nil {
 		return nil, err

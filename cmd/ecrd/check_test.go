@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `ecrd serve --check` says what start-up would refuse, one line per finding, and exits 2 for
+// it; start-up then refuses the same configuration (exit 2) without taking a payment.
+func TestServeCheck(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("a-token-of-some-length\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := []string{"serve", "--secupay-url", "https://connect-testing.secuconnect.com", "--token-file", tok,
+		"--printer", "file:" + filepath.Join(dir, "p.bin"), "--state-dir", filepath.Join(dir, "state")}
+	code, out, errs := runCLI(t, "", append(good, "--check")...)
+	if code != 0 || strings.Contains(out, "error") || !strings.Contains(out, "secupay's testing system") {
+		t.Fatalf("good configuration: exit %d\n%s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Fatal("--check created the state directory")
+	}
+
+	typo := append([]string(nil), good...)
+	typo[6] = "file:/no/such/dir/p.bin"
+	code, out, _ = runCLI(t, "", append(typo, "--check")...)
+	if code != 2 || !strings.Contains(out, "error    --printer") || !strings.Contains(out, "/no/such/dir") {
+		t.Fatalf("printer in a missing directory: exit %d\n%s", code, out)
+	}
+	if n := strings.Count(out, "\n"); n != 4 {
+		t.Errorf("%d lines, want one per finding (4):\n%s", n, out)
+	}
+	code, _, errs = runCLI(t, "", typo...)
+	if code != 2 || !strings.Contains(errs, "/no/such/dir") {
+		t.Fatalf("start-up with what --check refuses: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
+		t.Fatal("a refused start touched the state directory")
+	}
+
+	// Several findings at once, and the live system named as such.
+	code, out, _ = runCLI(t, "", "serve", "--check", "--secupay-url", "http://example.com", "--printer", "lp:/dev/usb/lp97",
+		"--state-dir", filepath.Join(dir, "state"))
+	for _, want := range []string{"error    --secupay-url", "error    token", "warning  --printer"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	if code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	code, out, _ = runCLI(t, "", "serve", "--check", "--secupay-url", "https://connect.secucard.com", "--token-file", tok,
+		"--printer", "tcp:192.0.2.1:9100", "--state-dir", filepath.Join(dir, "state"))
+	if code != 0 || !strings.Contains(out, "live system: real payments") {
+		t.Errorf("live: exit %d\n%s", code, out)
+	}
+}
