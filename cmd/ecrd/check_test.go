@@ -1,9 +1,11 @@
 package main
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -57,5 +59,27 @@ func TestServeCheck(t *testing.T) {
 		"--printer", "tcp:192.0.2.1:9100", "--state-dir", filepath.Join(dir, "state"))
 	if code != 0 || !strings.Contains(out, "live system: real payments") {
 		t.Errorf("live: exit %d\n%s", code, out)
+	}
+}
+
+// A client that cannot reach the daemon says what to do about it.
+func TestUnreachableDaemonHints(t *testing.T) {
+	dial := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: "/run/ecrd/ecrd.sock", Net: "unix"},
+			Err: os.NewSyscallError("connect", errno)}
+	}
+	for errno, want := range map[syscall.Errno]string{
+		syscall.EACCES:       "add it to the ecrd-pos group",
+		syscall.ENOENT:       "systemctl status ecrd.socket",
+		syscall.ECONNREFUSED: "nothing answers on /run/ecrd/ecrd.sock",
+	} {
+		if got := unreachable(dial(errno)).Error(); !strings.Contains(got, want) || !strings.Contains(got, "/run/ecrd/ecrd.sock") {
+			t.Errorf("%v: %q, want a hint with %q", errno, got, want)
+		}
+	}
+	// Through the real client: a socket path with nothing there.
+	code, _, errs := runCLI(t, "", "status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
+	if code != 1 || !strings.Contains(errs, "hint: no socket at") || strings.Count(errs, "daemon not reachable") != 1 {
+		t.Errorf("status without a daemon: exit %d, %q", code, errs)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/ecrd-pos/ecrd/api"
@@ -35,11 +37,33 @@ func call(c *http.Client, method, path string) (int, []byte, error) {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("daemon not reachable: %w", err)
+		return 0, nil, unreachable(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, b, err
+}
+
+// unreachable says why the daemon's socket could not be reached, and what a technician does
+// about it.
+func unreachable(err error) error {
+	path := "the socket"
+	var op *net.OpError
+	if errors.As(err, &op) && op.Addr != nil {
+		path = op.Addr.String()
+	}
+	var hint string
+	switch {
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		hint = fmt.Sprintf("this user may not use %s: add it to the ecrd-pos group (sudo usermod -aG ecrd-pos $USER, then log in again)", path)
+	case errors.Is(err, syscall.ENOENT):
+		hint = fmt.Sprintf("no socket at %s: is ecrd installed and its socket started? (systemctl status ecrd.socket ecrd.service; another path: --socket)", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		hint = fmt.Sprintf("nothing answers on %s: systemctl status ecrd.socket ecrd.service", path)
+	default:
+		hint = "systemctl status ecrd.service; journalctl -u ecrd"
+	}
+	return fmt.Errorf("daemon not reachable: %w\nhint: %s", err, hint)
 }
 
 func cmdCapture(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
