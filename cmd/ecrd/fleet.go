@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -52,6 +53,27 @@ func listenMetrics(f fleetFlags, log *zap.Logger) (net.Listener, error) {
 	}
 	log.Info("metrics listener", zap.String("address", ln.Addr().String()))
 	return ln, nil
+}
+
+// serveMetrics opens the --metrics-listen listener, if set, and serves GET /metrics on it until
+// shutdown closes it.
+func (d *runningDaemon) serveMetrics(f fleetFlags) error {
+	if f.metricsListen == "" {
+		return nil
+	}
+	mln, err := listenMetrics(f, d.log)
+	if err != nil {
+		return err
+	}
+	d.metricsSrv = metricsServer(d.monitor, d.log)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics listener stopped", zap.Error(err))
+		}
+	}()
+	return nil
 }
 
 // loopbackAddr says whether addr (host:port) can be reached from this machine only:

@@ -329,19 +329,8 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		return nil, err
 	}
 	undo = append(undo, closeBrowser)
-	if cfg.metricsListen != "" {
-		mln, err := listenMetrics(cfg.fleetFlags, log)
-		if err != nil {
-			return nil, err
-		}
-		d.metricsSrv = metricsServer(mon, log)
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			if err := d.metricsSrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics listener stopped", zap.Error(err))
-			}
-		}()
+	if err := d.serveMetrics(cfg.fleetFlags); err != nil {
+		return nil, err
 	}
 	d.start(cfg, svc, ln)
 	ok = true
