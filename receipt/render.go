@@ -63,12 +63,15 @@ type config struct {
 }
 
 // pagePreference orders a profile's pages for text ecrd prints most: German and € first, so
-// a German receipt never switches, then Latin-2 for Polish and Czech, Cyrillic and Greek.
+// a German receipt never switches, then the pages of Central and Northern Europe, Cyrillic,
+// Greek, Turkish, Baltic and the rest. A page not named here comes after these, by name, so
+// every page a printer has can print the characters only it has.
 var pagePreference = []string{
 	"cp858", "cp1252", "iso885915", "cp850", "cp437", "iso88591",
-	"cp852", "cp1250", "iso88592", "cp866", "cp1251", "cp855", "iso88595",
-	"cp1253", "iso88597", "cp1257", "iso88594", "cp1254", "iso88599", "iso88593",
-	"cp860", "cp863", "cp865", "cp1258", "cp874",
+	"cp852", "cp1250", "iso88592", "cp866", "cp1251", "cp855", "iso88595", "cp1125", "rk1048",
+	"cp737", "cp869", "cp1253", "iso88597", "cp857", "cp1254", "iso88599", "iso88593",
+	"cp775", "cp1257", "iso88594", "cp774", "cp772", "cp3011", "cp3012",
+	"cp861", "cp865", "cp860", "cp863", "tcvn31", "tcvn32", "cp1258", "cp874", "katakana",
 }
 
 func (o Options) config() (config, error) {
@@ -122,7 +125,7 @@ func namedCodePage(prof *profile.Profile, name string) ([]*codePage, []byte, err
 	if name == "" {
 		name = "cp858"
 	}
-	cp, ok := lookupCodePage(name)
+	cp, ok := printablePage(name)
 	slot, inProfile := prof.Slot(name)
 	if !ok || !inProfile {
 		return nil, nil, fmt.Errorf("receipt: unknown code page %q for printer %s (known: %s)", name, prof.Key, strings.Join(knownCodePages(prof), ", "))
@@ -134,7 +137,7 @@ func namedCodePage(prof *profile.Profile, name string) ([]*codePage, []byte, err
 func knownCodePages(prof *profile.Profile) []string {
 	var known []string
 	for _, p := range prof.CodePages {
-		if cp, ok := lookupCodePage(p.Name); ok && !slices.Contains(known, cp.name) {
+		if cp, ok := printablePage(p.Name); ok && !slices.Contains(known, cp.name) {
 			known = append(known, cp.name)
 		}
 	}
@@ -142,15 +145,25 @@ func knownCodePages(prof *profile.Profile) []string {
 	return known
 }
 
-// preferredCodePages is every page of prof that ecrd can encode, in pagePreference order.
+// preferredCodePages is every page of prof that ecrd can print in, in pagePreference order
+// (pages it does not name after them, by name), each once, at its lowest slot.
 func preferredCodePages(prof *profile.Profile) ([]*codePage, []byte, error) {
 	var pages []*codePage
 	var slots []byte
-	for _, key := range pagePreference {
+	add := func(key string) {
+		cp, ok := printablePage(key)
+		if !ok || slices.Contains(pages, cp) {
+			return
+		}
 		if slot, ok := prof.Slot(key); ok {
-			cp, _ := lookupCodePage(key)
 			pages, slots = append(pages, cp), append(slots, slot)
 		}
+	}
+	for _, key := range pagePreference {
+		add(key)
+	}
+	for _, key := range knownCodePages(prof) {
+		add(key)
 	}
 	if len(pages) == 0 {
 		return nil, nil, fmt.Errorf("receipt: printer %s has no code page ecrd can encode", prof.Key)

@@ -1,83 +1,12 @@
 package receipt
 
 import (
-	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/unicode/norm"
-
-	"github.com/ecrd-pos/ecrd/profile"
 )
-
-// codePage is one character table a printer can be switched to with ESC t n.
-// Which slot n selects it depends on the printer model (package profile).
-type codePage struct {
-	name   string // ecrd's spelling, as --codepage takes it
-	cm     *charmap.Charmap
-	decode [256]rune // byte -> rune, for the preview
-}
-
-// codePages are the tables ecrd can encode, by profile.NormalizeCodePage key: those of
-// escpos-printer-db's pages that golang.org/x/text implements and that keep ASCII at
-// 0x20-0x7E. Pages for right-to-left scripts are left out: a printer draws every line left
-// to right, so Hebrew or Arabic would print mirrored. cp858 is the default because it is the
-// only one of the DOS pages with € (at 0xD5).
-var codePages = func() map[string]*codePage {
-	m := map[string]*codePage{}
-	for _, p := range []struct {
-		name string
-		cm   *charmap.Charmap
-	}{
-		{"cp437", charmap.CodePage437}, {"cp850", charmap.CodePage850}, {"cp852", charmap.CodePage852},
-		{"cp855", charmap.CodePage855}, {"cp858", charmap.CodePage858}, {"cp860", charmap.CodePage860},
-		{"cp863", charmap.CodePage863}, {"cp865", charmap.CodePage865}, {"cp866", charmap.CodePage866},
-		{"cp874", charmap.Windows874},
-		{"cp1250", charmap.Windows1250}, {"cp1251", charmap.Windows1251}, {"wpc1252", charmap.Windows1252},
-		{"cp1253", charmap.Windows1253}, {"cp1254", charmap.Windows1254}, {"cp1257", charmap.Windows1257},
-		{"cp1258", charmap.Windows1258},
-		{"iso8859-1", charmap.ISO8859_1}, {"iso8859-2", charmap.ISO8859_2}, {"iso8859-3", charmap.ISO8859_3},
-		{"iso8859-4", charmap.ISO8859_4}, {"iso8859-5", charmap.ISO8859_5}, {"iso8859-7", charmap.ISO8859_7},
-		{"iso8859-9", charmap.ISO8859_9}, {"iso8859-15", charmap.ISO8859_15},
-	} {
-		cp := &codePage{name: p.name, cm: p.cm}
-		for i := range cp.decode {
-			cp.decode[i] = p.cm.DecodeByte(byte(i))
-		}
-		m[profile.NormalizeCodePage(p.name)] = cp
-	}
-	return m
-}()
-
-// CodePages lists the code page names Options.CodePage accepts with the generic profile
-// (Epson's slots 0, 2, 18, 19 and 16), sorted.
-func CodePages() []string {
-	var names []string
-	for _, c := range profile.Generic.CodePages {
-		names = append(names, codePages[profile.NormalizeCodePage(c.Name)].name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// Encodings lists every code page ecrd can encode text in, sorted. A printer profile decides
-// which of them a printer has and at which slot.
-func Encodings() []string {
-	names := make([]string, 0, len(codePages))
-	for _, cp := range codePages {
-		names = append(names, cp.name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-// lookupCodePage finds a page by any spelling ("CP858", "pc858", "windows-1252", "ISO_8859-2").
-func lookupCodePage(name string) (*codePage, bool) {
-	cp, ok := codePages[profile.NormalizeCodePage(name)]
-	return cp, ok
-}
 
 // translit replaces characters a code page may lack with what a cashier
 // would type instead. It is consulted only when the page cannot encode the
@@ -299,7 +228,10 @@ func (e *encoder) cell(r rune) (byte, bool) {
 
 // byteOn encodes r on a page, refusing bytes the printer reads as commands.
 func byteOn(cp *codePage, r rune) (byte, bool) {
-	b, ok := cp.cm.EncodeRune(r)
+	if r < utf8.RuneSelf {
+		return 0, false // ASCII is written as itself, never through a page
+	}
+	b, ok := cp.encodeRune(r)
 	if !ok || b < 0x20 || b == 0x7F {
 		return 0, false
 	}
