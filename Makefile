@@ -7,7 +7,7 @@ VERSION ?= $(shell scripts/version)
 ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb lintian test-till test-power-cuts
+.PHONY: all build deps test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb deb-repro lintian test-till test-power-cuts
 
 all: build
 
@@ -87,6 +87,11 @@ demo: build
 # The Debian package: binary, units, udev rule, env file (conffile), man page; see packaging/deb.
 deb: deps
 	@scripts/build-deb.sh "$(VERSION)" dist
+
+# The package is reproducible: HEAD built twice from clean clones in two directories (the
+# second with an empty Go build cache) gives the same bytes (scripts/deb-repro.sh).
+deb-repro: deps
+	@scripts/deb-repro.sh
 
 # Lintian over the package (installed if missing); findings are printed, errors fail.
 lintian: deb
