@@ -128,10 +128,23 @@ s_install() {
 	got=$(ecrd version)
 	[ "$got" = "ecrd $want" ] || fail "ecrd version says '$got', package is $want"
 	ecrd serve -h 2>&1 | grep -q ECRD_PRINTER || fail "serve -h lacks ECRD_PRINTER"
-	zcat /usr/share/man/man8/ecrd.8.gz | grep -q ECRD_TOKEN_FILE || fail "man page lacks ECRD_TOKEN_FILE"
+	zcat /usr/share/man/man1/ecrd.1.gz | grep -q ECRD_TOKEN_FILE || fail "man page lacks ECRD_TOKEN_FILE"
+	grep -q '^License: CC-BY-4.0' /usr/share/doc/ecrd/copyright || fail "copyright lacks the printer data's CC BY 4.0"
+	# The users (sysusers.d) as the postinst made them by hand before; /etc/ecrd (tmpfiles.d).
+	[ "$(getent passwd ecrd | cut -d: -f5-7)" = "ecrd till daemon:/var/lib/ecrd:/usr/sbin/nologin" ] || fail "ecrd user: $(getent passwd ecrd)"
+	[ "$(id -gn ecrd)" = ecrd ] || fail "ecrd's group is $(id -gn ecrd)"
+	[ "$(stat -c %a:%U /etc/ecrd)" = 755:root ] || fail "/etc/ecrd is $(stat -c %a:%U /etc/ecrd)"
+	# The udev rule: the printer gadget's USB device (a printer-class interface) is lp's, 0660.
+	udevadm settle || true
+	local node
+	node=$(lsusb -d 04b8:0e15 | awk '{ sub(":", "", $4); print "/dev/bus/usb/" $2 "/" $4; exit }')
+	stat -c '%a %U:%G %n' "$node"
+	[ "$(stat -c %a:%G "$node")" = 660:lp ] || fail "printer's USB node $node is $(stat -c %a:%G "$node"), not 660:lp"
 	# Idempotent: a second install (reinstall) keeps users, groups and the enabled units.
+	local ids
+	ids=$(id ecrd; getent group ecrd ecrd-pos)
 	apt-get install -y --reinstall "$deb" </dev/null
-	[ "$(getent group ecrd-pos | cut -d: -f3)" = "$(getent group ecrd-pos | cut -d: -f3)" ]
+	[ "$(id ecrd; getent group ecrd ecrd-pos)" = "$ids" ] || fail "reinstall changed the users: $(id ecrd; getent group ecrd ecrd-pos)"
 	systemctl is-enabled ecrd.socket
 	note "$want"
 }
