@@ -103,7 +103,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := cmd(args[1:], stdin, stdout, stderr)
+	var l logged
 	switch {
+	case errors.As(err, &l) && errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &l):
+		return 1
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
@@ -120,6 +125,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// logged is an error the command has logged already (the daemon's start-up errors go to the
+// journal): printed again on stderr — the journal's stream too — it would show twice.
+type logged struct{ err error }
+
+func (l logged) Error() string { return l.err.Error() }
+func (l logged) Unwrap() error { return l.err }
 
 // errQuiet is a failure whose explanation was already printed.
 var errQuiet = errors.New("failed")
