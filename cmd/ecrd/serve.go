@@ -134,7 +134,7 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	d, err := startDaemon(cfg, log, nil)
 	if err != nil {
 		log.Error("ecrd not started", zap.Error(err))
-		return err
+		return logged{err} // the log line says it; the exit status still tells a usage error
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Info("ecrd serving", zap.String("socket", d.socketDesc), zap.String("printer", cfg.printerURI),
