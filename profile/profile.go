@@ -6,7 +6,8 @@
 // the other (deps_test.go at the module root).
 //
 // The profiles are generated from escpos-printer-db (CC BY 4.0, data/README.md) with
-// `go generate` and compiled in; "generic" is ecrd's own safe default. The package also matches
+// `go generate` and compiled in; "generic" is the database's default (Epson) profile under
+// ecrd's name, with its columns taken from the paper. The package also matches
 // an IEEE 1284 Device ID's manufacturer and model to a profile (Match).
 //
 // It must never do I/O: it is data and pure functions, so the renderer may depend on it.
@@ -16,6 +17,7 @@ package profile
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -52,17 +54,33 @@ type CodePage struct {
 	Name string
 }
 
-// Generic is ecrd's default: an Epson-compatible printer with the five code pages every such
-// printer has at Epson's slots, columns from the paper width (Columns returns 0), and both cuts.
-// It is the safe choice for a printer nobody named: it never switches code pages by itself.
-var Generic = &Profile{
-	Key: "generic", Vendor: "ecrd", Name: "Generic ESC/POS",
-	Notes: "Epson-compatible printer of unknown model: columns from --paper, code page cp858 at slot 19 unless --codepage says otherwise.",
-	Fonts: []Font{{Number: 0, Name: "Font A"}, {Number: 1, Name: "Font B"}},
-	CodePages: []CodePage{
-		{0, "CP437"}, {2, "CP850"}, {16, "CP1252"}, {18, "CP852"}, {19, "CP858"},
-	},
-	FullCut: true, PartialCut: true,
+// Generic is ecrd's default for a printer nobody named: escpos-printer-db's "default" profile,
+// the one it gives standards-compliant and Epson-branded printers, so that an unknown ESC/POS
+// printer gets every code page at the slot an Epson-compatible printer has it (CP858 at 19,
+// CP737 at 14, CP1250 at 45, …) and both cuts. Its columns come from the paper width (Columns
+// returns 0). A printer whose table differs (Star, Wincor Nixdorf, many no-names) needs its
+// --model, or one --codepage that it is known to have at Epson's slot.
+var Generic = genericProfile()
+
+// genericKey is the name --model takes for Generic; dbDefault is the profile it is made from.
+const (
+	genericKey = "generic"
+	dbDefault  = "default"
+)
+
+func genericProfile() *Profile {
+	for _, p := range dbProfiles {
+		if p.Key == dbDefault {
+			g := *p
+			g.Key, g.Vendor, g.Name = genericKey, "ecrd", "Generic ESC/POS (escpos-printer-db default)"
+			g.Notes = "Epson-compatible printer of unknown model: escpos-printer-db's default profile " +
+				"(Epson's code-page slots), columns from --paper. Set --model, or --codepage, for a printer whose slots differ."
+			g.Fonts = []Font{{Number: 0, Name: "Font A"}, {Number: 1, Name: "Font B"}}
+			g.CodePages = slices.Clone(p.CodePages)
+			return &g
+		}
+	}
+	panic("profile: escpos-printer-db has no default profile")
 }
 
 // All returns every profile, Generic first, then by key.

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,8 +44,18 @@ func TestFactsFromTheDatabase(t *testing.T) {
 	if Generic.Columns() != 0 || Generic.Paper() != "" {
 		t.Errorf("generic must take its columns from the paper")
 	}
-	if s, ok := Generic.Slot("CP858"); !ok || s != 19 {
-		t.Errorf("generic cp858 at %d %v", s, ok)
+	// Generic is the database's default profile: Epson's whole slot table, not five pages.
+	def, err := Lookup("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(Generic.CodePages, def.CodePages) || !Generic.FullCut || !Generic.PartialCut {
+		t.Errorf("generic is not the database's default profile: %v", Generic.CodePages)
+	}
+	for name, want := range map[string]byte{"CP858": 19, "CP437": 0, "CP857": 13, "CP737": 14, "CP866": 17, "CP1250": 45} {
+		if s, ok := Generic.Slot(name); !ok || s != want {
+			t.Errorf("generic %s at %d %v, want %d", name, s, ok, want)
+		}
 	}
 	if len(All()) != len(dbProfiles)+1 || All()[0] != Generic || Keys()[0] != "generic" {
 		t.Errorf("All/Keys must start with generic")

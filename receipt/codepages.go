@@ -68,7 +68,8 @@ func (cp *codePage) encodeRune(r rune) (byte, bool) {
 	return cp.enc[i].b, true
 }
 
-// CodePages lists the code page names Options.CodePage accepts with the generic profile, sorted.
+// CodePages lists the code page names Options.CodePage accepts with the generic profile (every
+// page of escpos-printer-db's default profile that ecrd can print in), sorted.
 func CodePages() []string {
 	return knownCodePages(profile.Generic)
 }

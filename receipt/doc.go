@@ -8,9 +8,9 @@
 //
 // Receipt text comes from the network, so the package treats it as hostile:
 // control characters are removed before encoding, text is NFC-normalised and
-// encoded into the job's code page (cp858 by default) or, with a profile, into
-// the best of the printer's pages for each run of text; what no page has is
-// transliterated ("€" -> "EUR") or printed as '?'.
+// encoded into the best of the printer's code pages for each run of text (or
+// the one page the options name); what no page has is transliterated
+// ("€" -> "EUR") or printed as '?'.
 //
 // It must never do device I/O (printer does, with real errors), and it must
 // never send UTF-8 or any byte of receipt text below 0x20 to a printer: the

@@ -287,9 +287,13 @@ func TestPaperColumns(t *testing.T) {
 }
 
 func TestCodePages(t *testing.T) {
+	// The generic profile is escpos-printer-db's default: every page it has a table for.
 	got := strings.Join(CodePages(), ",")
-	if got != "cp437,cp850,cp852,cp858,wpc1252" {
-		t.Errorf("CodePages() = %s", got)
+	want := "cp1125,cp1250,cp1251,cp1253,cp1254,cp1257,cp1258,cp437,cp737,cp772,cp774,cp775,cp850,cp852," +
+		"cp855,cp857,cp858,cp860,cp861,cp863,cp865,cp866,cp869,cp874,iso8859-15,iso8859-2,iso8859-7,rk1048," +
+		"tcvn-3-1,tcvn-3-2,wpc1252"
+	if got != want {
+		t.Errorf("CodePages() = %s\nwant %s", got, want)
 	}
 }
 

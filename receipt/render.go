@@ -22,17 +22,17 @@ const (
 	CutFull
 )
 
-// Options shape a print job. The zero value is the generic profile: an 80 mm printer on
-// cp858 at Epson's slot 19 with a partial cut, exactly as ecrd printed before profiles.
+// Options shape a print job. The zero value is the generic profile: an 80 mm Epson-compatible
+// printer with escpos-printer-db's default code pages (cp858 at slot 19 first) and a partial cut.
 type Options struct {
 	// Profile is the printer model (nil: profile.Generic). It supplies the columns, the slot
 	// numbers behind ESC t and whether the printer can cut; Columns and CodePage override it.
 	Profile *profile.Profile
 	Columns int // 0: the profile's font A columns, or 48 (80 mm) for the generic profile
 	// CodePage names the one page to print in (names from CodePages() or the profile's
-	// table, case-insensitive). "" means cp858 on the generic profile, and on any other
-	// profile every page it has that ecrd can encode: each run of text goes out in the best
-	// of them, with ESC t switching pages mid-line where needed.
+	// table, case-insensitive). "" means every page the profile has that ecrd can encode:
+	// each run of text goes out in the best of them, with ESC t switching pages mid-line
+	// where needed.
 	CodePage  string
 	Cut       CutMode
 	OnUnknown func(index int, lineType string) // optional: called once per line of an unknown type, on each Render or Preview
@@ -94,7 +94,7 @@ func (o Options) config() (config, error) {
 	}
 	c.cut, c.tear = cutFor(prof, c.cut)
 	var err error
-	if o.CodePage != "" || prof.IsGeneric() {
+	if o.CodePage != "" {
 		c.pages, c.slots, err = namedCodePage(prof, o.CodePage)
 	} else {
 		c.pages, c.slots, err = preferredCodePages(prof)
@@ -119,12 +119,8 @@ func cutFor(prof *profile.Profile, want CutMode) (cut CutMode, tear bool) {
 	return want, false
 }
 
-// namedCodePage is the one page a receipt is printed in when the options name it, or on the
-// generic printer (cp858 when none is named).
+// namedCodePage is the one page a receipt is printed in when the options name it.
 func namedCodePage(prof *profile.Profile, name string) ([]*codePage, []byte, error) {
-	if name == "" {
-		name = "cp858"
-	}
 	cp, ok := printablePage(name)
 	slot, inProfile := prof.Slot(name)
 	if !ok || !inProfile {

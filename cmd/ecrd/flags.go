@@ -69,7 +69,7 @@ func (l *layoutFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&l.model, "model", modelAuto, "printer model from 'ecrd printers' (columns, code pages, cut), "+modelAuto+" (ask a USB printer, else generic) or generic")
 	fs.StringVar(&l.paper, "paper", "", "paper width: 58mm or 80mm (default: the model's; 80mm for generic)")
 	fs.IntVar(&l.columns, "columns", 0, "characters per line (overrides --paper and the model; 0 = from them)")
-	fs.StringVar(&l.codepage, "codepage", "", "the one code page to print in (default: cp858 for generic; for a model, the best of its pages for each run of text): "+strings.Join(receipt.CodePages(), ", ")+" or any of the model's")
+	fs.StringVar(&l.codepage, "codepage", "", "the one code page to print in (default: the best of the model's pages for each run of text; generic has Epson's): "+strings.Join(receipt.CodePages(), ", ")+" or any of the model's")
 	fs.StringVar(&l.cut, "cut", "partial", "paper cut at the end of a receipt: partial or full")
 }
 
