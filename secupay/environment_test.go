@@ -13,8 +13,8 @@ func TestEnvironment(t *testing.T) {
 		"http://localhost:1":                            EnvLocal,
 		"https://proxy.example.net":                     EnvOther,
 		"https://connect.secucard.com.evil.example.net": EnvOther,
-		"not a url":                                     EnvOther,
-		"":                                              EnvOther,
+		"not a url": EnvOther,
+		"":          EnvOther,
 	} {
 		if got := Environment(url); got != want {
 			t.Errorf("Environment(%q) = %q, want %q", url, got, want)
