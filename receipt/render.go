@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/kenshaw/escpos"
@@ -141,9 +143,40 @@ func knownCodePages(prof *profile.Profile) []string {
 	return known
 }
 
+// profilePages caches preferredCodePages by profile: working the table out takes hundreds of
+// allocations, a receipt none. Profiles are long-lived (the generated ones, Generic, the one a
+// daemon made at start); past maxCachedProfiles, pages are worked out on every call instead.
+var (
+	profilePages      sync.Map // *profile.Profile -> *pageSet
+	profilePagesCount atomic.Int32
+)
+
+const maxCachedProfiles = 64
+
+type pageSet struct {
+	pages []*codePage
+	slots []byte
+	err   error
+}
+
 // preferredCodePages is every page of prof that ecrd can print in, in pagePreference order
-// (pages it does not name after them, by name), each once, at its lowest slot.
+// (pages it does not name after them, by name), each once, at its lowest slot. The slices are
+// shared: read them only.
 func preferredCodePages(prof *profile.Profile) ([]*codePage, []byte, error) {
+	if v, ok := profilePages.Load(prof); ok {
+		ps := v.(*pageSet)
+		return ps.pages, ps.slots, ps.err
+	}
+	pages, slots, err := workOutPages(prof)
+	if profilePagesCount.Load() < maxCachedProfiles {
+		if _, loaded := profilePages.LoadOrStore(prof, &pageSet{pages, slots, err}); !loaded {
+			profilePagesCount.Add(1)
+		}
+	}
+	return pages, slots, err
+}
+
+func workOutPages(prof *profile.Profile) ([]*codePage, []byte, error) {
 	var pages []*codePage
 	var slots []byte
 	add := func(key string) {
