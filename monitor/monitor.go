@@ -12,13 +12,16 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
 	"github.com/ecrd-pos/ecrd/capture"
-	"github.com/ecrd-pos/ecrd/internal/promtext"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -34,7 +37,14 @@ type Spool interface {
 // Config names the parts the monitor reads and the limits of "healthy".
 type Config struct {
 	Version string
-	Spool   Spool
+	// Revision is ecrd_build_info's revision label; "" takes the commit from the binary's
+	// build info (vcs.revision), "unknown" when it has none.
+	Revision string
+	// SecupayEnvironment is the secupay system the till captures with, as
+	// secupay.Environment says from the base URL: live, testing, local or other. It is the
+	// ecrd_secupay_environment_info metric and Status.SecupayEnvironment; "" exports nothing.
+	SecupayEnvironment string
+	Spool              Spool
 	// Unfinished counts the captures whose outcome or receipt is still open
 	// (capture.Service.Unfinished).
 	Unfinished func() int
@@ -53,6 +63,8 @@ type Config struct {
 	UnfinishedLimit time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Logger gets one line whenever the printer's state changes (default: none).
+	Logger *zap.Logger
 }
 
 // Capture outcomes as counted in ecrd_captures_total: how every capture request ended for
@@ -96,16 +108,19 @@ func Outcome(res *capture.Result, err error) string {
 // Monitor is one daemon's metrics, status and health. Create it with New.
 type Monitor struct {
 	cfg     Config
+	log     *zap.Logger
 	started time.Time
-	reg     *promtext.Registry
+	reg     *prometheus.Registry
+	handler http.Handler
 
-	captures      *promtext.CounterVec
-	secupay       *promtext.HistogramVec
-	jobs          *promtext.CounterVec
-	fsync         *promtext.Histogram
-	storageErrors *promtext.Counter
+	captures      *prometheus.CounterVec
+	secupay       *prometheus.HistogramVec
+	jobs          *prometheus.CounterVec
+	fsync         prometheus.Histogram
+	storageErrors prometheus.Counter
 
-	mu sync.Mutex
+	refreshMu sync.Mutex // serialises refresh
+	mu        sync.Mutex
 	// The printer's state as last seen and since when; unfinished captures since when
 	// (zero while there are none). Kept by refresh.
 	printerState    printer.State
@@ -131,7 +146,10 @@ func New(cfg Config) *Monitor {
 	if cfg.Unfinished == nil {
 		cfg.Unfinished = func() int { return 0 }
 	}
-	m := &Monitor{cfg: cfg, started: cfg.Now()}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	m := &Monitor{cfg: cfg, log: cfg.Logger, started: cfg.Now()}
 	m.printerSince = m.started
 	m.registerMetrics()
 	return m
@@ -140,7 +158,7 @@ func New(cfg Config) *Monitor {
 // ObserveCapture counts a capture request's outcome (api.Config.ObserveCapture).
 func (m *Monitor) ObserveCapture(id string, res *capture.Result, err error) {
 	o := Outcome(res, err)
-	m.captures.With(o).Inc()
+	m.captures.WithLabelValues(o).Inc()
 	if errors.Is(err, capture.ErrStorage) {
 		m.mu.Lock()
 		m.storageErr = &Event{At: m.cfg.Now().UTC(), Op: "capture", Error: err.Error()}
@@ -154,7 +172,7 @@ func (m *Monitor) ObserveSecupay(op string, httpStatus int, d time.Duration, err
 	if httpStatus != 0 {
 		status = strconv.Itoa(httpStatus)
 	}
-	m.secupay.With(op, status).Observe(d.Seconds())
+	m.secupay.WithLabelValues(op, status).Observe(d.Seconds())
 	ev := &Event{At: m.cfg.Now().UTC(), Op: op, HTTPStatus: httpStatus}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -169,10 +187,10 @@ func (m *Monitor) ObserveSecupay(op string, httpStatus int, d time.Duration, err
 // ObserveJob counts a print attempt (spool.Options.Observe).
 func (m *Monitor) ObserveJob(job spool.Info, err error) {
 	if err != nil {
-		m.jobs.With("failed").Inc()
+		m.jobs.WithLabelValues("failed").Inc()
 		return
 	}
-	m.jobs.With("printed").Inc()
+	m.jobs.WithLabelValues("printed").Inc()
 }
 
 // ObserveStorage records an fsync or a failed write of the state directory
@@ -207,14 +225,22 @@ type snapshot struct {
 // refresh reads the parts (without holding m.mu: the spool calls the storage hook under
 // its own lock) and then updates the "since when" bookkeeping.
 func (m *Monitor) refresh() snapshot {
+	// One refresh at a time, from reading the parts to logging a change: one that read the
+	// spool before another but came to the lock after it would take the printer back to the
+	// older state and log a change that never happened. The hooks never take refreshMu.
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
 	s := snapshot{now: m.cfg.Now(), printer: m.cfg.Spool.LastStatus(), pending: m.cfg.Spool.Pending(),
 		unfinished: m.cfg.Unfinished()}
 	if m.cfg.Alive != nil {
 		s.alive = m.cfg.Alive(s.now)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var change *printerChange
 	if st := s.printer.Status.State; st != m.printerState {
+		if m.printerState != "" { // the first state seen is no change
+			change = &printerChange{from: m.printerState, fromSince: m.printerSince}
+		}
 		m.printerState = st
 		m.printerSince = s.printer.Checked
 		if m.printerSince.IsZero() || m.printerSince.Before(m.started) {
@@ -227,7 +253,47 @@ func (m *Monitor) refresh() snapshot {
 	case m.unfinishedSince.IsZero():
 		m.unfinishedSince = s.now
 	}
+	since := m.printerSince
+	m.mu.Unlock()
+	if change != nil {
+		// Logged outside the lock: the hooks on the capture path take it.
+		m.logPrinterChange(s, *change, since)
+	}
 	return s
+}
+
+// printerChange is the state the printer left, and since when it had been in it.
+type printerChange struct {
+	from      printer.State
+	fromSince time.Time
+}
+
+// logPrinterChange writes one line for a change of the printer's state: at warn when the
+// printer can no longer print (receipts wait in the spool), else at info; with the state it
+// left and for how long, the printer's URI and what waits for it. The change is seen by the
+// refresh after it (every few seconds, and at each scrape or status request); since is when
+// the print worker saw the new state.
+func (m *Monitor) logPrinterChange(s snapshot, c printerChange, since time.Time) {
+	p := s.printer
+	fields := []zap.Field{zap.String("printer", p.URI), zap.String("state", string(p.Status.State)),
+		zap.String("previous_state", string(c.from)), zap.Duration("previous_for", since.Sub(c.fromSince).Round(time.Second)),
+		zap.Time("since", since.UTC()), zap.Int("queued", len(s.pending))}
+	if p.Status.Detail != "" {
+		fields = append(fields, zap.String("detail", p.Status.Detail))
+	}
+	if p.Error != "" {
+		fields = append(fields, zap.String("error", p.Error))
+	}
+	if len(s.pending) > 0 {
+		oldest := s.pending[0]
+		fields = append(fields, zap.String("oldest_job", oldest.ID),
+			zap.Duration("oldest_job_age", s.now.Sub(oldest.Created).Round(time.Second)))
+	}
+	if !p.Status.Ready() {
+		m.log.Warn("printer state changed: not ready, receipts wait", fields...)
+		return
+	}
+	m.log.Info("printer state changed", fields...)
 }
 
 // Refresh brings the "since when" bookkeeping up to date. The daemon calls it every few

@@ -21,6 +21,9 @@ type Status struct {
 	UnfinishedSince    time.Time
 	ReceiptsToday      int
 	Secupay            SecupayInfo
+	// SecupayEnvironment is the secupay system the till captures with (Config.SecupayEnvironment):
+	// live, testing, local or other; "" when not told.
+	SecupayEnvironment string
 }
 
 // PrinterInfo is the printer as the print worker last saw it.
@@ -82,6 +85,7 @@ func (m *Monitor) Status() Status {
 		UnfinishedCaptures: s.unfinished,
 		ReceiptsToday:      m.cfg.Spool.PrintedSince(startOfDay(s.now)),
 		Queue:              QueueInfo{Jobs: len(s.pending), Pending: []QueuedJob{}},
+		SecupayEnvironment: m.cfg.SecupayEnvironment,
 	}
 	p := s.printer
 	st.Printer = PrinterInfo{URI: p.URI, State: p.Status.State, Detail: p.Status.Detail, Error: p.Error,
