@@ -52,6 +52,21 @@ lint: deps
 	@# A function over 20 outside the tests has no obvious home for the next change: fail.
 	$(GO) run $(GOCYCLO) -over 20 -ignore '_test' .
 
+# The metrics against Prometheus' own tool (scripts/promtool: the one on PATH, else unpacked
+# from Debian's prometheus package into .cache, no server installed): the alert rules checked
+# and their unit tests run (deploy/prometheus), the dashboard's queries parsed
+# (deploy/grafana), and promtool's linter over a scrape of the metrics handler with every
+# family on it (monitor's TestMetricsScrapeFile).
+.PHONY: check-metrics
+check-metrics:
+	scripts/promtool check rules deploy/prometheus/ecrd-alerts.yml
+	cd deploy/prometheus && ../../scripts/promtool test rules ecrd-alerts.test.yml
+	@mkdir -p .cache
+	ECRD_METRICS_SCRAPE=$(CURDIR)/.cache/metrics.txt ECRD_DASHBOARD_RULES=$(CURDIR)/.cache/dashboard-rules.yml \
+		$(GO) test -count=1 -run '^(TestMetricsScrapeFile|TestDashboardQueriesFile|TestDeployFilesNameExportedMetrics)$$' ./monitor
+	scripts/promtool check rules .cache/dashboard-rules.yml
+	scripts/promtool check metrics < .cache/metrics.txt && echo "promtool check metrics: no problems"
+
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 

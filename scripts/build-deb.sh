@@ -76,6 +76,12 @@ for doc in docs/*.md docs/openapi.yaml; do
 	f 0644 "$doc" "usr/share/doc/ecrd/$doc"
 	gzip -9n "$root/usr/share/doc/ecrd/$doc"
 done
+# A fleet's starting point (docs/operations.md, "Alerts"): the Prometheus alerting rules with
+# their unit tests, and the Grafana dashboard; compressed like the other docs (zcat them).
+for ex in deploy/prometheus/ecrd-alerts.yml deploy/prometheus/ecrd-alerts.test.yml deploy/grafana/ecrd-dashboard.json; do
+	f 0644 "$ex" "usr/share/doc/ecrd/examples/${ex##*/}"
+	gzip -9n "$root/usr/share/doc/ecrd/examples/${ex##*/}"
+done
 
 # The man page, ecrd(1), from docs/ecrd.1.md (Markdown for go-md2man; cmd/ecrd's
 # TestManPageListsEveryServeFlag keeps its OPTIONS and serve's flags the same). The title line
