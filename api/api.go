@@ -44,9 +44,9 @@ const (
 	// 1 GiB, and the OOM killer would take the daemon with the journal in its hands).
 	receiptsAtOnce = 2
 	// previewsAtOnce bounds the pictures drawn at once. Each takes the same memory whatever
-	// the receipt's length (its job's bytes, one strip of paper, the PNG encoder's buffers:
-	// a few MiB for the largest receipt the POS may send), but a tall one takes a minute of
-	// CPU; they have slots of their own, so that previews never hold up the POS's receipts.
+	// the receipt's height: its job's bytes (5.6 MB for the tallest receipt the POS may send)
+	// and about 1 MiB of strip and PNG encoder. But that receipt takes a minute of CPU, so
+	// previews have slots of their own and never hold up the POS's receipts.
 	previewsAtOnce = 2
 )
 
