@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer/printertest"
 )
 
@@ -45,9 +46,9 @@ func TestInOrderCompletion(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- printJob(t, p, testJob(500)) }()
 	// Meanwhile Status answers at once, without sending DLE EOT into the confirmation.
-	waitFor(t, "the job to wait for its confirmation", func() bool { return sim.Buffered() >= 500 })
+	wait.Until(t, wait.Long, "the job to wait for its confirmation", func() bool { return sim.Buffered() >= 500 })
 	queried := len(sim.Queries())
-	waitFor(t, "status while confirming", func() bool {
+	wait.Until(t, wait.Long, "status while confirming", func() bool {
 		st, err := p.Status(context.Background())
 		return err == nil && strings.HasPrefix(st.Detail, "printing: waiting")
 	})
@@ -98,7 +99,7 @@ func TestCompletionFallsBack(t *testing.T) {
 					t.Errorf("job %d waited %v for GS r 1 again after the printer showed it never answers", i, time.Since(start))
 				}
 			}
-			waitFor(t, "both jobs on paper", func() bool { return len(sim.Paper()) == 201 })
+			wait.Until(t, wait.Long, "both jobs on paper", func() bool { return len(sim.Paper()) == 201 })
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			st, err := p.Status(ctx)

@@ -33,7 +33,7 @@ func (p *latePrinter) serve(c net.Conn) {
 			time.AfterFunc(p.late, func() { c.Write([]byte{answer}) })
 			continue
 		}
-		time.Sleep(p.slow)
+		time.Sleep(p.slow) // not a test's wait: this printer is slow to answer
 		c.Write([]byte{answer})
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer/printertest"
 )
 
@@ -194,13 +193,6 @@ func (s *simPrinter) run() {
 func (s *simPrinter) received() []byte { return s.sim.Paper() }
 
 func (s *simPrinter) queries() []int { return s.sim.Queries() }
-
-// waitFor polls cond until it holds or the deadline passes: tests synchronise on observable
-// state, never on sleeps.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	wait.Until(t, 10*time.Second, what, cond)
-}
 
 func testJob(n int) []byte {
 	job := make([]byte, n)

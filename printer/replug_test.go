@@ -6,22 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/printer/printertest"
 	"github.com/ecrd-pos/ecrd/spool"
 )
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func receipt(tag byte, n int) []byte {
 	job := []byte{0x1b, '@'}
@@ -69,23 +59,23 @@ func TestUnconfirmedJobPrintsAgainWholeAfterReplug(t *testing.T) {
 	if _, err := sp.Add(spool.Job{ID: "first", Kind: "receipt", Data: first}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first job printed", func() bool { return state("first") == spool.StatePrinted })
+	wait.Until(t, wait.Long, "the first job printed", func() bool { return state("first") == spool.StatePrinted })
 
 	sim.Hold()
 	second := receipt('B', 3000)
 	if _, err := sp.Add(spool.Job{ID: "second", Kind: "receipt", Data: second}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the second job in the printer's buffer", func() bool { return sim.Buffered() >= len(second) })
+	wait.Until(t, wait.Long, "the second job in the printer's buffer", func() bool { return sim.Buffered() >= len(second) })
 	queried := len(sim.Queries())
 	// The printer has every byte and answers DLE EOT (online) behind them: the old rule
 	// would have said printed now.
-	waitUntil(t, "a DLE EOT answered behind the job", func() bool { return len(sim.Queries()) > queried })
+	wait.Until(t, wait.Long, "a DLE EOT answered behind the job", func() bool { return len(sim.Queries()) > queried })
 	if s := state("second"); s == spool.StatePrinted {
 		t.Fatal("the job counts as printed while it is only in the printer's buffer")
 	}
 	sim.Unplug() // the job in the buffer is lost
-	waitUntil(t, "the failed attempt to be recorded", func() bool {
+	wait.Until(t, wait.Long, "the failed attempt to be recorded", func() bool {
 		in, _ := sp.Job("second")
 		return in.Attempts >= 1
 	})
@@ -98,7 +88,7 @@ func TestUnconfirmedJobPrintsAgainWholeAfterReplug(t *testing.T) {
 
 	sim.Replug()
 	sim.Release()
-	waitUntil(t, "the second job printed after the replug", func() bool { return state("second") == spool.StatePrinted })
+	wait.Until(t, wait.Long, "the second job printed after the replug", func() bool { return state("second") == spool.StatePrinted })
 	want := append(append([]byte{}, first...), second...)
 	if paper := sim.Paper(); !bytes.Equal(paper, want) {
 		t.Fatalf("paper holds %d bytes (%d B's), want the first job then the second once, whole (%d bytes)",

@@ -10,6 +10,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 )
 
 // openPTY gives a real serial line: the printer under test opens the slave by name through a
@@ -75,7 +77,7 @@ func TestSerialOverPTY(t *testing.T) {
 	if err := p.Print(ctx, job); err != nil {
 		t.Fatalf("Print: %v", err)
 	}
-	waitFor(t, "the job on the master", func() bool { return len(sim.received()) >= len(job) })
+	wait.Until(t, wait.Long, "the job on the master", func() bool { return len(sim.received()) >= len(job) })
 	if got := sim.received(); !bytes.Equal(got, job) {
 		t.Fatalf("printer received %d bytes, want the %d-byte job byte for byte", len(got), len(job))
 	}
@@ -90,7 +92,7 @@ func TestSerialOverPTY(t *testing.T) {
 	if _, err := master.Write([]byte{0x32, 0x7e, 0x00, 0xff}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "stale bytes in the tty input queue", func() bool { return inputQueued(t, slave) == 4 })
+	wait.Until(t, wait.Long, "stale bytes in the tty input queue", func() bool { return inputQueued(t, slave) == 4 })
 	mustStatus(t, p, StateOnline)
 
 	// Garbage answers are rejected: the printer is there, its state is not known.

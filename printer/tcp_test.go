@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 )
 
 // tcpPrinter is a loopback listener acting as a network printer; each accepted connection gets
@@ -101,7 +103,7 @@ func TestTCPStatusAndPrint(t *testing.T) {
 	if err := p.Print(context.Background(), job); err != nil {
 		t.Fatalf("Print: %v", err)
 	}
-	waitFor(t, "the job at the printer", func() bool { return len(srv.sim(0).received()) >= len(job) })
+	wait.Until(t, wait.Long, "the job at the printer", func() bool { return len(srv.sim(0).received()) >= len(job) })
 	if got := srv.sim(0).received(); !bytes.Equal(got, job) {
 		t.Fatalf("printer received %d bytes, want the whole %d-byte job", len(got), len(job))
 	}
@@ -144,7 +146,7 @@ func TestTCPStatusNeverInterleavesWithPrint(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	waitFor(t, "all jobs", func() bool { return len(srv.sim(0).received()) >= jobs*len(job) })
+	wait.Until(t, wait.Long, "all jobs", func() bool { return len(srv.sim(0).received()) >= jobs*len(job) })
 	for _, at := range srv.sim(0).queries() {
 		if at%len(job) != 0 {
 			t.Fatalf("a status query arrived after byte %d, inside a job", at)
@@ -185,20 +187,22 @@ func TestTCPContextCancelEndsPrint(t *testing.T) {
 	mustStatus(t, p, StateUnknown)
 	ctx, cancel := context.WithCancel(context.Background())
 	// Cancel once bytes of the job reach the printer's socket: Print is in its write loop then,
-	// and soon blocked, since the job is far bigger than the socket buffers.
+	// and soon blocked, since the job is far bigger than the socket buffers. (A goroutine must
+	// not fail the test: if the bytes never come, Print's own timeout ends it.)
 	go func() {
 		srv.mu.Lock()
 		sc := srv.conns[0].(*net.TCPConn)
 		srv.mu.Unlock()
 		rc, _ := sc.SyscallConn()
-		for ctx.Err() == nil {
+		wait.Try(wait.Long, func() error {
 			queued := 0
 			rc.Control(func(fd uintptr) { queued, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
-			if queued > 3 { // more than the status queries
-				cancel()
+			if queued <= 3 { // no more than the status queries
+				return fmt.Errorf("%d bytes at the printer", queued)
 			}
-			time.Sleep(time.Millisecond)
-		}
+			cancel()
+			return nil
+		})
 	}()
 	err = p.Print(ctx, testJob(64<<20))
 	var we *WriteError
@@ -239,7 +243,7 @@ func TestTCPReconnectAfterServerDrop(t *testing.T) {
 	// The first call after the drop may fail (that is how a dead connection is noticed); the
 	// device must then dial again rather than keep the dead socket.
 	var st Status
-	waitFor(t, "a status over a new connection", func() bool {
+	wait.Until(t, wait.Long, "a status over a new connection", func() bool {
 		st, err = p.Status(context.Background())
 		return err == nil && srv.accepted.Load() == 2
 	})
@@ -250,7 +254,7 @@ func TestTCPReconnectAfterServerDrop(t *testing.T) {
 	if err := p.Print(context.Background(), job); err != nil {
 		t.Fatalf("Print after reconnect: %v", err)
 	}
-	waitFor(t, "the job on the new connection", func() bool { return bytes.Equal(srv.sim(1).received(), job) })
+	wait.Until(t, wait.Long, "the job on the new connection", func() bool { return bytes.Equal(srv.sim(1).received(), job) })
 }
 
 // BenchmarkTCPStatusAndPrint is what the spool does per receipt on a network printer: ask its

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,23 +90,21 @@ func receiptJob(n int) []byte {
 // waitHeld waits until job id is held with a reason containing want.
 func waitHeld(t *testing.T, s *Spool, id, want string) Info {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		in, err := s.Job(id)
-		if err != nil {
+	var in Info
+	wait.For(t, 10*time.Second, fmt.Sprintf("job %s held with %q", id, want), func() error {
+		var err error
+		if in, err = s.Job(id); err != nil {
 			t.Fatal(err)
 		}
 		if in.State == StatePrinted {
 			t.Fatalf("job %s printed; want it held (%s)", id, want)
 		}
 		if in.Held && strings.Contains(in.Reason, want) {
-			return in
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s not held with %q: %+v", id, want, in)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return fmt.Errorf("%+v", in)
+	})
+	return in
 }
 
 // netOptions are the tcp: options of the fault tests' network printers.
@@ -175,9 +174,17 @@ func TestPrinterFaults(t *testing.T) {
 		t.Logf("first attempt: %v", wes[0])
 		np.SetStatus(printertest.Online) // paper loaded
 		waitPrinted(t, s, "big")
-		// "Printed" means the last byte is in the kernel: wait for the printer to read it.
-		waitFor(t, func() bool { n, _ := copies(np, job); return n > 0 })
-		time.Sleep(20 * time.Millisecond)
+		if q := s.Pending(); len(q) != 0 {
+			t.Fatalf("printed, and still queued: %+v", q)
+		}
+		// "Printed" means the last byte is in the kernel: wait for the printer to read it. The
+		// job is printed and the queue empty, so no attempt is to come: once every connection
+		// but the newest (the printed attempt's) has ended, all the bytes any attempt sent are
+		// counted.
+		wait.Until(t, wait.Long, "the printer to read every attempt's bytes", func() bool {
+			all := np.Connections()
+			return len(all) > 0 && bytes.Equal(all[len(all)-1], job) && np.Open() <= 1
+		})
 		n, all := copies(np, job)
 		if n != 1 {
 			sizes := []int{}
@@ -208,7 +215,7 @@ func TestPrinterFaults(t *testing.T) {
 		}
 		np.SetStatus(printertest.Online)
 		waitPrinted(t, s, "c1")
-		waitFor(t, func() bool { n, _ := copies(np, job); return n > 0 })
+		wait.Until(t, wait.Long, "the printer to read the job", func() bool { n, _ := copies(np, job); return n > 0 })
 		if n, _ := copies(np, job); n != 1 {
 			t.Fatalf("%d copies after closing the cover, want 1", n)
 		}
@@ -236,7 +243,7 @@ func TestPrinterFaults(t *testing.T) {
 		first := receiptJob(1000)
 		s.Add(Job{ID: "before", Kind: "receipt", Data: first})
 		waitPrinted(t, s, "before")
-		waitBytes(t, r1, len(first))
+		wait.Until(t, wait.Long, "the first printer to read the job", func() bool { return len(r1.received()) >= len(first) })
 
 		// Unplug: the device goes away under the open descriptor, and its node is removed.
 		r1.close()
@@ -251,7 +258,7 @@ func TestPrinterFaults(t *testing.T) {
 
 		r2 := plug()
 		waitPrinted(t, s, "after")
-		waitBytes(t, r2, len(job))
+		wait.Until(t, wait.Long, "the replugged printer to read the job", func() bool { return len(r2.received()) >= len(job) })
 		if got := r2.received(); !bytes.Equal(got, job) {
 			t.Fatalf("replugged printer got %d bytes, want the %d-byte job once", len(got), len(job))
 		}
@@ -298,13 +305,14 @@ func TestPrinterFaults(t *testing.T) {
 		warm := receiptJob(500)
 		s.Add(Job{ID: "warm", Kind: "receipt", Data: warm})
 		waitPrinted(t, s, "warm")
-		waitFor(t, func() bool { return len(sim.Paper()) >= len(warm) })
+		wait.Until(t, wait.Long, "the warm-up job on paper", func() bool { return len(sim.Paper()) >= len(warm) })
 
-		setPaused(true) // the printer holds the line (buffer full, CTS low): nobody reads
-		time.Sleep(20 * time.Millisecond)
+		// The printer holds the line (buffer full, CTS low): once the reader has taken what is
+		// in flight (the next status query), nobody reads. The 1 MiB job is far more than that.
+		setPaused(true)
 		job := receiptJob(1 << 20)
 		s.Add(Job{ID: "stall", Kind: "receipt", Data: job})
-		waitFor(t, func() bool { return len(p.writeErrors()) > 0 })
+		wait.Until(t, wait.Long, "a failed write", func() bool { return len(p.writeErrors()) > 0 })
 		we := p.writeErrors()[0]
 		if we.Written <= 0 || we.Written >= we.Total || we.Total != len(job) || !errors.Is(we, os.ErrDeadlineExceeded) {
 			t.Fatalf("WriteError %v: want a deadline after part of the %d-byte job", we, len(job))
@@ -318,7 +326,7 @@ func TestPrinterFaults(t *testing.T) {
 		waitPrinted(t, s, "stall")
 		// Bytes of the failed attempts that were already in the tty's buffer come out first
 		// (a partial receipt); the retry then delivers the whole job.
-		waitFor(t, func() bool { return bytes.HasSuffix(sim.Paper(), job) })
+		wait.Until(t, wait.Long, "the whole job on paper", func() bool { return bytes.HasSuffix(sim.Paper(), job) })
 		got := sim.Paper()
 		if !bytes.HasPrefix(got, warm) {
 			t.Fatal("the first job is not on the paper")
@@ -371,16 +379,6 @@ func (r *fifoReader) received() []byte {
 	return bytes.Clone(r.got)
 }
 
-func waitBytes(t *testing.T, r *fifoReader, n int) {
-	t.Helper()
-	waitFor(t, func() bool { return len(r.received()) >= n })
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	wait.Until(t, 20*time.Second, "the spool", cond)
-}
-
 // A network printer that takes part of a SMALL receipt and resets the connection: the whole
 // job fits in the kernel's socket buffer, so the writes succeed before the reset arrives. The
 // printer's status query after the job must notice the dead connection, so the spool retries
@@ -400,7 +398,7 @@ func TestTCPResetAfterPartOfASmallJobIsRetried(t *testing.T) {
 		waitHeld(t, s, "small", "paper_out")
 		np.SetStatus(printertest.Online)
 		waitPrinted(t, s, "small")
-		waitFor(t, func() bool { n, _ := copies(np, job); return n == 1 })
+		wait.Until(t, wait.Long, "one copy of the job", func() bool { n, _ := copies(np, job); return n == 1 })
 		stop()
 	}
 }

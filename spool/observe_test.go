@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 )
 
 // TestObserveSeesPrintedAndFailedJobs: the hook that feeds ecrd_print_jobs_total hears
@@ -34,7 +36,7 @@ func TestObserveSeesPrintedAndFailedJobs(t *testing.T) {
 	}
 	waitPrinted(t, s, "a")
 	// The hook runs just after the job is marked printed.
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 2 })
+	wait.Until(t, wait.Long, "the hook to hear both attempts", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 2 })
 	mu.Lock()
 	got := append([]string(nil), seen...)
 	mu.Unlock()
@@ -75,8 +77,13 @@ func TestAliveTellsAStuckWorker(t *testing.T) {
 		t.Fatal("Alive before Run: want an error")
 	}
 	stop := run(t, s)
-	waitFor(t, func() bool { return s.Alive(time.Now()) == nil })
-	time.Sleep(50 * time.Millisecond) // idle for many polls: still alive
+	wait.Until(t, wait.Long, "the worker alive", func() bool { return s.Alive(time.Now()) == nil })
+	// Idle for many polls: the loop came round again and again (each turn moves when it is
+	// next due), and it is still alive.
+	first := time.Duration(s.due.Load())
+	wait.Until(t, wait.Long, "the idle worker to come round its loop for ten polls", func() bool {
+		return time.Duration(s.due.Load()) >= first+10*opt.Poll
+	})
 	if err := s.Alive(time.Now()); err != nil {
 		t.Fatalf("idle worker: %v", err)
 	}
@@ -98,7 +105,7 @@ func TestAliveTellsAStuckWorker(t *testing.T) {
 	}
 	close(p.block)
 	waitPrinted(t, s, "stuck")
-	waitFor(t, func() bool { return s.Alive(time.Now()) == nil })
+	wait.Until(t, wait.Long, "the worker alive again", func() bool { return s.Alive(time.Now()) == nil })
 	stop()
 	if err := s.Alive(time.Now()); err == nil {
 		t.Fatal("Alive after Run returned: want an error")

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 )
@@ -102,30 +105,18 @@ func run(t *testing.T, s *Spool) (stop func()) {
 	return stop
 }
 
+// waitPrinted waits until job id is printed, and returns what the spool then knows of it.
 func waitPrinted(t *testing.T, s *Spool, id string) Info {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		in, err := s.WaitPrinted(ctx, id)
-		if err != nil {
-			t.Fatal(err)
+	var in Info
+	wait.For(t, 10*time.Second, "job "+id+" printed", func() error {
+		var err error
+		if in, err = s.Job(id); err == nil && in.State != StatePrinted {
+			err = fmt.Errorf("%+v", in)
 		}
-		if in.State == StatePrinted {
-			return in
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("job %s not printed: %+v", id, in)
-		}
-		// Held: wait for the next change.
-		s.mu.Lock()
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
-	}
+		return err
+	})
+	return in
 }
 
 func TestJobsPrintInOrderOneAtATime(t *testing.T) {
@@ -399,7 +390,9 @@ func TestPruneKeepsNewestDone(t *testing.T) {
 	stop := run(t, s)
 	for i := 0; i < 30; i++ {
 		s.Add(Job{ID: fmt.Sprintf("j%02d", i), Data: []byte("x")})
-		time.Sleep(time.Millisecond) // distinct modification times, as receipts minutes apart have
+		// Not an assertion's wait: the done records get distinct modification times, as
+		// receipts minutes apart have, so that "the newest" is one set.
+		time.Sleep(time.Millisecond)
 	}
 	waitPrinted(t, s, "j29")
 	stop()
@@ -450,17 +443,20 @@ func TestUnreadableJobFileIsRetriedNotDropped(t *testing.T) {
 	os.Mkdir(path, 0o750) // read(2) on it fails with EISDIR, as a bad sector fails with EIO
 	stop := run(t, s)
 	p.set(printer.StateOnline)
-	waitFor(t, func() bool {
+	wait.Until(t, wait.Long, "j1 held for its unreadable file", func() bool {
 		in, err := s.Job("j1")
 		return err == nil && in.Held && in.Reason != ""
 	})
 	if ids := s.Damaged(); len(ids) != 0 {
 		t.Fatalf("an unreadable job was taken for damaged: %v", ids)
 	}
-	os.Remove(path)
-	if err := os.Rename(saved, path); err != nil {
+	// The file comes back in one step (the directory and the file swap places): a worker
+	// that looked between a removal and a rename would find no file at all, and rightly drop
+	// the job as vanished.
+	if err := unix.Renameat2(unix.AT_FDCWD, saved, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE); err != nil {
 		t.Fatal(err)
 	}
+	os.Remove(saved)
 	waitPrinted(t, s, "j1")
 	stop()
 	if got := p.printed(); len(got) != 1 || string(got[0]) != "receipt one" {

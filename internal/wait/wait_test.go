@@ -2,6 +2,7 @@ package wait
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,5 +63,29 @@ func TestUntil(t *testing.T) {
 	Until(r, 30*time.Millisecond, "never", func() bool { return false })
 	if r.failed == "" || time.Since(start) < 30*time.Millisecond {
 		t.Fatalf("Until gave up early or not at all: %q", r.failed)
+	}
+}
+
+func TestTryReturnsNilOnceTheConditionHolds(t *testing.T) {
+	var n atomic.Int32
+	err := Try(5*time.Second, func() error {
+		if n.Add(1) < 3 {
+			return errors.New("too early")
+		}
+		return nil
+	})
+	if err != nil || n.Load() != 3 {
+		t.Fatalf("Try = %v after %d calls", err, n.Load())
+	}
+}
+
+func TestTryReturnsTheLastErrorAtTheDeadline(t *testing.T) {
+	var n atomic.Int32
+	start := time.Now()
+	err := TryEvery(30*time.Millisecond, 5*time.Millisecond, func() error {
+		return fmt.Errorf("call %d", n.Add(1))
+	})
+	if err == nil || err.Error() != fmt.Sprintf("call %d", n.Load()) || time.Since(start) < 30*time.Millisecond {
+		t.Fatalf("TryEvery = %v after %d calls and %v: want the last call's error, at the deadline", err, n.Load(), time.Since(start))
 	}
 }

@@ -156,6 +156,10 @@ func (s *Sim) feed(b []byte) (answer, printed []byte) {
 			if p[1] == 'r' {
 				n = 3 // the whole command, so processing sees it whole
 			}
+		} else if p[0] != 0x10 {
+			// A run of plain bytes (text, most of a job) goes to the buffer at once: nothing
+			// in it asks for an answer, so it is the same as taking it byte by byte.
+			n = plainRun(p)
 		}
 		s.buffer = append(s.buffer, p[:n]...)
 		s.pending = p[n:]
@@ -188,8 +192,20 @@ func (s *Sim) processLocked() (answer []byte) {
 			s.buffer = b[3:]
 			continue
 		}
-		s.paper = append(s.paper, b[0])
-		s.buffer = b[1:]
+		n := 1 + plainRun(b[1:]) // b[0] prints, and the plain bytes after it
+		s.paper = append(s.paper, b[:n]...)
+		s.buffer = b[n:]
 	}
 	return answer
+}
+
+// plainRun is how many bytes at the start of b are neither DLE nor GS: bytes that the Sim
+// neither answers nor holds back.
+func plainRun(b []byte) int {
+	for i, c := range b {
+		if c == 0x10 || c == 0x1D {
+			return i
+		}
+	}
+	return len(b)
 }

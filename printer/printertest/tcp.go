@@ -153,6 +153,16 @@ func (p *TCP) Connections() [][]byte {
 	return out
 }
 
+// Open is how many connections the printer is still reading. A connection leaves the count
+// only once its sender closed it (or the printer reset it) and every byte it carried is in
+// Connections: when all but the newest are gone, no older attempt's bytes are still on
+// their way.
+func (p *TCP) Open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
 // Release resumes processing and sends the answers now due to every connection.
 func (p *TCP) Release() {
 	ans := p.Sim.Release()
