@@ -116,7 +116,11 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("GET /healthz", h.health)
 	if cfg.Status != nil {
 		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, statusOf(cfg.Status()))
+			st := statusOf(cfg.Status())
+			if cfg.Health != nil {
+				st.DeviceAuthorization = cfg.Health().DeviceAuthorization
+			}
+			writeJSON(w, http.StatusOK, st)
 		})
 	}
 	if cfg.Metrics != nil {

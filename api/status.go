@@ -20,6 +20,8 @@ type Status struct {
 	UnfinishedSince    time.Time     `json:"unfinished_since,omitzero"`
 	ReceiptsToday      int           `json:"receipts_today"`
 	Secupay            StatusSecupay `json:"secupay"`
+	// DeviceAuthorization is an OAuth device code waiting for a technician (as /healthz says).
+	DeviceAuthorization *DeviceAuthorization `json:"device_authorization,omitempty"`
 }
 
 // Health is the answer to GET /healthz: 200 when Status is "ok", 503 when "degraded".
@@ -61,14 +63,16 @@ type Problem struct {
 
 // StatusPrinter is the printer as the print worker last saw it.
 type StatusPrinter struct {
-	URI     string    `json:"uri"`
-	Model   string    `json:"model"`
-	State   string    `json:"state"`
-	Detail  string    `json:"detail,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	Ready   bool      `json:"ready"`
-	Since   time.Time `json:"since"`
-	Checked time.Time `json:"checked,omitzero"`
+	URI   string `json:"uri"`
+	Model string `json:"model"` // the profile in use, as GET /v1/printer's status.model
+	// ModelSource says why that profile, as GET /v1/printer's status.model_source.
+	ModelSource string    `json:"model_source,omitempty"`
+	State       string    `json:"state"`
+	Detail      string    `json:"detail,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	Ready       bool      `json:"ready"`
+	Since       time.Time `json:"since"`
+	Checked     time.Time `json:"checked,omitzero"`
 }
 
 // StatusQueue is the print queue, oldest job first.
@@ -91,6 +95,9 @@ type QueuedJob struct {
 
 // StatusSecupay is what the daemon last heard from secupay.
 type StatusSecupay struct {
+	// Environment is which of secupay's systems the till captures with: live (real
+	// payments), testing, local (a fake on this machine) or other (a host ecrd does not know).
+	Environment  string    `json:"environment,omitempty"`
 	LastSuccess  *Event    `json:"last_success"`
 	LastError    *Event    `json:"last_error"`
 	TokenExpires time.Time `json:"token_expires,omitzero"`
@@ -109,16 +116,16 @@ func statusOf(s monitor.Status) Status {
 		Problems: problemsOf(s.Problems), UnfinishedCaptures: s.UnfinishedCaptures,
 		UnfinishedSince: s.UnfinishedSince, ReceiptsToday: s.ReceiptsToday}
 	p := s.Printer
-	out.Printer = StatusPrinter{URI: p.URI, Model: p.Model, State: string(p.State), Detail: p.Detail, Error: p.Error,
-		Ready: p.Ready, Since: p.Since, Checked: p.Checked}
+	out.Printer = StatusPrinter{URI: p.URI, Model: p.Model, ModelSource: p.ModelSource, State: string(p.State), Detail: p.Detail,
+		Error: p.Error, Ready: p.Ready, Since: p.Since, Checked: p.Checked}
 	out.Queue = StatusQueue{Jobs: s.Queue.Jobs, OldestAgeSeconds: s.Queue.OldestAgeSeconds,
 		Pending: make([]QueuedJob, 0, len(s.Queue.Pending))}
 	for _, j := range s.Queue.Pending {
 		out.Queue.Pending = append(out.Queue.Pending, QueuedJob{ID: j.ID, TransactionID: j.TransactionID, Kind: j.Kind,
 			Created: j.Created, AgeSeconds: j.AgeSeconds, Attempts: j.Attempts, Reason: j.Reason})
 	}
-	out.Secupay = StatusSecupay{LastSuccess: eventOf(s.Secupay.LastSuccess), LastError: eventOf(s.Secupay.LastError),
-		TokenExpires: s.Secupay.TokenExpires}
+	out.Secupay = StatusSecupay{Environment: s.SecupayEnvironment, LastSuccess: eventOf(s.Secupay.LastSuccess),
+		LastError: eventOf(s.Secupay.LastError), TokenExpires: s.Secupay.TokenExpires}
 	return out
 }
 

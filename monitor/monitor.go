@@ -53,8 +53,10 @@ type Config struct {
 	// TokenExpires is when the secupay access token runs out; nil when the token source
 	// cannot know (a static token file).
 	TokenExpires func() time.Time
-	// Model is the printer model as detected; nil or "" when unknown.
+	// Model is the printer profile in use (a key of package profile); nil or "" when unknown.
 	Model func() string
+	// ModelSource says why that profile: "--model TM-T88V", "Device ID …", "generic: …".
+	ModelSource func() string
 	// PrinterGrace is how long the printer may be not ready (paper out, cover open, offline)
 	// before /healthz says degraded (default 5 min: a cashier changing the roll is no alarm).
 	PrinterGrace time.Duration

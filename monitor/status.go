@@ -28,12 +28,14 @@ type Status struct {
 
 // PrinterInfo is the printer as the print worker last saw it.
 type PrinterInfo struct {
-	URI    string
-	Model  string // as detected; "" when unknown
-	State  printer.State
-	Detail string
-	Error  string
-	Ready  bool
+	URI   string
+	Model string // the profile in use; "" when unknown
+	// ModelSource says why that profile (--model, the printer's Device ID, the fallback).
+	ModelSource string
+	State       printer.State
+	Detail      string
+	Error       string
+	Ready       bool
 	// Since is when the state was first seen; Checked when the printer was last asked.
 	Since   time.Time
 	Checked time.Time
@@ -92,6 +94,9 @@ func (m *Monitor) Status() Status {
 		Ready: p.Status.Ready(), Checked: p.Checked}
 	if m.cfg.Model != nil {
 		st.Printer.Model = m.cfg.Model()
+	}
+	if m.cfg.ModelSource != nil {
+		st.Printer.ModelSource = m.cfg.ModelSource()
 	}
 	for i, j := range s.pending {
 		age := s.now.Sub(j.Created).Seconds()

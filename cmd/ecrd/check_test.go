@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -81,5 +82,11 @@ func TestUnreachableDaemonHints(t *testing.T) {
 	code, _, errs := runCLI(t, "", "status", "--socket", filepath.Join(t.TempDir(), "none.sock"))
 	if code != 1 || !strings.Contains(errs, "hint: no socket at") || strings.Count(errs, "daemon not reachable") != 1 {
 		t.Errorf("status without a daemon: exit %d, %q", code, errs)
+	}
+	// A script reading --json gets a document, whatever happens.
+	code, out, _ := runCLI(t, "", "status", "--json", "--socket", filepath.Join(t.TempDir(), "none.sock"))
+	var doc map[string]string
+	if code != 1 || json.Unmarshal([]byte(out), &doc) != nil || doc["status"] != "unreachable" || doc["error"] == "" {
+		t.Errorf("status --json without a daemon: exit %d, %q", code, out)
 	}
 }

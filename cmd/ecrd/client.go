@@ -93,120 +93,82 @@ func cmdCapture(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", stderr)
 	socket := fs.String("socket", "/run/ecrd/ecrd.sock", "the daemon's socket")
-	asJSON := fs.Bool("json", false, "print the status document (GET /v1/status) as JSON; exit 1 unless its status is ok")
+	asJSON := fs.Bool("json", false, "print the status document (GET /v1/status) as JSON")
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
-	c := socketClient(*socket, 15*time.Second)
-	if *asJSON {
-		return statusJSON(c, stdout)
-	}
-	_, health, err := call(c, http.MethodGet, "/healthz")
-	if err != nil {
-		return err
-	}
-	_, prn, err := call(c, http.MethodGet, "/v1/printer")
-	if err != nil {
-		return err
-	}
-	var h map[string]any
-	var p struct {
-		URI    string `json:"uri"`
-		Status struct {
-			State, Detail, Completion, Model string
-			ModelSource                      string `json:"model_source"`
-		} `json:"status"`
-		Error  string `json:"error"`
-		Queued int    `json:"queued"`
-	}
-	if err := json.Unmarshal(health, &h); err != nil {
-		return fmt.Errorf("daemon answered %q: %w", health, err)
-	}
-	if err := json.Unmarshal(prn, &p); err != nil {
-		return fmt.Errorf("daemon answered %q: %w", prn, err)
-	}
-	fmt.Fprintf(stdout, "daemon:   %v\n", h["status"])
-	if probs, ok := h["problems"].([]any); ok {
-		for _, p := range probs {
-			if m, ok := p.(map[string]any); ok {
-				fmt.Fprintf(stdout, "problem:  %v\n", m["message"])
-			}
+	// One document, one rule: the text shows the fields of GET /v1/status, and both forms exit 0
+	// only when its status is "ok" (docs/operations.md, "ecrd status --json").
+	code, body, err := call(socketClient(*socket, 15*time.Second), http.MethodGet, "/v1/status")
+	var st api.Status
+	switch {
+	case err != nil:
+		if *asJSON {
+			// A script reading --json gets a document whatever happens.
+			b, _ := json.Marshal(map[string]string{"status": "unreachable", "error": err.Error()})
+			fmt.Fprintf(stdout, "%s\n", b)
 		}
-	}
-	fmt.Fprintf(stdout, "printer:  %s %s", p.URI, p.Status.State)
-	if p.Status.Detail != "" {
-		fmt.Fprintf(stdout, " (%s)", p.Status.Detail)
-	}
-	if p.Status.Model != "" {
-		fmt.Fprintf(stdout, "\nmodel:    %s (%s)", p.Status.Model, p.Status.ModelSource)
-	}
-	if p.Status.Completion != "" {
-		fmt.Fprintf(stdout, "\nprinted:  confirmed by %s", p.Status.Completion)
-	}
-	fmt.Fprintf(stdout, "\nqueued:   %d job(s)\n", p.Queued)
-	statusDetails(c, stdout)
-	if da, ok := h["device_authorization"].(map[string]any); ok {
-		fmt.Fprintf(stdout, "secupay:  device not yet authorised: enter code %v at %v\n", da["user_code"], da["verification_url"])
-	}
-	switch p.Status.State {
-	case "online", "paper_near_end", "unknown":
-		return nil
-	}
-	return errQuiet
-}
-
-// statusJSON prints the daemon's status document for scripts (docs/operations.md, "ecrd status
-// --json"): exit 0 only when the daemon says "ok".
-func statusJSON(c *http.Client, stdout io.Writer) error {
-	code, body, err := call(c, http.MethodGet, "/v1/status")
-	if err != nil {
 		return err
-	}
-	var st struct {
-		Status string `json:"status"`
-	}
-	if code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+	case code != http.StatusOK || json.Unmarshal(body, &st) != nil:
 		return fmt.Errorf("daemon answered %d %q", code, bytes.TrimSpace(body))
 	}
-	stdout.Write(bytes.TrimSpace(body))
-	fmt.Fprintln(stdout)
-	if st.Status != "ok" {
+	if *asJSON {
+		stdout.Write(bytes.TrimSpace(body))
+		fmt.Fprintln(stdout)
+	} else {
+		writeStatus(stdout, st)
+	}
+	if st.Health != "ok" {
 		return errQuiet
 	}
 	return nil
 }
 
-// statusDetails adds what GET /v1/status knows to the human status; a daemon too old to
-// have it is shown without.
-func statusDetails(c *http.Client, stdout io.Writer) {
-	code, body, err := call(c, http.MethodGet, "/v1/status")
-	if err != nil || code != http.StatusOK {
-		return
-	}
-	var st api.Status
-	if json.Unmarshal(body, &st) != nil {
-		return
-	}
+// writeStatus is the status document for a technician: the same fields as --json.
+func writeStatus(w io.Writer, st api.Status) {
 	when := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
-	fmt.Fprintf(stdout, "version:  %s, up %s\n", st.Version, time.Duration(st.UptimeSeconds)*time.Second)
-	fmt.Fprintf(stdout, "since:    printer %s since %s\n", st.Printer.State, when(st.Printer.Since))
-	if st.Printer.Model != "" {
-		fmt.Fprintf(stdout, "model:    %s\n", st.Printer.Model)
+	fmt.Fprintf(w, "daemon:   %s\n", st.Health)
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem:  %s\n", p.Message)
 	}
+	fmt.Fprintf(w, "version:  %s, up %s\n", st.Version, time.Duration(st.UptimeSeconds)*time.Second)
+	if env := st.Secupay.Environment; env != "" {
+		fmt.Fprintf(w, "secupay:  %s (%s)\n", env, environmentWords(env))
+	}
+	p := st.Printer
+	fmt.Fprintf(w, "printer:  %s %s", p.URI, p.State)
+	if p.Detail != "" {
+		fmt.Fprintf(w, " (%s)", p.Detail)
+	}
+	fmt.Fprintf(w, " since %s\n", when(p.Since))
+	if p.Error != "" {
+		fmt.Fprintf(w, "error:    %s\n", p.Error)
+	}
+	if p.Model != "" {
+		fmt.Fprintf(w, "model:    %s", p.Model)
+		if p.ModelSource != "" {
+			fmt.Fprintf(w, " (%s)", p.ModelSource)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "queued:   %d job(s)\n", st.Queue.Jobs)
 	if st.Queue.Jobs > 0 {
-		fmt.Fprintf(stdout, "oldest:   %s waiting\n", time.Duration(st.Queue.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
+		fmt.Fprintf(w, "oldest:   %s waiting\n", time.Duration(st.Queue.OldestAgeSeconds*float64(time.Second)).Round(time.Second))
 	}
-	fmt.Fprintf(stdout, "today:    %d receipt(s) printed\n", st.ReceiptsToday)
+	fmt.Fprintf(w, "today:    %d receipt(s) printed\n", st.ReceiptsToday)
 	if st.UnfinishedCaptures > 0 {
-		fmt.Fprintf(stdout, "captures: %d unfinished since %s\n", st.UnfinishedCaptures, when(st.UnfinishedSince))
+		fmt.Fprintf(w, "captures: %d unfinished since %s\n", st.UnfinishedCaptures, when(st.UnfinishedSince))
 	}
 	if e := st.Secupay.LastSuccess; e != nil {
-		fmt.Fprintf(stdout, "secupay:  last success %s (%s)\n", when(e.At), e.Op)
+		fmt.Fprintf(w, "secupay:  last success %s (%s)\n", when(e.At), e.Op)
 	}
 	if e := st.Secupay.LastError; e != nil {
-		fmt.Fprintf(stdout, "secupay:  last error %s (%s): %s\n", when(e.At), e.Op, e.Error)
+		fmt.Fprintf(w, "secupay:  last error %s (%s): %s\n", when(e.At), e.Op, e.Error)
 	}
 	if !st.Secupay.TokenExpires.IsZero() {
-		fmt.Fprintf(stdout, "token:    expires %s\n", when(st.Secupay.TokenExpires))
+		fmt.Fprintf(w, "token:    expires %s\n", when(st.Secupay.TokenExpires))
+	}
+	if da := st.DeviceAuthorization; da != nil {
+		fmt.Fprintf(w, "secupay:  device not yet authorised: enter code %s at %s\n", da.UserCode, da.VerificationURL)
 	}
 }

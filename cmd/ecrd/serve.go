@@ -306,7 +306,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		tokenExpires = o.TokenExpires
 	}
 	mon = monitor.New(monitor.Config{Version: versionString(), Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
-		TokenExpires: tokenExpires, Model: func() string { return model },
+		TokenExpires: tokenExpires, Model: func() string { return model.model }, ModelSource: func() string { return model.source },
 		SecupayEnvironment: secupay.Environment(cfg.secupayURL), Logger: log,
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
@@ -376,21 +376,22 @@ func previewer(svc *capture.Service, opt receipt.Options) func(io.Writer, string
 // openPrinter opens the printer cfg names and picks its profile (asking the printer when
 // --model is auto), and returns it with the layout for that profile and the model as status
 // shows it: "TM-T20II (Device ID …)".
-func openPrinter(cfg serveConfig, log *zap.Logger) (printer.Printer, receipt.Options, string, error) {
+func openPrinter(cfg serveConfig, log *zap.Logger) (printer.Printer, receipt.Options, modelPrinter, error) {
 	dev, err := printer.Open(cfg.printerURI)
 	if err != nil {
-		return nil, receipt.Options{}, "", fmt.Errorf("%w: %v", errUsage, err)
+		return nil, receipt.Options{}, modelPrinter{}, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	prof, why, err := chooseProfile(context.Background(), cfg.layout, dev)
 	if err == nil {
 		var opt receipt.Options
 		if opt, err = cfg.layout.optionsFor(prof); err == nil {
 			log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
-			return modelPrinter{Printer: dev, model: prof.Key, source: why}, opt, prof.Key + " (" + why + ")", nil
+			mp := modelPrinter{Printer: dev, model: prof.Key, source: why}
+			return mp, opt, mp, nil
 		}
 	}
 	dev.Close()
-	return nil, receipt.Options{}, "", err
+	return nil, receipt.Options{}, modelPrinter{}, err
 }
 
 // check validates the settings that need no file or device, so that a typo stops
