@@ -38,6 +38,8 @@ type Profile struct {
 	FullCut, PartialCut bool
 	// StarCommands: a Star printer in ESC/POS emulation (it also speaks Star Line Mode).
 	StarCommands bool
+	// Raster: the model prints raster bit images (GS v 0), the database's bitImageRaster.
+	Raster bool
 }
 
 // Font is one character font.

@@ -44,6 +44,12 @@ func TestFactsFromTheDatabase(t *testing.T) {
 	if Generic.Columns() != 0 || Generic.Paper() != "" {
 		t.Errorf("generic must take its columns from the paper")
 	}
+	// Raster images (GS v 0), as the database's bitImageRaster says.
+	for key, want := range map[string]bool{"TM-T20III": true, "TM-T88V": true, "TSP600": true, "POS-5890": true, "TH230": false, "TM-U220": false, "generic": true} {
+		if p, err := Lookup(key); err != nil || p.Raster != want {
+			t.Errorf("%s: raster %v, want %v (%v)", key, p != nil && p.Raster, want, err)
+		}
+	}
 	// Generic is the database's default profile: Epson's whole slot table, not five pages.
 	def, err := Lookup("default")
 	if err != nil {

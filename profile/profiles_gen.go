@@ -14,7 +14,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 120, WidthDots: 100,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 20}},
 		CodePages: []CodePage{{0, "OXHOO-EUROPEAN"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "CT-S651", Vendor: "Citizen", Name: "CT-S651",
@@ -22,7 +22,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 640,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}, {Number: 2, Name: "Font C", Columns: 72}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP852"}, {7, "CP866"}, {8, "CP857"}, {9, "CP1252"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {40, "CP864"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "ITPP047", Vendor: "Munbyn", Name: "ITPP047",
@@ -30,7 +30,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 80, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "KR-306", Vendor: "Kefar", Name: "KR-306",
@@ -38,14 +38,14 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP1252"}, {12, "CP866"}, {13, "CP852"}, {14, "CP858"}, {19, "CP747"}, {23, "CP864"}, {27, "CP1255"}, {28, "CP437"}, {29, "KATAKANA"}, {30, "CP437"}, {31, "CP858"}, {32, "CP852"}, {33, "CP860"}, {34, "CP861"}, {35, "CP863"}, {36, "CP865"}, {37, "CP866"}, {38, "CP855"}, {39, "CP857"}, {40, "CP862"}, {41, "CP864"}, {42, "CP737"}, {43, "CP851"}, {44, "CP869"}, {45, "CP928"}, {46, "CP772"}, {47, "CP774"}, {48, "CP874"}, {49, "CP1252"}, {50, "CP1250"}, {51, "CP1251"}, {52, "CP3840"}, {53, "CP3841"}, {54, "CP3843"}, {55, "CP3844"}, {56, "CP3845"}, {57, "CP3846"}, {58, "CP3847"}, {59, "CP3848"}, {60, "CP1001"}, {61, "CP2001"}, {62, "CP3001"}, {63, "CP3002"}, {64, "CP3011"}, {65, "CP3012"}, {66, "CP3021"}, {67, "CP3041"}, {68, "CP852"}, {70, "CP1256"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "NT-5890K", Vendor: "Netum", Name: "NT-5890K",
 		DPI: 203, WidthMM: 57.5, WidthDots: 384,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 32}, {Number: 1, Name: "Font B", Columns: 42}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {24, "CP747"}, {25, "CP1257"}, {27, "CP1258"}, {28, "CP864"}, {32, "CP1255"}, {50, "CP437"}, {52, "CP437"}, {53, "CP858"}, {54, "CP852"}, {55, "CP860"}, {56, "CP861"}, {57, "CP863"}, {58, "CP865"}, {59, "CP866"}, {60, "CP855"}, {61, "CP857"}, {62, "CP862"}, {63, "CP864"}, {64, "CP737"}, {65, "CP851"}, {66, "CP869"}, {68, "CP772"}, {69, "CP774"}, {71, "CP1252"}, {72, "CP1250"}, {73, "CP1251"}, {74, "CP3840"}, {76, "CP3843"}, {77, "CP3844"}, {78, "CP3845"}, {79, "CP3846"}, {80, "CP3847"}, {81, "CP3848"}, {83, "CP2001"}, {84, "CP3001"}, {85, "CP3002"}, {86, "CP3011"}, {87, "CP3012"}, {88, "CP3021"}, {89, "CP3041"}, {90, "CP1253"}, {91, "CP1254"}, {92, "CP1256"}, {93, "CP720"}, {94, "CP1258"}, {95, "CP775"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "NT-80-V-UL", Vendor: "Netum", Name: "80-V-UL",
@@ -53,7 +53,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 12}, {Number: 1, Name: "Font B", Columns: 9}},
 		CodePages: []CodePage{{0, "CP437"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {22, "ISO_8859-6"}, {24, "CP747"}, {25, "CP1257"}, {28, "CP864"}, {32, "CP1255"}, {50, "CP437"}, {52, "CP437"}, {53, "CP858"}, {54, "CP852"}, {55, "CP860"}, {56, "CP861"}, {57, "CP863"}, {58, "CP865"}, {59, "CP866"}, {60, "CP855"}, {61, "CP857"}, {62, "CP862"}, {63, "CP864"}, {64, "CP737"}, {65, "CP851"}, {66, "CP869"}, {68, "CP772"}, {69, "CP774"}, {71, "CP1252"}, {72, "CP1250"}, {73, "CP1251"}, {74, "CP3840"}, {76, "CP3843"}, {77, "CP3844"}, {78, "CP3845"}, {79, "CP3846"}, {80, "CP3847"}, {81, "CP3848"}, {83, "CP2001"}, {84, "CP3001"}, {85, "CP3002"}, {86, "CP3011"}, {87, "CP3012"}, {88, "CP3021"}, {89, "CP3041"}, {90, "CP1253"}, {91, "CP1254"}, {92, "CP1256"}, {93, "CP720"}, {94, "CP1258"}, {95, "CP775"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "OCD-100", Vendor: "Aures", Name: "OCD-100 Customer Display",
@@ -61,7 +61,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 180, WidthDots: 100,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 20}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {9, "CP852"}, {10, "CP862"}, {11, "CP866"}, {12, "CP1251"}, {13, "CP1254"}, {14, "CP1255"}, {15, "CP1257"}, {16, "CP1252"}, {17, "CP1253"}, {19, "CP858"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "OCD-300", Vendor: "Aures", Name: "OCD-300 Customer Display",
@@ -69,14 +69,14 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 130.2, WidthDots: 240,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 20}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {9, "CP852"}, {10, "CP862"}, {11, "CP866"}, {12, "CP1251"}, {13, "CP1254"}, {14, "CP1255"}, {15, "CP1257"}, {16, "CP1252"}, {17, "CP1253"}, {18, "CP1250"}, {19, "CP858"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "P822D", Vendor: "PBM", Name: "P822D",
 		DPI: 0, WidthMM: 79.5, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {24, "CP747"}, {25, "CP1257"}, {28, "CP864"}, {29, "CP1001"}, {32, "CP1255"}, {33, "CP720"}, {34, "CP1256"}, {35, "CP1257"}, {50, "CP437"}, {52, "CP437"}, {53, "CP858"}, {54, "CP852"}, {55, "CP860"}, {56, "CP861"}, {57, "CP863"}, {58, "CP865"}, {59, "CP866"}, {60, "CP855"}, {61, "CP857"}, {62, "CP862"}, {63, "CP864"}, {64, "CP737"}, {65, "CP851"}, {66, "CP869"}, {67, "CP928"}, {68, "CP772"}, {69, "CP774"}, {70, "CP874"}, {71, "CP1252"}, {72, "CP1250"}, {73, "CP1251"}, {74, "CP3840"}, {75, "CP3841"}, {76, "CP3843"}, {77, "CP3844"}, {78, "CP3845"}, {79, "CP3846"}, {80, "CP3847"}, {81, "CP3848"}, {82, "CP1001"}, {83, "CP2001"}, {84, "CP3001"}, {85, "CP3002"}, {86, "CP3011"}, {87, "CP3012"}, {88, "CP3021"}, {89, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "POS-5890", Vendor: "Zjiang", Name: "POS5890 Series",
@@ -84,7 +84,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 57.5, WidthDots: 384,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 32}, {Number: 1, Name: "Font B", Columns: 42}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {24, "CP747"}, {25, "CP1257"}, {27, "CP1258"}, {28, "CP864"}, {32, "CP1255"}, {50, "CP437"}, {52, "CP437"}, {53, "CP858"}, {54, "CP852"}, {55, "CP860"}, {56, "CP861"}, {57, "CP863"}, {58, "CP865"}, {59, "CP866"}, {60, "CP855"}, {61, "CP857"}, {62, "CP862"}, {63, "CP864"}, {64, "CP737"}, {65, "CP851"}, {66, "CP869"}, {68, "CP772"}, {69, "CP774"}, {71, "CP1252"}, {72, "CP1250"}, {73, "CP1251"}, {74, "CP3840"}, {76, "CP3843"}, {77, "CP3844"}, {78, "CP3845"}, {79, "CP3846"}, {80, "CP3847"}, {81, "CP3848"}, {83, "CP2001"}, {84, "CP3001"}, {85, "CP3002"}, {86, "CP3011"}, {87, "CP3012"}, {88, "CP3021"}, {89, "CP3041"}, {90, "CP1253"}, {91, "CP1254"}, {92, "CP1256"}, {93, "CP720"}, {94, "CP1258"}, {95, "CP775"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "RP-F10-58mm", Vendor: "Seiko", Name: "RP-F10",
@@ -92,7 +92,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 54, WidthDots: 432,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 36}, {Number: 1, Name: "Font B", Columns: 54}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {13, "CP857"}, {14, "CP737"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {34, "CP855"}, {37, "CP864"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "RP-F10-80mm", Vendor: "Seiko", Name: "RP-F10",
@@ -100,14 +100,14 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 72}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {13, "CP857"}, {14, "CP737"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {34, "CP855"}, {37, "CP864"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "RP326", Vendor: "Rongta", Name: "RP326",
 		DPI: 203, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP1251"}, {7, "CP866"}, {15, "CP862"}, {16, "CP1252"}, {17, "CP1253"}, {18, "CP852"}, {19, "CP858"}, {23, "ISO_8859-1"}, {24, "CP737"}, {25, "CP1257"}, {27, "CP720"}, {28, "CP855"}, {29, "CP857"}, {30, "CP1250"}, {31, "CP775"}, {32, "CP1254"}, {33, "CP1255"}, {34, "CP1256"}, {35, "CP1258"}, {36, "ISO_8859-2"}, {37, "ISO_8859-3"}, {38, "ISO_8859-4"}, {39, "ISO_8859-5"}, {40, "ISO_8859-6"}, {41, "ISO_8859-7"}, {42, "ISO_8859-8"}, {43, "ISO_8859-9"}, {44, "ISO_8859-15"}, {46, "CP856"}, {47, "CP874"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "RP332", Vendor: "Rongta", Name: "RP332",
@@ -115,7 +115,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}, {Number: 3, Name: "Chinese", Columns: 21}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP1251"}, {7, "CP866"}, {15, "CP862"}, {16, "CP1252"}, {17, "CP1253"}, {18, "CP852"}, {19, "CP858"}, {22, "CP864"}, {23, "ISO_8859-1"}, {24, "CP737"}, {25, "CP1257"}, {27, "CP720"}, {28, "CP855"}, {29, "CP857"}, {30, "CP1250"}, {31, "CP775"}, {32, "CP1254"}, {34, "CP1256"}, {35, "CP1258"}, {36, "ISO_8859-2"}, {37, "ISO_8859-3"}, {38, "ISO_8859-4"}, {39, "ISO_8859-5"}, {40, "ISO_8859-6"}, {41, "ISO_8859-7"}, {42, "ISO_8859-8"}, {43, "ISO_8859-9"}, {44, "ISO_8859-15"}, {46, "CP856"}, {47, "CP874"}},
-		FullCut:   true, PartialCut: false, StarCommands: false,
+		FullCut:   true, PartialCut: false, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "SP2000", Vendor: "Star Micronics", Name: "SP2000 Series",
@@ -123,7 +123,7 @@ var dbProfiles = []*Profile{
 		DPI:   85, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP437"}, {2, "CP932"}, {3, "CP437"}, {4, "CP858"}, {5, "CP852"}, {6, "CP860"}, {7, "CP861"}, {8, "CP863"}, {9, "CP865"}, {10, "CP866"}, {11, "CP855"}, {12, "CP857"}, {13, "CP862"}, {14, "CP864"}, {15, "CP737"}, {16, "CP851"}, {17, "CP869"}, {18, "CP928"}, {19, "CP772"}, {20, "CP774"}, {21, "CP874"}, {32, "CP1252"}, {33, "CP1250"}, {34, "CP1251"}, {64, "CP3840"}, {65, "CP3841"}, {66, "CP3843"}, {67, "CP3844"}, {68, "CP3845"}, {69, "CP3846"}, {70, "CP3847"}, {71, "CP3848"}, {72, "CP1001"}, {73, "CP2001"}, {74, "CP3001"}, {75, "CP3002"}, {76, "CP3011"}, {77, "CP3012"}, {78, "CP3021"}, {79, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: true,
+		FullCut:   true, PartialCut: true, StarCommands: true, Raster: true,
 	},
 	{
 		Key: "SRP-S300", Vendor: "Bixolon", Name: "SRP-S300",
@@ -131,7 +131,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 640,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}, {Number: 2, Name: "Font C", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {47, "CP1253"}, {49, "CP1255"}, {50, "CP1256"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "Sunmi-V2", Vendor: "Sunmi", Name: "Sunmi V2",
@@ -139,7 +139,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 57.5, WidthDots: 384,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 32}, {Number: 1, Name: "Font B", Columns: 42}},
 		CodePages: []CodePage{{0, "CP437"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {33, "CP775"}, {34, "CP855"}, {36, "CP862"}, {37, "CP864"}, {254, "CP855"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "T-1", Vendor: "Metapace", Name: "T-1",
@@ -147,21 +147,21 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 80, WidthDots: 504,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {19, "CP858"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TEP-200M", Vendor: "EPOS", Name: "TEP200M Series",
 		DPI: 203, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TH230", Vendor: "Wincor Nixdorf", Name: "TH230",
 		DPI: 203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 44}, {Number: 1, Name: "Font B", Columns: 57}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP850"}, {2, "CP852"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP858"}, {7, "CP866"}, {8, "CP1252"}, {9, "CP862"}, {10, "CP737"}, {11, "CP874"}, {12, "CP857"}, {16, "CP1254"}, {17, "CP1250"}, {22, "CP864"}, {23, "CP720"}, {24, "CP1256"}, {26, "KATAKANA"}, {27, "CP775"}, {28, "CP1257"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "TH230Plus", Vendor: "Wincor Nixdorf", Name: "TH230+",
@@ -169,7 +169,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 44}, {Number: 1, Name: "Font B", Columns: 57}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP850"}, {2, "CP852"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP858"}, {7, "CP866"}, {8, "CP1252"}, {9, "CP862"}, {10, "CP737"}, {11, "CP874"}, {12, "CP857"}, {16, "CP1254"}, {17, "CP1250"}, {22, "CP864"}, {23, "CP720"}, {24, "CP1256"}, {26, "KATAKANA"}, {27, "CP775"}, {28, "CP1257"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "TM-L90", Vendor: "Epson", Name: "TM-L90",
@@ -177,7 +177,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-P80", Vendor: "Epson", Name: "TM-P80",
@@ -185,7 +185,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}, {Number: 2, Name: "Kanji", Columns: 24}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-P80-42col", Vendor: "Epson", Name: "TM-P80 (42 column mode)",
@@ -193,7 +193,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 63.6, WidthDots: 546,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 60}, {Number: 2, Name: "Kanji", Columns: 21}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T20II", Vendor: "Epson", Name: "TM-T20II",
@@ -201,7 +201,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T20II-42col", Vendor: "Epson", Name: "TM-T20II (42 column mode)",
@@ -209,7 +209,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 68.3, WidthDots: 546,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 60}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T20III", Vendor: "Epson", Name: "TM-T20III",
@@ -217,7 +217,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70", Vendor: "Epson", Name: "TM-T70",
@@ -225,7 +225,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 79.5, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70-SA", Vendor: "Epson", Name: "TM-T70 South Asia",
@@ -233,7 +233,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 79.5, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}, {Number: 97, Name: "Special Font A", Columns: 48}, {Number: 98, Name: "Special Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70II", Vendor: "Epson", Name: "TM-T70II",
@@ -241,7 +241,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 79.5, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70II-CH", Vendor: "Epson", Name: "TM-T70II Chinese",
@@ -249,7 +249,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 79.5, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70II-CH-58mm", Vendor: "Epson", Name: "TM-T70II Traditional Chinese",
@@ -257,7 +257,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 57.5, WidthDots: 416,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 34}, {Number: 1, Name: "Font B", Columns: 46}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T70II-SA", Vendor: "Epson", Name: "TM-T70II South Asia",
@@ -265,7 +265,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 79.5, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}, {Number: 97, Name: "Special Font A", Columns: 48}, {Number: 98, Name: "Special Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T88II", Vendor: "Epson", Name: "TM-T88II",
@@ -273,7 +273,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 72, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T88III", Vendor: "Epson", Name: "TM-T88III",
@@ -281,7 +281,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 80, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {6, "CP1251"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP862"}, {19, "CP858"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T88IV", Vendor: "Epson", Name: "TM-T88IV",
@@ -289,7 +289,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 80, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T88IV-SA", Vendor: "Epson", Name: "TM-T88IV South Asia",
@@ -297,7 +297,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 80, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-T88V", Vendor: "Epson", Name: "TM-T88V",
@@ -305,7 +305,7 @@ var dbProfiles = []*Profile{
 		DPI:   180, WidthMM: 80, WidthDots: 512,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TM-U220", Vendor: "Epson", Name: "TM-U220",
@@ -313,7 +313,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 63.4, WidthDots: 400,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "TM-U220B", Vendor: "Epson", Name: "TM-U220B",
@@ -321,7 +321,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 63.4, WidthDots: 400,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: false,
 	},
 	{
 		Key: "TM-m30III", Vendor: "Epson", Name: "TM-m30III",
@@ -329,7 +329,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 57}, {Number: 2, Name: "Font C", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "TSP600", Vendor: "Star Micronics", Name: "TSP600 Series",
@@ -337,7 +337,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 72, WidthDots: 576,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP437"}, {2, "CP932"}, {3, "CP437"}, {4, "CP858"}, {5, "CP852"}, {6, "CP860"}, {7, "CP861"}, {8, "CP863"}, {9, "CP865"}, {10, "CP866"}, {11, "CP855"}, {12, "CP857"}, {13, "CP862"}, {14, "CP864"}, {15, "CP737"}, {16, "CP851"}, {17, "CP869"}, {18, "CP928"}, {19, "CP772"}, {20, "CP774"}, {21, "CP874"}, {32, "CP1252"}, {33, "CP1250"}, {34, "CP1251"}, {64, "CP3840"}, {65, "CP3841"}, {66, "CP3843"}, {67, "CP3844"}, {68, "CP3845"}, {69, "CP3846"}, {70, "CP3847"}, {71, "CP3848"}, {72, "CP1001"}, {73, "CP2001"}, {74, "CP3001"}, {75, "CP3002"}, {76, "CP3011"}, {77, "CP3012"}, {78, "CP3021"}, {79, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: true,
+		FullCut:   true, PartialCut: true, StarCommands: true, Raster: true,
 	},
 	{
 		Key: "TSP800", Vendor: "Star Micronics", Name: "TSP800 Series",
@@ -345,7 +345,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 104, WidthDots: 833,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP437"}, {2, "CP932"}, {3, "CP437"}, {4, "CP858"}, {5, "CP852"}, {6, "CP860"}, {7, "CP861"}, {8, "CP863"}, {9, "CP865"}, {10, "CP866"}, {11, "CP855"}, {12, "CP857"}, {13, "CP862"}, {14, "CP864"}, {15, "CP737"}, {16, "CP851"}, {17, "CP869"}, {18, "CP928"}, {19, "CP772"}, {20, "CP774"}, {21, "CP874"}, {32, "CP1252"}, {33, "CP1250"}, {34, "CP1251"}, {64, "CP3840"}, {65, "CP3841"}, {66, "CP3843"}, {67, "CP3844"}, {68, "CP3845"}, {69, "CP3846"}, {70, "CP3847"}, {71, "CP3848"}, {72, "CP1001"}, {73, "CP2001"}, {74, "CP3001"}, {75, "CP3002"}, {76, "CP3011"}, {77, "CP3012"}, {78, "CP3021"}, {79, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: true,
+		FullCut:   true, PartialCut: true, StarCommands: true, Raster: true,
 	},
 	{
 		Key: "TUP500", Vendor: "Star Micronics", Name: "TUP500 Series",
@@ -353,7 +353,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP437"}, {2, "CP932"}, {3, "CP437"}, {4, "CP858"}, {5, "CP852"}, {6, "CP860"}, {7, "CP861"}, {8, "CP863"}, {9, "CP865"}, {10, "CP866"}, {11, "CP855"}, {12, "CP857"}, {13, "CP862"}, {14, "CP864"}, {15, "CP737"}, {16, "CP851"}, {17, "CP869"}, {18, "CP928"}, {19, "CP772"}, {20, "CP774"}, {21, "CP874"}, {32, "CP1252"}, {33, "CP1250"}, {34, "CP1251"}, {64, "CP3840"}, {65, "CP3841"}, {66, "CP3843"}, {67, "CP3844"}, {68, "CP3845"}, {69, "CP3846"}, {70, "CP3847"}, {71, "CP3848"}, {72, "CP1001"}, {73, "CP2001"}, {74, "CP3001"}, {75, "CP3002"}, {76, "CP3011"}, {77, "CP3012"}, {78, "CP3021"}, {79, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: true,
+		FullCut:   true, PartialCut: true, StarCommands: true, Raster: true,
 	},
 	{
 		Key: "YHD-8390", Vendor: "YHDAA Shenzhen Yuhengda Technology Co., Ltd.", Name: "YHD-8390",
@@ -361,7 +361,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 80, WidthDots: 640,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 48}, {Number: 1, Name: "Font B", Columns: 64}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "KATAKANA"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP1252"}, {12, "CP866"}, {13, "CP852"}, {14, "CP858"}, {18, "CP1251"}, {20, "CP1257"}, {22, "CP864"}, {23, "CP1001"}, {24, "CP857"}, {25, "CP862"}, {27, "CP869"}, {28, "CP851"}, {29, "CP737"}, {30, "CP871"}, {31, "CP1256"}, {32, "CP1258"}},
-		FullCut:   false, PartialCut: true, StarCommands: false,
+		FullCut:   false, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "ZJ-5870", Vendor: "ZiJiang", Name: "ZJ-5870 Thermal Receipt Printer",
@@ -369,7 +369,7 @@ var dbProfiles = []*Profile{
 		DPI:   203, WidthMM: 48, WidthDots: 384,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 32}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "default", Vendor: "Generic", Name: "Default",
@@ -377,7 +377,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {11, "CP851"}, {12, "CP853"}, {13, "CP857"}, {14, "CP737"}, {15, "ISO_8859-7"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}, {21, "CP874"}, {30, "TCVN-3-1"}, {31, "TCVN-3-2"}, {32, "CP720"}, {33, "CP775"}, {34, "CP855"}, {35, "CP861"}, {36, "CP862"}, {37, "CP864"}, {38, "CP869"}, {39, "ISO_8859-2"}, {40, "ISO_8859-15"}, {41, "CP1098"}, {42, "CP774"}, {43, "CP772"}, {44, "CP1125"}, {45, "CP1250"}, {46, "CP1251"}, {47, "CP1253"}, {48, "CP1254"}, {49, "CP1255"}, {50, "CP1256"}, {51, "CP1257"}, {52, "CP1258"}, {53, "RK1048"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "mcPrint", Vendor: "Star Micronics", Name: "Star mcPrint2/mcPrint3",
@@ -385,7 +385,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{1, "CP437"}, {2, "CP932"}, {3, "CP437"}, {4, "CP858"}, {5, "CP852"}, {6, "CP860"}, {7, "CP861"}, {8, "CP863"}, {9, "CP865"}, {10, "CP866"}, {11, "CP855"}, {12, "CP857"}, {13, "CP862"}, {14, "CP864"}, {15, "CP737"}, {16, "CP851"}, {17, "CP869"}, {18, "CP928"}, {19, "CP772"}, {20, "CP774"}, {32, "CP1252"}, {33, "CP1250"}, {34, "CP1251"}, {64, "CP3840"}, {65, "CP3841"}, {66, "CP3843"}, {67, "CP3844"}, {68, "CP3845"}, {69, "CP3846"}, {70, "CP3847"}, {71, "CP3848"}, {72, "CP1001"}, {73, "CP2001"}, {74, "CP3001"}, {75, "CP3002"}, {76, "CP3011"}, {77, "CP3012"}, {78, "CP3021"}, {79, "CP3041"}},
-		FullCut:   true, PartialCut: true, StarCommands: true,
+		FullCut:   true, PartialCut: true, StarCommands: true, Raster: true,
 	},
 	{
 		Key: "safe", Vendor: "Generic", Name: "Safe",
@@ -393,7 +393,7 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}, {1, "CP932"}, {2, "CP850"}, {3, "CP860"}, {4, "CP863"}, {5, "CP865"}, {16, "CP1252"}, {17, "CP866"}, {18, "CP852"}, {19, "CP858"}},
-		FullCut:   true, PartialCut: true, StarCommands: false,
+		FullCut:   true, PartialCut: true, StarCommands: false, Raster: true,
 	},
 	{
 		Key: "simple", Vendor: "Generic", Name: "Simple",
@@ -401,6 +401,6 @@ var dbProfiles = []*Profile{
 		DPI:   0, WidthMM: 0, WidthDots: 0,
 		Fonts:     []Font{{Number: 0, Name: "Font A", Columns: 42}, {Number: 1, Name: "Font B", Columns: 56}},
 		CodePages: []CodePage{{0, "CP437"}},
-		FullCut:   false, PartialCut: false, StarCommands: false,
+		FullCut:   false, PartialCut: false, StarCommands: false, Raster: true,
 	},
 }

@@ -13,6 +13,14 @@ import (
 // byte is an error: that is how the tests prove receipt text cannot smuggle
 // a command to the printer.
 func walkJob(job []byte, c config) ([]string, error) {
+	return walkJobExpecting(job, c, nil)
+}
+
+// walkJobExpecting is walkJob for a job that may have pictures: a GS v 0 picture of a line
+// is read back by the glyphs it shows (rasterText), and where a glyph is drawn the same for
+// several characters (Latin A and Cyrillic А), the one expected at that place in the line
+// (expected, the preview's lines) is taken if it is one of them.
+func walkJobExpecting(job []byte, c config, expected []string) ([]string, error) {
 	cols, cp := c.cols, c.pages[0]
 	head := []byte{0x1B, '@', 0x1B, 'R', 0, 0x1B, 't', c.slots[0]}
 	if len(job) < len(head) || string(job[:len(head)]) != string(head) {
@@ -36,6 +44,23 @@ func walkJob(job []byte, c config) ([]string, error) {
 			lines = append(lines, cur.String())
 			cur.Reset()
 			width = 0
+		case b == 0x1D && i+1 < len(body) && body[i+1] == 'v' && c.pictures != nil:
+			if width != 0 {
+				return nil, fmt.Errorf("a picture at %d in the middle of a line", i)
+			}
+			var want []rune
+			if len(lines) < len(expected) {
+				want = []rune(expected[len(lines)])
+			}
+			text, n, err := rasterText(body[i:], c, want)
+			if err != nil {
+				return nil, fmt.Errorf("picture of line %d: %w", len(lines), err)
+			}
+			if w := columnsOf(text); w > cols {
+				return nil, fmt.Errorf("picture of line %d is %d columns wide, more than %d", len(lines), w, cols)
+			}
+			lines = append(lines, text)
+			i += n - 1
 		case b == 0x1B || b == 0x1D:
 			if i+2 >= len(body) {
 				return nil, fmt.Errorf("truncated command at %d", i)
@@ -91,7 +116,7 @@ func checkJob(lines []Line, opt Options) (job []byte, preview string, err error)
 	if err != nil {
 		return nil, "", err
 	}
-	got, err := walkJob(job, c)
+	got, err := walkJobExpecting(job, c, strings.Split(preview, "\n"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -104,9 +129,37 @@ func checkJob(lines []Line, opt Options) (job []byte, preview string, err error)
 		return nil, "", fmt.Errorf("preview differs from the job's text:\npreview:\n%s\njob:\n%s", preview, want)
 	}
 	for i, pl := range strings.Split(strings.TrimSuffix(preview, "\n"), "\n") {
-		if n := utf8.RuneCountInString(pl); n > c.cols {
+		if n := columnsOf(pl); n > c.cols {
 			return nil, "", fmt.Errorf("preview line %d is %d wide, more than %d: %q", i, n, c.cols, pl)
 		}
 	}
 	return job, preview, nil
 }
+
+// columnsOf is a preview line's width on paper: a character the glyph font draws 16 dots wide
+// (CJK, Hangul, kana) takes two columns, every other one.
+func columnsOf(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if wideRunes[r] {
+			n++
+		}
+	}
+	return n
+}
+
+// wideRunes are the characters of the test glyph font drawn two columns wide.
+var wideRunes = func() map[rune]bool {
+	m := map[rune]bool{}
+	font, err := testGlyphs.Font()
+	if err != nil {
+		return m
+	}
+	for r := rune(0); r < 0x10000; r++ {
+		if g, ok := font.Glyph(r); ok && g.Wide {
+			m[r] = true
+		}
+	}
+	return m
+}()

@@ -1,8 +1,9 @@
 package receipt
 
 import (
-	"bytes"
 	"strings"
+
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
 // style is what a paper line looks like beyond its characters.
@@ -13,14 +14,15 @@ const (
 	styleTall                   // GS ! 0x01: double height, same width, so columns hold
 )
 
-// paperLine is one printed line: arena[start:end] holds its code-page bytes
-// with alignment padding already applied, never longer than the columns,
+// paperLine is one printed line: arena[start:end] holds its cells with
+// alignment padding already applied, never more than the columns,
 // and arena[end] its line feed.
 // Render and Preview both print from these, so the preview cannot drift
 // from the bytes.
 type paperLine struct {
 	start, end int
 	style      style
+	picture    bool // printed as one raster image: a character on it is on no code page
 }
 
 type align uint8
@@ -35,17 +37,19 @@ const (
 type layout struct {
 	cols    int
 	enc     *encoder
-	arena   []byte
+	arena   []cell
 	lines   []paperLine
-	scratch []byte // encoded text of the line being laid out
-	valBuf  []byte // a name-value's value, which must outlive the next encode
+	scratch []cell // encoded text of the line being laid out
+	// pictureLines counts the lines printed as pictures, up to maxPictureLines.
+	pictureLines int
+	valBuf       []cell // a name-value's value, which must outlive the next encode
 }
 
-func newLayout(cols int, pages []*codePage, n int) *layout {
+func newLayout(cols int, pages []*codePage, pictures *unifont.File, n int) *layout {
 	return &layout{
 		cols:  cols,
-		enc:   newEncoder(pages),
-		arena: make([]byte, 0, n*(cols/2+1)),
+		enc:   newEncoder(pages, pictures),
+		arena: make([]cell, 0, n*(cols/2+1)),
 		lines: make([]paperLine, 0, n+n/4+2),
 	}
 }
@@ -106,7 +110,7 @@ func decorations(decs []string) (a align, important bool) {
 	return a, important
 }
 
-func (l *layout) encode(s string) []byte {
+func (l *layout) encode(s string) []cell {
 	l.scratch = l.enc.encode(l.scratch[:0], s)
 	return l.scratch
 }
@@ -114,7 +118,7 @@ func (l *layout) encode(s string) []byte {
 // separator draws a rule, or a headline: a blank line of air above, the
 // caption centred in bold double height, and a rule under it.
 func (l *layout) separator(caption string) {
-	text := bytes.TrimSpace(l.encode(caption))
+	text := trimSpace(l.encode(caption))
 	if len(text) == 0 {
 		l.rule()
 		return
@@ -122,7 +126,7 @@ func (l *layout) separator(caption string) {
 	if n := len(l.lines); n > 0 && l.lines[n-1].end > l.lines[n-1].start {
 		l.emit(nil, 0, 0)
 	}
-	l.wrap(text, false, func(part []byte) {
+	l.wrap(text, false, func(part []cell) {
 		l.emit(part, (l.cols-len(part))/2, styleBold|styleTall)
 	})
 	l.rule()
@@ -139,7 +143,16 @@ func (l *layout) rule() {
 // endLine records arena[start:] as a paper line and stores its line feed
 // after it, so Render writes text and LF in one call without allocating.
 func (l *layout) endLine(start int, st style) {
-	l.lines = append(l.lines, paperLine{start: start, end: len(l.arena), style: st})
+	pl := paperLine{start: start, end: len(l.arena), style: st}
+	if l.enc.anyPic && l.hasPicture(l.arena[start:]) {
+		if l.pictureLines < maxPictureLines {
+			pl.picture = true
+			l.pictureLines++
+		} else {
+			l.enc.unpicture(l.arena[start:])
+		}
+	}
+	l.lines = append(l.lines, pl)
 	l.arena = append(l.arena, '\n')
 }
 
@@ -152,7 +165,7 @@ func (l *layout) textline(s string, decs []string) {
 		st = styleBold
 	}
 	text := l.encode(s)
-	l.wrap(text, a == alignLeft, func(part []byte) {
+	l.wrap(text, a == alignLeft, func(part []cell) {
 		l.emit(part, l.indent(a, len(part)), st)
 	})
 }
@@ -178,8 +191,8 @@ func (l *layout) nameValue(name, value string, decs []string) {
 		st = styleBold
 	}
 	l.valBuf = l.enc.encode(l.valBuf[:0], value)
-	val := bytes.TrimSpace(l.valBuf)
-	nm := bytes.TrimSpace(l.encode(name))
+	val := trimSpace(l.valBuf)
+	nm := trimSpace(l.encode(name))
 	switch {
 	case len(nm) == 0 && len(val) == 0:
 		l.emit(nil, 0, st)
@@ -193,17 +206,17 @@ func (l *layout) nameValue(name, value string, decs []string) {
 		l.endLine(start, st)
 	default:
 		if len(nm) > 0 {
-			l.wrap(nm, false, func(part []byte) { l.emit(part, 0, st) })
+			l.wrap(nm, false, func(part []cell) { l.emit(part, 0, st) })
 		}
 		if len(val) > 0 {
-			l.wrap(val, false, func(part []byte) { l.emit(part, l.cols-len(part), st) })
+			l.wrap(val, false, func(part []cell) { l.emit(part, l.cols-len(part), st) })
 		}
 	}
 }
 
 // emit appends one paper line: indent spaces, then text without trailing spaces.
-func (l *layout) emit(text []byte, indent int, st style) {
-	text = bytes.TrimRight(text, " ")
+func (l *layout) emit(text []cell, indent int, st style) {
+	text = trimRight(text)
 	if len(text) == 0 {
 		indent = 0
 	}
@@ -216,35 +229,66 @@ func (l *layout) emit(text []byte, indent int, st style) {
 }
 
 // wrap cuts s into pieces no wider than the columns, at spaces where it can
-// and inside a word only when the word alone is wider than the paper.
+// and inside a word only when the word alone is wider than the paper, never
+// between the halves of a wide character.
 // It calls fn once for an empty s, so an empty textline still takes a line.
-// Each step scans at most cols+1 bytes and consumes what it scanned up to
+// Each step scans at most cols+1 cells and consumes what it scanned up to
 // the cut, so a huge text wraps in linear time.
-func (l *layout) wrap(s []byte, keepLead bool, fn func([]byte)) {
+func (l *layout) wrap(s []cell, keepLead bool, fn func([]cell)) {
 	w := l.cols
-	s = bytes.TrimRight(s, " ")
+	s = trimRight(s)
 	if !keepLead {
-		s = bytes.TrimLeft(s, " ")
+		s = trimLeft(s)
 	}
 	if len(s) == 0 {
 		fn(nil)
 		return
 	}
 	for len(s) > w {
-		cut := bytes.LastIndexByte(s[:w+1], ' ')
-		var head []byte
+		cut := lastSpace(s[:w+1])
+		var head []cell
 		if cut > 0 {
-			head = bytes.TrimRight(s[:cut], " ")
+			head = trimRight(s[:cut])
 		}
 		if len(head) == 0 {
-			head, s = s[:w], s[w:]
+			n := w
+			if s[n] == cellWide {
+				n-- // the wide character moves to the next line whole
+			}
+			head, s = s[:n], s[n:]
 		} else {
 			s = s[cut+1:]
 		}
 		fn(head)
-		s = bytes.TrimLeft(s, " ")
+		s = trimLeft(s)
 	}
 	if len(s) > 0 {
 		fn(s)
 	}
+}
+
+func trimLeft(s []cell) []cell {
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
+	return s
+}
+
+func trimRight(s []cell) []cell {
+	for len(s) > 0 && s[len(s)-1] == ' ' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func trimSpace(s []cell) []cell { return trimLeft(trimRight(s)) }
+
+// lastSpace is the index of the last ' ' in s, or -1.
+func lastSpace(s []cell) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ' ' {
+			return i
+		}
+	}
+	return -1
 }

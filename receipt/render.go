@@ -13,6 +13,7 @@ import (
 	"github.com/kenshaw/escpos"
 
 	"github.com/ecrd-pos/ecrd/profile"
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
 // CutMode is how the job ends on the paper.
@@ -35,9 +36,37 @@ type Options struct {
 	// table, case-insensitive). "" means every page the profile has that ecrd can encode:
 	// each run of text goes out in the best of them, with ESC t switching pages mid-line
 	// where needed.
-	CodePage  string
-	Cut       CutMode
-	OnUnknown func(index int, lineType string) // optional: called once per line of an unknown type, on each Render or Preview
+	CodePage string
+	Cut      CutMode
+	// Glyphs is the bitmap font (GNU Unifont's .hex, unifont.DefaultPath) that characters no
+	// code page of the printer has are drawn from, on a model that prints raster images
+	// (profile.Profile.Raster): a paper line with such a character prints as one picture
+	// (GS v 0) in the same columns, bold and double height kept, and a character the font
+	// lacks as a box. nil, or a model without raster images: they are transliterated
+	// (accents stripped, "EUR" for €) or printed as '?'. The font is read when first needed.
+	Glyphs *unifont.File
+	// Counters, when set, count what Render printed as a picture or could not print as itself,
+	// over every Render given them (a metric). Preview does not count.
+	Counters *Counters
+	// OnUnprintable, when set, hears once per Render (and Preview) of each different character
+	// that did not print as itself: what printed instead, and why (a log line).
+	OnUnprintable func(Unprintable)
+	OnUnknown     func(index int, lineType string) // optional: called once per line of an unknown type, on each Render or Preview
+}
+
+// Counters count characters by how they reached the paper. They are safe for concurrent use
+// and may be read at any time: a metric's source.
+type Counters struct {
+	Pictured    atomic.Uint64 // no page had it: drawn from the glyph font (GS v 0)
+	Substituted atomic.Uint64 // printed as its transliteration or base letter ("EUR", "o" for ő)
+	Missing     atomic.Uint64 // printed as '?' (no page, no picture, no transliteration) or a box (no glyph)
+}
+
+// Unprintable is a character that did not print as itself.
+type Unprintable struct {
+	Char      rune
+	PrintedAs string // what went to paper in its place: "EUR", "o", "?", "□"
+	Why       string // why it could not print: no page and no pictures, no glyph, the font's error
 }
 
 const (
@@ -57,11 +86,12 @@ const (
 )
 
 type config struct {
-	cols  int
-	pages []*codePage // pages[0] is selected at the start of the job
-	slots []byte      // ESC t n for each page
-	cut   CutMode
-	tear  bool // the printer has no cutter: feed, do not cut
+	cols     int
+	pictures *unifont.File // nil: the printer draws no pictures
+	pages    []*codePage   // pages[0] is selected at the start of the job
+	slots    []byte        // ESC t n for each page
+	cut      CutMode
+	tear     bool // the printer has no cutter: feed, do not cut
 }
 
 // pagePreference orders a profile's pages for text ecrd prints most: German and € first, so
@@ -95,6 +125,9 @@ func (o Options) config() (config, error) {
 		return config{}, fmt.Errorf("receipt: unknown cut mode %d", int(o.Cut))
 	}
 	c.cut, c.tear = cutFor(prof, c.cut)
+	if prof.Raster {
+		c.pictures = o.Glyphs
+	}
 	var err error
 	if o.CodePage != "" {
 		c.pages, c.slots, err = namedCodePage(prof, o.CodePage)
@@ -220,7 +253,7 @@ func layOut(lines []Line, opt Options) (*layout, config, error) {
 	if len(lines) == 0 {
 		return nil, config{}, ErrEmpty
 	}
-	l := newLayout(c.cols, c.pages, len(lines))
+	l := newLayout(c.cols, c.pages, c.pictures, len(lines))
 	l.run(lines, opt.OnUnknown)
 	return l, c, nil
 }
@@ -245,7 +278,16 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	p.WriteRaw([]byte{0x1B, 'R', 0, 0x1B, 't', c.slots[0]}) // ESC R 0 (USA set), ESC t n
 	var cur style
 	page := 0 // the page selected on the printer now
+	var run []byte
 	for _, pl := range l.lines {
+		line := l.arena[pl.start : pl.end+1] // the text and its LF
+		if pl.picture {
+			// GS v 0 prints only at the start of a line, never beside text: the whole line
+			// is one picture, in the same columns. Print modes do not apply to it.
+			run = l.raster(run[:0], line[:len(line)-1], pl.style)
+			p.WriteRaw(run)
+			continue
+		}
 		if (pl.style^cur)&styleBold != 0 {
 			p.WriteRaw(emphasis(pl.style&styleBold != 0))
 		}
@@ -257,11 +299,6 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 			}
 		}
 		cur = pl.style
-		if l.enc.pages == nil {
-			p.WriteRaw(l.arena[pl.start : pl.end+1]) // the text and its LF
-			continue
-		}
-		line := l.arena[pl.start : pl.end+1]
 		for len(line) > 0 {
 			// Write the run the current page can print in one call, then switch.
 			n := 0
@@ -269,15 +306,15 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 				n++
 			}
 			if n > 0 {
-				run := l.scratch[:0]
-				for _, b := range line[:n] {
-					if b >= 0x80 {
-						b = byte(l.enc.palette[b-0x80].bytes[page])
+				run = run[:0]
+				for _, ch := range line[:n] {
+					if ch < 0x80 {
+						run = append(run, byte(ch))
+					} else {
+						run = append(run, byte(l.enc.palette[ch-0x80].bytes[page]))
 					}
-					run = append(run, b)
 				}
 				p.WriteRaw(run)
-				l.scratch = run
 				line = line[n:]
 				continue
 			}
@@ -292,13 +329,47 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	p.SetAlign("left")
 	p.Linefeed()
 	p.WriteRaw(c.ending())
+	l.report(opt, true)
 	return buf.Bytes(), nil
+}
+
+// report adds what the layout printed as something else to opt's counters (count: Render,
+// not Preview), and tells opt.OnUnprintable of each such character.
+func (l *layout) report(opt Options, count bool) {
+	e := l.enc
+	if k := opt.Counters; k != nil && count {
+		if e.stats.pictured > 0 {
+			k.Pictured.Add(uint64(e.stats.pictured))
+		}
+		if e.stats.substituted > 0 {
+			k.Substituted.Add(uint64(e.stats.substituted))
+		}
+		if e.stats.missing > 0 {
+			k.Missing.Add(uint64(e.stats.missing))
+		}
+	}
+	if opt.OnUnprintable == nil {
+		return
+	}
+	for _, r := range e.fellBack {
+		t := e.cache[r]
+		var as strings.Builder
+		for _, c := range t.cells {
+			if d := e.decode(c); d != 0 {
+				as.WriteRune(d)
+			}
+		}
+		opt.OnUnprintable(Unprintable{Char: r, PrintedAs: as.String(), Why: t.why})
+	}
+	for _, r := range e.capped {
+		opt.OnUnprintable(Unprintable{Char: r, PrintedAs: "?", Why: fmt.Sprintf("the receipt has more than %d lines of pictures", maxPictureLines)})
+	}
 }
 
 // nextPage picks the page for a character the current page lacks: of the pages that have it,
 // the one that also prints the most of the characters after it, so Polish or Cyrillic text
 // switches once per run rather than once per letter; ties go to the preferred page.
-func nextPage(e paletteEntry, rest []byte, palette []paletteEntry) int {
+func nextPage(e paletteEntry, rest []cell, palette []paletteEntry) int {
 	best, bestRun := -1, -1
 	for i, b := range e.bytes {
 		if b < 0 {
@@ -365,7 +436,9 @@ func cutCommand(m CutMode) []byte {
 // line per paper line (bold and double height are not shown), the empty line
 // the job feeds before its cut, and then PreviewCutPartial or
 // PreviewCutFull as the last line. Characters appear as the printer will
-// print them, after transliteration (so "€" reads "EUR" on cp437).
+// print them, after transliteration (so "€" reads "EUR" on cp437); a character
+// drawn as a picture appears as itself (a wide one takes two columns in a
+// terminal, as on paper), and one no font has as "□".
 func Preview(lines []Line, opt Options) (string, error) {
 	l, c, err := layOut(lines, opt)
 	if err != nil {
@@ -376,9 +449,9 @@ func Preview(lines []Line, opt Options) (string, error) {
 	for _, pl := range l.lines {
 		for _, ch := range l.arena[pl.start:pl.end] {
 			if ch < utf8.RuneSelf {
-				b.WriteByte(ch)
-			} else {
-				b.WriteRune(l.enc.decode(ch))
+				b.WriteByte(byte(ch))
+			} else if r := l.enc.decode(ch); r != 0 {
+				b.WriteRune(r) // a wide character's right half shows nothing more
 			}
 		}
 		b.WriteByte('\n')
@@ -386,6 +459,7 @@ func Preview(lines []Line, opt Options) (string, error) {
 	b.WriteByte('\n')
 	b.WriteString(c.previewEnd())
 	b.WriteByte('\n')
+	l.report(opt, false)
 	return b.String(), nil
 }
 

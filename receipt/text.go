@@ -6,17 +6,26 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
-// translit replaces characters a code page may lack with what a cashier
-// would type instead. It is consulted only when the page cannot encode the
-// character itself, so cp858 keeps its € and wpc1252 its typographic quotes.
+// equivalents are typographic forms of ASCII characters: where no page has one, its ASCII
+// form prints in its place, never a picture (a straight quote says what a curly one does).
+var equivalents = map[rune]string{
+	'‘': "'", '’': "'", '‚': "'", '‛': "'", '′': "'",
+	'“': `"`, '”': `"`, '„': `"`, '‟': `"`, '″': `"`,
+	'‐': "-", '‑': "-", '‒': "-", '–': "-", '—': "-", '―': "-", '−': "-",
+	'…': "...",
+}
+
+// translit replaces characters a printer cannot print, from a page or as a picture, with what
+// a cashier would type instead. It is consulted only when no page has the character, so cp858
+// keeps its €.
 var translit = map[rune]string{
 	'€': "EUR", '£': "GBP", '¥': "JPY", '¢': "c",
-	'‘': "'", '’': "'", '‚': "'", '‛': "'", '′': "'",
-	'“': `"`, '”': `"`, '„': `"`, '‟': `"`, '″': `"`, '«': "<<", '»': ">>", '‹': "<", '›': ">",
-	'‐': "-", '‑': "-", '‒': "-", '–': "-", '—': "-", '―': "-", '−': "-",
-	'…': "...", '•': "*", '·': ".", '∙': ".", '×': "x", '÷': "/", '±': "+/-",
+	'«': "<<", '»': ">>", '‹': "<", '›': ">",
+	'•': "*", '·': ".", '∙': ".", '×': "x", '÷': "/", '±': "+/-",
 	'ẞ': "SS", 'ß': "ss", 'Æ': "AE", 'æ': "ae", 'Œ': "OE", 'œ': "oe",
 	'Ø': "O", 'ø': "o", 'Đ': "D", 'đ': "d", 'Ł': "L", 'ł': "l", 'ı': "i", 'Þ': "Th", 'þ': "th",
 	'©': "(C)", '®': "(R)", '™': "TM", '°': "o", '§': "S", '¼': "1/4", '½': "1/2", '¾': "3/4",
@@ -24,75 +33,130 @@ var translit = map[rune]string{
 	'✓': "v", '✔': "v", '→': "->", '←': "<-",
 }
 
-// encoder turns receipt text into cells, one byte per column.
+// boxRune is what the preview shows for a character no font has: it prints as a box.
+const boxRune = '□'
+
+// cell is one column of a paper line: an ASCII character (0x20-0x7E), an index into the
+// receipt's palette (0x80 + i), or cellWide, the right half of a character two columns wide.
+type cell uint16
+
+const cellWide cell = 0xFFFF
+
+// maxPalette bounds the different non-ASCII characters of one receipt; past it, the rest
+// print as their transliteration or '?'.
+const maxPalette = int(cellWide) - 0x80
+
+// encoder turns receipt text into cells, one per column.
 //
-// With one code page a cell is the page's byte and goes to the printer as it is. With several
-// (a printer profile that offers more than one page), a non-ASCII cell is an index into the
-// receipt's palette (0x80 + i): the characters this receipt uses, each with its byte on every
-// page that has it. Render then picks a page per run of text and switches with ESC t where the
-// next character is not on the current page; the layout never sees the switch, so columns hold.
-// A receipt with more than maxPalette different non-ASCII characters transliterates the rest.
-// The encoder caches results so a whole receipt encodes with few allocations.
+// A non-ASCII cell is an index into the receipt's palette (0x80 + i): the characters this
+// receipt uses, each with its byte on every page that has it, or none when it is a picture
+// (no page has it; the printer draws it from the glyph font, one or two columns wide) or a box
+// (no font has it either). Render picks a page per run of text and switches with ESC t where
+// the next character is not on the current page, and prints a line with a picture in it as one
+// raster image (GS v 0); the layout never sees either, so columns hold. The encoder caches
+// results so a whole receipt encodes with few allocations.
 type encoder struct {
-	cp      *codePage   // single page
-	pages   []*codePage // several pages, in order of preference; nil with one page
-	palette []paletteEntry
-	index   map[rune]byte   // rune -> its palette cell
-	cache   map[rune]string // results for non-ASCII runes, seen once per receipt
+	pages    []*codePage   // in order of preference
+	pictures *unifont.File // nil: the printer draws no pictures
+	palette  []paletteEntry
+	index    map[rune]cell     // rune -> its palette cell
+	cache    map[rune]encoding // results for non-ASCII runes, seen once per receipt
+	anyPic   bool              // some palette entry is a picture or a box
+	fellBack []rune            // the characters that printed as something else, in order
+	capped   []rune            // drawn characters printed as '?' on lines past maxPictureLines
+	stats    stats
 }
 
-const maxPalette = 128 // cells 0x80-0xFF
-
-// paletteEntry is one character of a multi-page receipt: what it looks like and its byte on
-// each page (-1 where the page lacks it).
+// paletteEntry is one non-ASCII character of a receipt: what it looks like and its byte on
+// each page (-1 where the page lacks it); bytes is nil for a picture.
 type paletteEntry struct {
 	r     rune
 	bytes []int16
+	wide  bool // a picture two columns wide
+	box   bool // no font has it: drawn as a box
 }
 
-func newEncoder(pages []*codePage) *encoder {
-	e := &encoder{cp: pages[0]}
-	if len(pages) > 1 {
-		e.pages = pages
-	}
-	return e
+// how a character reached the paper.
+type how uint8
+
+const (
+	asItself    how = iota // from a page, or as a picture
+	pictured               // as a picture of itself
+	substituted            // as its transliteration or base letter
+	missing                // as '?', or as a box
+)
+
+type encoding struct {
+	cells []cell
+	how   how
+	why   string // for a character that did not print as itself
 }
 
-// decode is the character a cell prints as, for the preview.
-func (e *encoder) decode(b byte) rune {
+// stats counts the characters of one layout by how they printed.
+type stats struct {
+	pictured, substituted, missing int
+}
+
+func newEncoder(pages []*codePage, pictures *unifont.File) *encoder {
+	return &encoder{pages: pages, pictures: pictures}
+}
+
+// decode is the character a cell shows in the preview (0 for the right half of a wide one).
+func (e *encoder) decode(c cell) rune {
 	switch {
-	case b < utf8.RuneSelf:
-		return rune(b)
-	case e.pages != nil:
-		return e.palette[b-0x80].r
+	case c < 0x80:
+		return rune(c)
+	case c == cellWide:
+		return 0
+	case e.palette[c-0x80].box:
+		return boxRune
 	}
-	return e.cp.decode[b]
+	return e.palette[c-0x80].r
+}
+
+// isPicture reports whether c is drawn rather than printed from a page.
+func (e *encoder) isPicture(c cell) bool {
+	return c == cellWide || c >= 0x80 && e.palette[c-0x80].bytes == nil
 }
 
 // encode sanitises and encodes s. Control characters (C0, DEL, C1) are
 // removed before anything else, so no text from the network can become an
 // ESC/POS command: whitespace controls become a space, the rest vanish.
-// The result never contains a byte below 0x20 or 0x7F.
-func (e *encoder) encode(dst []byte, s string) []byte {
+// The result never contains a cell below 0x20 or 0x7F.
+func (e *encoder) encode(dst []cell, s string) []cell {
 	if isPlainASCII(s) {
 		// The common case on secupay receipts; no normalisation can change it.
-		return append(dst, s...)
+		for i := 0; i < len(s); i++ {
+			dst = append(dst, cell(s[i]))
+		}
+		return dst
 	}
 	s = norm.NFC.String(stripControls(s))
 	for _, r := range s {
 		if r >= 0x20 && r < 0x7F {
-			dst = append(dst, byte(r))
+			dst = append(dst, cell(r))
 			continue
 		}
 		t, ok := e.cache[r]
 		if !ok {
 			if e.cache == nil {
-				e.cache = make(map[rune]string) // only receipts with non-ASCII text pay for it
+				e.cache = make(map[rune]encoding) // only receipts with non-ASCII text pay for it
 			}
 			t = e.encodeRune(r)
 			e.cache[r] = t
+			if t.how == substituted || t.how == missing {
+				e.fellBack = append(e.fellBack, r)
+			}
 		}
-		dst = append(dst, t...)
+		switch t.how {
+		case pictured:
+			e.stats.pictured++
+		case substituted:
+			e.stats.substituted++
+		case missing:
+			e.stats.missing++
+		}
+		dst = append(dst, t.cells...)
 	}
 	return dst
 }
@@ -143,65 +207,102 @@ func isControl(r rune) bool {
 	return r < 0x20 || (r >= 0x7F && r <= 0x9F)
 }
 
-// encodeRune finds the bytes for one non-ASCII rune on the page.
-func (e *encoder) encodeRune(r rune) string {
+// encodeRune finds the cells for one non-ASCII rune: its page byte, else its typographic
+// ASCII form, else a picture of it, else its transliteration, its base letter or '?'.
+func (e *encoder) encodeRune(r rune) encoding {
 	switch {
 	case isControl(r):
-		return ""
+		return encoding{}
 	case r == utf8.RuneError:
-		return "?"
+		return encoding{cells: []cell{'?'}} // broken UTF-8 was a '?' before it reached ecrd
 	case unicode.Is(unicode.Zs, r) || r == '\u2028' || r == '\u2029':
 		// No-break and typographic spaces: a printer's 0xFF "space" is not
 		// reliably blank, and the layout treats all of them as one space.
-		return " "
+		return encoding{cells: []cell{' '}}
 	case unicode.Is(unicode.Cf, r):
 		// Soft hyphens, zero-width and bidi marks have no width on paper.
-		return ""
+		return encoding{}
 	}
-	if b, ok := e.cell(r); ok {
-		return string([]byte{b})
+	if c, ok := e.cell(r); ok {
+		return encoding{cells: []cell{c}}
+	}
+	if t, ok := equivalents[r]; ok {
+		return e.substitute(t, "its typographic form is on no page of the printer")
+	}
+	if unicode.Is(unicode.Mn, r) {
+		// A combining mark NFC could not attach to its letter.
+		return encoding{}
+	}
+	pic, why := e.picture(r)
+	if pic.cells != nil {
+		return pic
 	}
 	if t, ok := translit[r]; ok {
-		var out []byte
-		for _, tr := range t {
-			if tr < 0x7F {
-				out = append(out, byte(tr))
-			} else if b, ok := e.cell(tr); ok {
-				out = append(out, b)
-			} else {
-				out = append(out, '?')
-			}
-		}
-		return string(out)
+		return e.substitute(t, why)
 	}
-	// A letter with accents the page lacks prints as its base letter
+	// A letter with accents no page has prints as its base letter
 	// ("ő" -> "o" on cp858) rather than as '?'.
 	if d := norm.NFD.String(string(r)); d != string(r) {
 		base, size := utf8.DecodeRuneInString(d)
 		if onlyMarks(d[size:]) {
 			if base >= 0x20 && base < 0x7F {
-				return string(rune(base))
+				return encoding{cells: []cell{cell(base)}, how: substituted, why: why}
 			}
-			if b, ok := e.cell(base); ok {
-				return string([]byte{b})
+			if c, ok := e.cell(base); ok {
+				return encoding{cells: []cell{c}, how: substituted, why: why}
 			}
 		}
 	}
-	if unicode.Is(unicode.Mn, r) {
-		// A combining mark NFC could not attach to its letter.
-		return ""
-	}
-	return "?"
+	return encoding{cells: []cell{'?'}, how: missing, why: why}
 }
 
-// cell is the cell for a non-ASCII rune: its byte on the single page, or its palette index
-// when some page of several has it.
-func (e *encoder) cell(r rune) (byte, bool) {
-	if e.pages == nil {
-		return byteOn(e.cp, r)
+// substitute encodes t, a transliteration, in place of a character.
+func (e *encoder) substitute(t, why string) encoding {
+	out := encoding{how: substituted, why: why}
+	for _, tr := range t {
+		if tr < 0x7F {
+			out.cells = append(out.cells, cell(tr))
+		} else if c, ok := e.cell(tr); ok {
+			out.cells = append(out.cells, c)
+		} else {
+			out.cells = append(out.cells, '?')
+		}
 	}
-	if b, ok := e.index[r]; ok {
-		return b, true
+	return out
+}
+
+// picture is r drawn from the glyph font (a box where the font has no glyph), or why it cannot
+// be: the printer prints no raster images, or the font could not be read.
+func (e *encoder) picture(r rune) (encoding, string) {
+	if e.pictures == nil {
+		return encoding{}, "no page of the printer has it and it prints no pictures"
+	}
+	font, err := e.pictures.Font()
+	if err != nil {
+		return encoding{}, "no page of the printer has it, and " + err.Error()
+	}
+	if len(e.palette) == maxPalette {
+		return encoding{}, "the receipt has too many different characters"
+	}
+	ent := paletteEntry{r: r}
+	g, ok := font.Glyph(r)
+	ent.wide, ent.box = ok && g.Wide, !ok
+	c := e.add(ent)
+	if ent.box {
+		e.anyPic = true
+		return encoding{cells: []cell{c}, how: missing, why: "no page of the printer has it and the glyph font has no glyph for it"}, ""
+	}
+	e.anyPic = true
+	if ent.wide {
+		return encoding{cells: []cell{c, cellWide}, how: pictured}, ""
+	}
+	return encoding{cells: []cell{c}, how: pictured}, ""
+}
+
+// cell is the palette cell for a non-ASCII rune some page has.
+func (e *encoder) cell(r rune) (cell, bool) {
+	if c, ok := e.index[r]; ok {
+		return c, e.palette[c-0x80].bytes != nil
 	}
 	if len(e.palette) == maxPalette {
 		return 0, false
@@ -217,13 +318,18 @@ func (e *encoder) cell(r rune) (byte, bool) {
 	if !found {
 		return 0, false
 	}
+	return e.add(ent), true
+}
+
+// add puts ent in the palette and returns its cell.
+func (e *encoder) add(ent paletteEntry) cell {
 	if e.index == nil {
-		e.index = make(map[rune]byte)
+		e.index = make(map[rune]cell)
 	}
-	b := byte(0x80 + len(e.palette))
+	c := cell(0x80 + len(e.palette))
 	e.palette = append(e.palette, ent)
-	e.index[r] = b
-	return b, true
+	e.index[ent.r] = c
+	return c
 }
 
 // byteOn encodes r on a page, refusing bytes the printer reads as commands.

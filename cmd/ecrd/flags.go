@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
 // envName is the environment variable that sets flag name: --state-dir ⇔ ECRD_STATE_DIR.
@@ -58,6 +59,7 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // model (--model) supplies defaults for all of them; a flag given explicitly wins.
 type layoutFlags struct {
 	paper, codepage, cut, model string
+	glyphs                      string
 	columns                     int
 }
 
@@ -71,6 +73,7 @@ func (l *layoutFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.columns, "columns", 0, "characters per line (overrides --paper and the model; 0 = from them)")
 	fs.StringVar(&l.codepage, "codepage", "", "the one code page to print in (default: the best of the model's pages for each run of text; generic has Epson's): "+strings.Join(receipt.CodePages(), ", ")+" or any of the model's")
 	fs.StringVar(&l.cut, "cut", "partial", "paper cut at the end of a receipt: partial or full")
+	fs.StringVar(&l.glyphs, "glyphs", unifont.DefaultPath, "GNU Unifont .hex font (Debian package unifont) to draw characters none of the printer's code pages has, on a model that prints raster images; read when first needed; empty: transliterate them")
 }
 
 // profile returns the named model; auto is false when the model is to be detected first.
@@ -116,6 +119,9 @@ func (l *layoutFlags) optionsFor(prof *profile.Profile) (receipt.Options, error)
 		}
 	}
 	opt := receipt.Options{Profile: prof, Columns: cols, CodePage: l.codepage}
+	if l.glyphs != "" {
+		opt.Glyphs = unifont.Open(l.glyphs)
+	}
 	switch l.cut {
 	case "partial":
 		opt.Cut = receipt.CutPartial

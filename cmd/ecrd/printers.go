@@ -92,6 +92,11 @@ func describeProfile(w io.Writer, p *profile.Profile) error {
 		fmt.Fprintf(w, "font %d:   %s, %s\n", f.Number, f.Name, cols)
 	}
 	fmt.Fprintf(w, "cut:      %s\n", cutWords(p))
+	if p.Raster {
+		fmt.Fprintln(w, "pictures: yes (GS v 0): what no code page has is drawn from --glyphs")
+	} else {
+		fmt.Fprintln(w, "pictures: no: what no code page has is transliterated")
+	}
 	known := map[string]bool{}
 	for _, e := range receipt.Encodings() {
 		known[profile.NormalizeCodePage(e)] = true

@@ -65,6 +65,9 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	opt.OnUnknown = func(i int, typ string) {
 		fmt.Fprintf(stderr, "ecrd render: line %d: unknown type %q printed as text\n", i, typ)
 	}
+	opt.OnUnprintable = func(u receipt.Unprintable) {
+		fmt.Fprintf(stderr, "ecrd render: %q (U+%04X) printed as %q: %s\n", u.Char, u.Char, u.PrintedAs, u.Why)
+	}
 	data, err := readInput(name, stdin)
 	if err != nil {
 		return err

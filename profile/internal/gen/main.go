@@ -123,8 +123,8 @@ var dbProfiles = []*Profile{
 			fmt.Fprintf(&b, "{%d, %q}, ", i, p.CodePages[strconv.Itoa(i)])
 		}
 		b.WriteString("},\n")
-		fmt.Fprintf(&b, "\t\tFullCut: %t, PartialCut: %t, StarCommands: %t,\n",
-			p.Features["paperFullCut"], p.Features["paperPartCut"], p.Features["starCommands"])
+		fmt.Fprintf(&b, "\t\tFullCut: %t, PartialCut: %t, StarCommands: %t, Raster: %t,\n",
+			p.Features["paperFullCut"], p.Features["paperPartCut"], p.Features["starCommands"], p.Features["bitImageRaster"])
 		b.WriteString("\t},\n")
 	}
 	b.WriteString("}\n")

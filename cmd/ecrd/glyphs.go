@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/ecrd-pos/ecrd/profile"
+	"github.com/ecrd-pos/ecrd/receipt"
+)
+
+// receiptReports makes the daemon's receipts report what did not print as itself: counted in
+// opt.Counters (a metric's source: monitor reads it), and logged, each character at warning
+// level the first time in this life of the daemon and at debug level after that, so that a
+// shop whose printer lacks a page is told once, not on every receipt. It also warns at start
+// when the model draws pictures but the glyph font is not there.
+func receiptReports(opt *receipt.Options, prof *profile.Profile, log *zap.Logger) {
+	opt.Counters = new(receipt.Counters)
+	var seen sync.Map
+	opt.OnUnprintable = func(u receipt.Unprintable) {
+		level := log.Debug
+		if _, again := seen.LoadOrStore(u.Char, true); !again {
+			level = log.Warn
+		}
+		level("character not printed as itself", zap.String("char", string(u.Char)),
+			zap.String("code_point", fmt.Sprintf("U+%04X", u.Char)), zap.String("printed_as", u.PrintedAs), zap.String("why", u.Why))
+	}
+	switch {
+	case !prof.Raster:
+		log.Info("the printer model prints no pictures: characters none of its code pages has are transliterated", zap.String("model", prof.Key))
+	case opt.Glyphs == nil:
+		log.Info("no glyph font (--glyphs is empty): characters no code page of the printer has are transliterated")
+	default:
+		if _, err := os.Stat(opt.Glyphs.Path()); err != nil {
+			log.Warn("glyph font missing: characters no code page of the printer has are transliterated, not drawn; install the unifont package or set --glyphs",
+				zap.String("glyphs", opt.Glyphs.Path()), zap.Error(err))
+		}
+	}
+}
