@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/steady"
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
@@ -88,6 +90,18 @@ func (e *env) receipts() int {
 	return bytes.Count(b, []byte{0x1b, 0x40, 0x1b, 0x52, 0x00})
 }
 
+// waitPrinted waits until the spool has printed job id.
+func (e *env) waitPrinted(t *testing.T, id string) {
+	t.Helper()
+	wait.For(t, 10*time.Second, "job "+id+" printed", func() error {
+		in, err := e.spool.Job(id)
+		if err == nil && in.State != spool.StatePrinted {
+			err = fmt.Errorf("%+v", in)
+		}
+		return err
+	})
+}
+
 func (e *env) setPrinter(state string) {
 	if err := os.WriteFile(e.printerFile+".status", []byte(state+"\n"), 0o644); err != nil {
 		e.t.Fatal(err)
@@ -97,6 +111,7 @@ func (e *env) setPrinter(state string) {
 const seed = secupaytest.SeedID
 
 func TestCaptureOnceAndPrint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	res, err := e.svc.Capture(context.Background(), seed)
 	if err != nil {
@@ -129,6 +144,7 @@ func TestCaptureOnceAndPrint(t *testing.T) {
 }
 
 func TestSameIDAgainIsReplayed(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	first, err := e.svc.Capture(context.Background(), seed)
 	if err != nil {
@@ -152,6 +168,7 @@ func TestSameIDAgainIsReplayed(t *testing.T) {
 }
 
 func TestConcurrentCapturesOfOneID(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Delay: 300 * time.Millisecond, Status: 0, CaptureFirst: true,
 		Body: string(secupaytest.SeedAnswer())})
@@ -185,6 +202,7 @@ func TestConcurrentCapturesOfOneID(t *testing.T) {
 }
 
 func TestRefusalIsTypedAndPrintsNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 400,
 		Body: `{"status":"error","error":"ProductInternalException","error_details":"Could not cancel loyalty transaction","error_user":"Es ist ein interner Fehler aufgetreten","code":"1007","supportId":"d1f0c0ffee"}`})
@@ -223,6 +241,7 @@ func TestRefusalIsTypedAndPrintsNothing(t *testing.T) {
 // capture is in doubt, nothing is journaled as refused, and no start/cash is sent again until
 // a read-back settles it.
 func TestTwoHundredNotCleanOKIsInDoubt(t *testing.T) {
+	t.Parallel()
 	withStatus := func(st string) string {
 		return strings.Replace(string(secupaytest.SeedAnswer()), `"status": "ok"`, `"status": `+st, 1)
 	}
@@ -270,6 +289,7 @@ func TestTwoHundredNotCleanOKIsInDoubt(t *testing.T) {
 
 // A 200 "failed" whose read-back says failed too is settled: not captured.
 func TestStatusFailedReadBackIsNotCaptured(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	tx := strings.Replace(string(secupaytest.SeedAnswer()), `"status": "ok"`, `"status": "failed"`, 1)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 200, Body: tx})
@@ -285,6 +305,7 @@ func TestStatusFailedReadBackIsNotCaptured(t *testing.T) {
 }
 
 func TestLostAnswerIsResolvedByReading(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// secupay captures, then the connection is cut before the answer arrives.
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
@@ -307,6 +328,7 @@ func TestLostAnswerIsResolvedByReading(t *testing.T) {
 }
 
 func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// The answer takes longer than the client's timeout and secupay did nothing; the GET
 	// that follows fails too, so the outcome stays unknown.
@@ -340,6 +362,7 @@ func TestTimeoutWithoutCaptureIsUnknownThenRetried(t *testing.T) {
 
 // A 5xx settles nothing, even with secupay's JSON error body: the backend may have acted.
 func TestServerErrorIsInDoubtUntilReadBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 500})
 	_, err := e.svc.Capture(context.Background(), seed)
@@ -360,6 +383,7 @@ func TestServerErrorIsInDoubtUntilReadBack(t *testing.T) {
 }
 
 func TestPendingAtSecupayIsNotRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true})
 	e.fake.SetStatus(seed, "pending")
@@ -376,6 +400,7 @@ func TestPendingAtSecupayIsNotRefused(t *testing.T) {
 }
 
 func TestPaperOutQueuesThenPrints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.PrintWait = 2 * time.Second })
 	e.setPrinter("paper_out")
 	res, err := e.svc.Capture(context.Background(), seed)
@@ -389,18 +414,7 @@ func TestPaperOutQueuesThenPrints(t *testing.T) {
 		t.Fatalf("printed while paper out")
 	}
 	e.setPrinter("online")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		in, _ := e.spool.WaitPrinted(ctx, res.Job.ID)
-		if in.State == spool.StatePrinted {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("not printed after the printer came back")
-		}
-		time.Sleep(5 * time.Millisecond) // WaitPrinted returns at once while held; poll the spool
-	}
+	e.waitPrinted(t, res.Job.ID)
 	if n := e.receipts(); n != 1 {
 		t.Fatalf("%d receipts", n)
 	}
@@ -411,6 +425,7 @@ func TestPaperOutQueuesThenPrints(t *testing.T) {
 }
 
 func TestInvalidIDsNeverReachSecupay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	for _, id := range []string{"", "../x", "STX_a/b", "STX_%2F", "STX_?", "STX_" + strings.Repeat("A", 65), "STX_Ä", "stx_ABC", "STX_A B"} {
 		if _, err := e.svc.Capture(context.Background(), id); !errors.Is(err, ErrInvalidID) {
@@ -423,6 +438,7 @@ func TestInvalidIDsNeverReachSecupay(t *testing.T) {
 }
 
 func TestJournalFailureMeansNoCapture(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// Replace the journal directory by a file: every write fails (this works as root too).
 	jdir := filepath.Join(e.state, "journal")
@@ -459,6 +475,7 @@ func (s stubSecupay) Transaction(ctx context.Context, id string) (*secupay.Trans
 }
 
 func TestCapturedWithoutReceiptSaysWhy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) {
 		c.Secupay = stubSecupay{`{"id":"` + seed + `","status":"ok","trans_id":1,"receipt":[]}`}
 	})
@@ -476,6 +493,7 @@ func TestCapturedWithoutReceiptSaysWhy(t *testing.T) {
 }
 
 func TestMerchantCopyAndDrawerKick(t *testing.T) {
+	t.Parallel()
 	pin := 0
 	tx := `{"id":"` + seed + `","status":"ok","payment_method":"cash","trans_id":"7",
 		"receipt":[{"type":"textline","value":{"text":"Kundenbeleg"}}],
@@ -518,6 +536,7 @@ func TestMerchantCopyAndDrawerKick(t *testing.T) {
 }
 
 func TestReprintNeedsACapture(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	if _, err := e.svc.Reprint(context.Background(), seed); !errors.Is(err, ErrNotCaptured) {
 		t.Fatalf("err = %v", err)
@@ -543,6 +562,7 @@ func TestReprintNeedsACapture(t *testing.T) {
 }
 
 func TestResumeSpoolsAndResolves(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// Life 1 died after journaling the answer, before spooling: simulate by writing the record.
 	captured := "STX_RESUMECAPTURED"
@@ -593,6 +613,7 @@ func TestResumeSpoolsAndResolves(t *testing.T) {
 // the answer and the job are committed to the write-ahead log all the same, the POS hears
 // "captured, queued", and the receipt prints once the directory is back.
 func TestSpoolFailureIsRetriedOnReplay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	queue := filepath.Join(e.state, "spool", "queue")
 	os.Rename(queue, queue+".away")
@@ -613,13 +634,14 @@ func TestSpoolFailureIsRetriedOnReplay(t *testing.T) {
 	if err != nil || !again.Replayed {
 		t.Fatalf("replay: %+v, %v", again, err)
 	}
-	waitFor(t, "the receipt after the disk recovered", func() bool { return e.receipts() == 1 })
+	wait.Until(t, 10*time.Second, "the receipt after the disk recovered", func() bool { return e.receipts() == 1 })
 	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
 }
 
 func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// secupay captures but the answer is cut, and the read-back fails too: the POS hears 504.
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
@@ -634,28 +656,17 @@ func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
 	done := make(chan struct{})
 	go func() { e.svc.RunResolver(ctx, 5*time.Millisecond); close(done) }()
 	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	// Poll the spool (not the printer file: the bytes land before the job is marked done).
-	for {
-		in, err := e.spool.Job(seed + ".receipt")
-		if err == nil && in.State == spool.StatePrinted {
-			break
-		}
-		if wctx.Err() != nil {
-			t.Fatalf("the resolver did not finish the lost capture: %+v, %v", in, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	// The spool says when (not the printer file: the bytes land before the job is marked done).
+	e.waitPrinted(t, seed+".receipt")
 	if n := e.receipts(); n != 1 {
 		t.Fatalf("%d receipts", n)
 	}
-	for e.svc.Unfinished() != 0 && wctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if n := e.svc.Unfinished(); n != 0 {
-		t.Fatalf("%d still unfinished", n)
-	}
+	wait.For(t, 10*time.Second, "the lost capture finished", func() error {
+		if n := e.svc.Unfinished(); n != 0 {
+			return fmt.Errorf("%d still unfinished", n)
+		}
+		return nil
+	})
 	if n := e.fake.Calls().StartCash[seed]; n != 1 {
 		t.Fatalf("%d start/cash calls", n)
 	}
@@ -666,6 +677,7 @@ func TestResolverFinishesALostCaptureWithoutThePOS(t *testing.T) {
 }
 
 func TestResumePrunesOldFinishedRecords(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.KeepFinished = time.Hour })
 	old := time.Now().Add(-2 * time.Hour)
 	write := func(r *Record) {
@@ -698,6 +710,7 @@ func TestResumePrunesOldFinishedRecords(t *testing.T) {
 }
 
 func TestUnreachableSecupayIsNotAnUnknownOutcome(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	// A port nobody listens on: the connection is refused, nothing is sent.
 	e.client.set(t, secupay.Config{BaseURL: "http://127.0.0.1:1", Tokens: e.tokens, Timeout: 2 * time.Second})

@@ -73,6 +73,7 @@ func TestWallClockStepsNeverShortenTheInDoubtWait(t *testing.T) {
 // id in the paid index and a repeat is answered "captured" from it without a word to secupay
 // — even when secupay would now answer a second start/cash with "already completed".
 func TestPruneKeepsAPaidCaptureForever(t *testing.T) {
+	t.Parallel()
 	const keep = 90 * 24 * time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
 	res, err := e.svc.Capture(context.Background(), seed)
@@ -117,6 +118,7 @@ func TestPruneKeepsAPaidCaptureForever(t *testing.T) {
 
 // A prune longer than one batch keeps every captured id and forgets refused ones.
 func TestPruneOfManyRecordsFillsThePaidIndex(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const n = 2*pruneBatch + 17
 	id := func(i int) string { return fmt.Sprintf("STX_PRUNE%06d", i) }
@@ -153,6 +155,7 @@ func TestPruneOfManyRecordsFillsThePaidIndex(t *testing.T) {
 // secupay did capture, is in doubt and read back — one start/cash, a receipt, "captured".
 // And a documented refusal is believed only once the transaction reads back not captured.
 func TestRefusalsMustProveThemselves(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, body string }{
 		{"400 {}", `{}`},
 		{`400 {"status":"ok"}`, `{"status":"ok"}`},

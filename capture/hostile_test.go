@@ -24,6 +24,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/steady"
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
@@ -92,6 +93,7 @@ func receiptLine(typ string, v map[string]any) map[string]any {
 // A secupay receipt of 10,000 lines is captured, journaled whole and printed whole, in
 // time that grows with the receipt (not with its square).
 func TestTenThousandLineReceiptFromSecupay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.PrintWait = 60 * time.Second })
 	const id, n = "STX_LONGRECEIPT10000", 10000
 	lines := make([]any, 0, n)
@@ -141,6 +143,7 @@ func TestTenThousandLineReceiptFromSecupay(t *testing.T) {
 // Control bytes in secupay's receipt text must never reach the printer as commands: the job
 // holds only the commands Render emits (init, code page, bold, align, size, cut).
 func TestControlBytesInSecupayReceiptNeverReachThePrinter(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	const id = "STX_CONTROLBYTES"
 	hostile := []string{
@@ -260,13 +263,7 @@ func captureWhile(t *testing.T, e *env, breakIt func()) (*Result, error) {
 	}
 	ch := make(chan out, 1)
 	go func() { r, err := e.svc.Capture(context.Background(), seed); ch <- out{r, err} }()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.fake.Calls().StartCash[seed] == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("start/cash never sent")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wait.Until(t, 5*time.Second, "start/cash sent", func() bool { return e.fake.Calls().StartCash[seed] > 0 })
 	// Durability rule 1: the intent was on disk before start/cash left.
 	if rec, err := e.journal.Get(seed); err != nil || rec.Phase != PhaseIntent {
 		t.Fatalf("start/cash sent with journal %+v, %v; want the intent on disk", rec, err)
@@ -323,6 +320,7 @@ func checkConsistent(t *testing.T, e *env, state string) {
 }
 
 func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
+	t.Parallel()
 	// (A read-only remount, as ext4 does on errors, cannot be simulated here: the kernel
 	// refuses it while the write-ahead log is open for writing. Writes then fail as they do
 	// on a full disk, which these cases cover.)
@@ -385,7 +383,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		waitFor(t, "the receipts", func() bool { return e.receipts() >= 1+otherReceipts })
+		wait.Until(t, 10*time.Second, "the receipts", func() bool { return e.receipts() >= 1+otherReceipts })
 		if e.fake.Calls().StartCash[seed] != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1+otherReceipts {
 			t.Fatalf("start/cash %d, captures %d, receipts %d; want 1, 1, 1",
 				e.fake.Calls().StartCash[seed], e.fake.Calls().Captures[seed], e.receipts())
@@ -427,14 +425,7 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if err != nil || !res.Replayed {
 			t.Fatalf("after recovery: %+v, %v", res, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		for ctx.Err() == nil {
-			if in, _ := e.spool.WaitPrinted(ctx, seed+".receipt"); in.State == spool.StatePrinted {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		e.waitPrinted(t, seed+".receipt")
 		if e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
 			t.Fatalf("captures %d receipts %d", e.fake.Calls().Captures[seed], e.receipts())
 		}
@@ -458,6 +449,7 @@ func (f fillingSecupay) CaptureCash(ctx context.Context, id string) (*secupay.Tr
 // Neither the OAuth client secret nor any token ever appears in a log line, across captures
 // that obtain, use and renew tokens, a refusal and an unknown outcome.
 func TestSecretsNeverLogged(t *testing.T) {
+	t.Parallel()
 	core, logs := observer.New(zapcore.DebugLevel)
 	log := zap.New(core)
 	e := newEnvAt(t, t.TempDir(), log, nil)
@@ -516,6 +508,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 // TLS verification stays on: a server with a self-signed certificate gets no request at all,
 // for the API and for the token endpoint, and a client that disables verification is refused.
 func TestTLSVerificationStaysOn(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -562,6 +555,7 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 // its file. Asked again, the journal must read the intent from the log, never answer "no
 // record": that would journal a new intent and send a second start/cash.
 func TestIntentInTheLogButNotInItsFileIsNotForgotten(t *testing.T) {
+	t.Parallel()
 	state := mountTmpfs(t, "2m")
 	e := newEnvAt(t, state, nil, nil)
 	// The log's first page, allocated now, has room for the intent's frame once the disk is full.

@@ -15,7 +15,8 @@ import (
 )
 
 // slowSecupay makes the env's client give up after 300 ms while secupay keeps working on the
-// start/cash for processing, then captures.
+// start/cash for processing, then captures. Tests that use it do not run in parallel: under
+// load the 300 ms could pass before the start/cash reaches secupay.
 func slowSecupay(t *testing.T, e *env, processing time.Duration) {
 	t.Helper()
 	e.client.set(t, secupay.Config{BaseURL: e.fake.URL, Tokens: e.tokens, Timeout: 300 * time.Millisecond})
@@ -25,12 +26,7 @@ func slowSecupay(t *testing.T, e *env, processing time.Duration) {
 // waitCaptured waits until the fake has captured id (its processing finished).
 func waitCaptured(t *testing.T, e *env, id string) {
 	t.Helper()
-	waitFor(t, "secupay to finish the capture", func() bool { return e.fake.Calls().Captures[id] == 1 })
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	wait.Until(t, 10*time.Second, what, cond)
+	wait.Until(t, 10*time.Second, "secupay to finish the capture", func() bool { return e.fake.Calls().Captures[id] == 1 })
 }
 
 // The review's defect: secupay is still working on a start/cash when the client gives up.
@@ -88,7 +84,7 @@ func TestResolverSettlesASlowCaptureWithoutThePOS(t *testing.T) {
 	}
 	waitCaptured(t, e, seed)
 	e.svc.Resolve(context.Background())
-	waitFor(t, "the receipt", func() bool { return e.receipts() == 1 })
+	wait.Until(t, 10*time.Second, "the receipt", func() bool { return e.receipts() == 1 })
 	if e.svc.Unfinished() != 0 {
 		t.Fatalf("%d unfinished after settling", e.svc.Unfinished())
 	}
@@ -100,6 +96,7 @@ func TestResolverSettlesASlowCaptureWithoutThePOS(t *testing.T) {
 // A read-back showing "created" settles a capture in doubt only after the in-doubt wait;
 // within it, the resolver leaves it alone and the POS hears "in doubt" with a retry time.
 func TestInDoubtWait(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Status: 502, Body: "<html>Bad Gateway</html>"})
 	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
@@ -130,6 +127,7 @@ func TestInDoubtWait(t *testing.T) {
 // first call captured although every read-back before the second call said "created", and
 // secupay refuses the second as already started.
 func TestRefusalOfALaterAttemptIsReadBack(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.fake.Fault(secupaytest.Fault{Op: "start", ID: seed, Cut: true, CaptureFirst: true})
 	stale := `{"id":"` + seed + `","object":"smart.transactions","status":"created"}`
@@ -150,6 +148,7 @@ func TestRefusalOfALaterAttemptIsReadBack(t *testing.T) {
 // A journal record edited to null or {} is not "no record": a start/cash may have been sent,
 // so the capture is in doubt and read back before anything is sent.
 func TestCorruptJournalRecordIsInDoubt(t *testing.T) {
+	t.Parallel()
 	for _, content := range []string{"null", "{}", `{"transaction_id":"STX_OTHER","phase":"captured"}`, `{"trans`} {
 		t.Run(content, func(t *testing.T) {
 			e := newEnv(t, nil)
@@ -179,6 +178,7 @@ func TestCorruptJournalRecordIsInDoubt(t *testing.T) {
 // A receipt job whose spool file was damaged (it no longer parses) is made again from the
 // journal's stored answer at start: the journal, not the spool, is the record of a payment.
 func TestDamagedReceiptJobIsRemadeFromTheJournal(t *testing.T) {
+	t.Parallel()
 	state := t.TempDir()
 	e := newEnvAt(t, state, nil, nil)
 	e.setPrinter("paper_out")
@@ -209,12 +209,13 @@ func TestDamagedReceiptJobIsRemadeFromTheJournal(t *testing.T) {
 		t.Fatalf("remade job %+v, %v", in, err)
 	}
 	e2.setPrinter("online")
-	waitFor(t, "the remade receipt", func() bool { return e2.receipts() == 1 })
+	wait.Until(t, 10*time.Second, "the remade receipt", func() bool { return e2.receipts() == 1 })
 }
 
 // A job's bytes for its picture: a queued job's from the spool, a printed capture receipt's
 // rendered again from the journal — the same bytes the printer took.
 func TestJobBytesForThePreview(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, nil)
 	e.setPrinter("paper_out")
 	res, err := e.svc.Capture(context.Background(), seed)
@@ -226,8 +227,8 @@ func TestJobBytesForThePreview(t *testing.T) {
 		t.Fatalf("queued job: %d bytes, %v", len(queued), err)
 	}
 	e.setPrinter("online")
-	waitFor(t, "the receipt", func() bool { return e.receipts() == 1 })
-	waitFor(t, "the job recorded printed", func() bool {
+	wait.Until(t, 10*time.Second, "the receipt", func() bool { return e.receipts() == 1 })
+	wait.Until(t, 10*time.Second, "the job recorded printed", func() bool {
 		in, err := e.spool.Job(res.Job.ID)
 		return err == nil && in.State == "printed"
 	})

@@ -31,7 +31,8 @@ func (u unknownBoot) Wall() time.Time       { return u.m.Wall() }
 func (u unknownBoot) Boot() string          { return u.boot }
 func (u unknownBoot) Uptime() time.Duration { return u.m.Uptime() }
 
-// secupay keeps working on every start/cash for d of real time; the client gives up after 300 ms.
+// secupay keeps working on every start/cash for d of real time; the client gives up after 300 ms
+// (so, as with slowSecupay, tests that use it do not run in parallel).
 func slowEverything(t *testing.T, e *env, d time.Duration) {
 	e.client.set(t, secupay.Config{BaseURL: e.fake.URL, Tokens: e.tokens, Timeout: 300 * time.Millisecond})
 	e.fake.SetProcessingTime(func(string) time.Duration { return d })
@@ -142,6 +143,7 @@ func sameBucket(prefix string, n int) []string {
 // client's 8 MiB limit) wrote a paid-index line the look-up could not read: it and every id
 // after it in the bucket read as "no record" and got a second start/cash.
 func TestRegressionLongPaidLineHidesTheBucket(t *testing.T) {
+	t.Parallel()
 	const keep = time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
 	ids := sameBucket("STX_REDTEAMLONG", 2)
@@ -171,6 +173,7 @@ func TestRegressionLongPaidLineHidesTheBucket(t *testing.T) {
 // Finding 5: one damaged byte in a paid-index line read as "no record" (a second start/cash);
 // now the bucket is "unsure" and the transaction is read back before anything is sent.
 func TestRegressionDamagedPaidLineIsNoRecord(t *testing.T) {
+	t.Parallel()
 	const keep = time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
 	if _, err := e.svc.Capture(context.Background(), seed); err != nil {
@@ -198,6 +201,7 @@ func TestRegressionDamagedPaidLineIsNoRecord(t *testing.T) {
 // prune scanned on, and the prune's batch then removed the captured record with no paid line.
 // Now the prune claims each id it takes until its change is committed.
 func TestRegressionPruneRemovesACaptureMadeDuringTheScan(t *testing.T) {
+	t.Parallel()
 	for _, wait := range []time.Duration{50 * time.Millisecond} {
 		t.Run(wait.String(), func(t *testing.T) { pruneRace(t, wait) })
 	}

@@ -59,6 +59,7 @@ func TestRedteamLostOrDamagedMarkKeepsTheInDoubtWait(t *testing.T) {
 // A documented refusal whose read-back is itself refused (404, 403 after renewal fails, a
 // proxy's 4xx) is not a refusal: the POS hears "in doubt", never "refused".
 func TestRedteamRefusalWithRefusedReadBackIsInDoubt(t *testing.T) {
+	t.Parallel()
 	for _, get := range []secupaytest.Fault{
 		{Op: "get", ID: seed, Status: 404, Body: secupaytest.ErrorBody("ProductNotFoundException", "Not found", "Fehler", 0, "g1")},
 		{Op: "get", ID: seed, Status: 400, Body: `{"status":"error","error":"BadRequest"}`},
@@ -86,6 +87,7 @@ func TestRedteamRefusalWithRefusedReadBackIsInDoubt(t *testing.T) {
 
 // An id that is a prefix of another in the same paid-index bucket is never taken for it.
 func TestRedteamPaidIndexPrefixIDs(t *testing.T) {
+	t.Parallel()
 	bucket := func(id string) uint32 {
 		h := fnv.New32a()
 		h.Write([]byte(id))
