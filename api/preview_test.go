@@ -250,8 +250,8 @@ func busyPreviewHandler(t *testing.T) http.Handler {
 }
 
 // TestWorstPreviewLimits: receipt's BenchmarkPreviewTallReceipt and its memory measurement
-// draw the tallest receipt POST /v1/receipts accepts, one separator whose caption of "‰"
-// fills the body; receipt's tests cannot import api, so they copy its limits. The receipt is
+// draw the tallest receipt POST /v1/receipts accepts, one separator whose caption fills the
+// body; receipt's tests cannot import api, so they copy its limits. Such a receipt is
 // accepted, one character more is not, and the limits are the ones copied.
 func TestWorstPreviewLimits(t *testing.T) {
 	if MaxReceiptsBody != 4<<20 || MaxReceiptLines != 10000 {
