@@ -85,6 +85,37 @@ func genericProfile() *Profile {
 	panic("profile: escpos-printer-db has no default profile")
 }
 
+// The generic profile on a roll of known width: what an Epson-compatible printer of that
+// paper prints in font A and B, and its printable dots at 203 dpi (48 mm and 72 mm of the roll)
+// — what a preview draws and a logo is fitted to.
+var (
+	Generic58 = genericOn(48, 384, 32, 42)
+	Generic80 = genericOn(72, 576, 48, 64)
+)
+
+func genericOn(mm float64, dots, fontA, fontB int) *Profile {
+	g := *Generic
+	g.DPI, g.WidthMM, g.WidthDots = 203, mm, dots
+	g.Fonts = []Font{{Number: 0, Name: "Font A", Columns: fontA}, {Number: 1, Name: "Font B", Columns: fontB}}
+	g.Name = fmt.Sprintf("%s, %g mm printable", Generic.Name, mm)
+	return &g
+}
+
+// OnPaper is the profile of a printer of this model with a roll of the given width ("58mm",
+// "80mm"): p itself when the model knows its own width, Generic58 or Generic80 for Generic.
+// An unknown paper leaves p as it is.
+func (p *Profile) OnPaper(paper string) *Profile {
+	if p.IsGeneric() {
+		switch strings.ReplaceAll(strings.ToLower(strings.TrimSpace(paper)), " ", "") {
+		case "58mm", "58":
+			return Generic58
+		case "80mm", "80":
+			return Generic80
+		}
+	}
+	return p
+}
+
 // All returns every profile, Generic first, then by key.
 func All() []*Profile {
 	out := make([]*Profile, 0, len(dbProfiles)+1)

@@ -115,3 +115,25 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestGenericOnPaper: the generic profile on a roll knows its dots and columns (a preview of a
+// 58 mm receipt is 384 dots wide, not 576), and keeps generic's code pages and cuts; a model
+// that knows its own width stays itself.
+func TestGenericOnPaper(t *testing.T) {
+	for paper, want := range map[string][3]int{"58mm": {384, 32, 42}, " 58 MM": {384, 32, 42}, "80mm": {576, 48, 64}} {
+		g := Generic.OnPaper(paper)
+		if g.WidthDots != want[0] || g.Columns() != want[1] || g.Fonts[1].Columns != want[2] || g.Key != "generic" {
+			t.Errorf("%q: %d dots, %d/%d columns, key %s", paper, g.WidthDots, g.Columns(), g.Fonts[1].Columns, g.Key)
+		}
+		if !slices.Equal(g.CodePages, Generic.CodePages) || !g.Raster || !g.FullCut || g.Paper() != strings.ReplaceAll(strings.ToLower(strings.TrimSpace(paper)), " ", "") {
+			t.Errorf("%q: not generic's pages, raster and cut, or paper %q", paper, g.Paper())
+		}
+	}
+	if Generic.OnPaper("A4") != Generic || Generic.OnPaper("58mm") != Generic.OnPaper("58mm") {
+		t.Error("OnPaper must give the same profile for the same paper, and generic for none")
+	}
+	tm88, _ := Lookup("TM-T88V")
+	if tm88.OnPaper("58mm") != tm88 {
+		t.Error("a model that knows its width changed with the paper")
+	}
+}

@@ -3,7 +3,8 @@
 // thermal paper of a given column count. It renders a receipt two ways from
 // one layout: an ESC/POS print job (Render) and a plain-text preview
 // (Preview) that shows the same characters in the same columns; and it draws a job's bytes as
-// the printer will print them (DrawJob, JobPNG). A printer profile (package profile) supplies the
+// the printer will print them, pictures included (DrawJob, JobPNG; DrawJobFor with the
+// options the job was rendered with). A printer profile (package profile) supplies the
 // columns, the code-page slots and the cut.
 //
 // Receipt text comes from the network, so the package treats it as hostile:

@@ -15,9 +15,11 @@ import (
 	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/gomonobold"
 	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/font/sfnt"
 	"golang.org/x/image/math/fixed"
 
 	"github.com/ecrd-pos/ecrd/profile"
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
 // A picture of the receipt: DrawJob reads an ESC/POS job the way the printer does (the
@@ -84,6 +86,10 @@ func newFace(f *opentype.Font) (font.Face, error) {
 type glyphs struct {
 	regular, bold font.Face
 	short, tall   map[glyphKey]*image.Gray // the 12×24 cell; the cell at double height
+	// fallback draws what Go Mono has no glyph for (Vietnamese from a TCVN page, box drawing):
+	// Unifont, as the pictures are drawn; nil: Go Mono's empty box.
+	fallback *unifont.Font
+	buf      sfnt.Buffer
 }
 
 type glyphKey struct {
@@ -91,7 +97,7 @@ type glyphKey struct {
 	bold bool
 }
 
-func newGlyphs() (*glyphs, error) {
+func newGlyphs(fallback *unifont.Font) (*glyphs, error) {
 	if err := loadFonts(); err != nil {
 		return nil, err
 	}
@@ -103,7 +109,7 @@ func newGlyphs() (*glyphs, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &glyphs{regular: regular, bold: bold,
+	return &glyphs{regular: regular, bold: bold, fallback: fallback,
 		short: make(map[glyphKey]*image.Gray), tall: make(map[glyphKey]*image.Gray)}, nil
 }
 
@@ -121,12 +127,16 @@ func (g *glyphs) cell(c drawnCell) *image.Gray {
 	if !ok {
 		s = image.NewGray(image.Rect(0, 0, cellW, cellH))
 		draw.Draw(s, s.Bounds(), image.NewUniform(paperWhite), image.Point{}, draw.Src)
-		face := g.regular
-		if c.bold {
-			face = g.bold
+		if u, ok := g.fromFallback(c.r); ok {
+			drawUnifont(s, u, c.bold)
+		} else {
+			face := g.regular
+			if c.bold {
+				face = g.bold
+			}
+			d := font.Drawer{Dst: s, Src: image.NewUniform(ink), Face: face, Dot: fixed.P(0, faceAscent)}
+			d.DrawString(string(c.r))
 		}
-		d := font.Drawer{Dst: s, Src: image.NewUniform(ink), Face: face, Dot: fixed.P(0, faceAscent)}
-		d.DrawString(string(c.r))
 		g.short[k] = s
 	}
 	if !c.tall {
@@ -136,6 +146,30 @@ func (g *glyphs) cell(c drawnCell) *image.Gray {
 	xdraw.NearestNeighbor.Scale(t, t.Bounds(), s, s.Bounds(), draw.Src, nil)
 	g.tall[k] = t
 	return t
+}
+
+// fromFallback is r's glyph in the fallback font, when Go Mono has none.
+func (g *glyphs) fromFallback(r rune) (unifont.Glyph, bool) {
+	if g.fallback == nil {
+		return unifont.Glyph{}, false
+	}
+	if i, err := regularFont.GlyphIndex(&g.buf, r); err == nil && i != 0 {
+		return unifont.Glyph{}, false
+	}
+	return g.fallback.Glyph(r)
+}
+
+// drawUnifont draws a Unifont glyph into a 12×24 cell as a picture draws it (raster.go).
+func drawUnifont(cell *image.Gray, u unifont.Glyph, bold bool) {
+	bits := make([]byte, 2*cellH)
+	drawGlyph(bits, 2, 0, cellW, u, bold)
+	for y := range cellH {
+		for x := range cellW {
+			if bits[y*2+x/8]&(0x80>>(x%8)) != 0 {
+				cell.SetGray(x, y, ink)
+			}
+		}
+	}
 }
 
 // drawLine draws ln on dst with its top at y.
@@ -171,21 +205,66 @@ const (
 	endTear
 )
 
-// readJob interprets job into text lines, accepting the commands Render and DrawerKick emit.
-// The pictures read a job a line at a time instead (jobReader.line); this is for tests.
-func readJob(job []byte, prof *profile.Profile) (lines [][]drawnCell, end paperEnd, err error) {
+// readJob interprets job into the strips of paper it prints, accepting the commands Render and
+// DrawerKick emit. The pictures read a job a strip at a time instead (jobReader.next); this is
+// for tests.
+func readJob(job []byte, prof *profile.Profile) (strips []paperStrip, end paperEnd, err error) {
 	r := newJobReader(job, prof)
 	for {
-		ln, ok, err := r.line()
+		s, ok, err := r.next()
 		if err != nil {
 			return nil, 0, err
 		}
 		if !ok {
-			return lines, r.end, nil
+			return strips, r.end, nil
 		}
-		lines = append(lines, append([]drawnCell(nil), ln...))
+		s.cells = append([]drawnCell(nil), s.cells...)
+		strips = append(strips, s)
 	}
 }
+
+// paperStrip is one band of paper as the printer prints it: a line of text (cells; none for
+// an empty line), a band of a raster picture (pic), or blank paper fed by ESC J (feed dots).
+type paperStrip struct {
+	cells []drawnCell
+	pic   *rasterPic
+	rows  [2]int // the picture's rows [from, to) in this strip
+	feed  int
+}
+
+// rasterPic is a GS v 0 picture in the job: its dots, a row every stride bytes, the leftmost
+// dot in the highest bit, printed sx times as wide and sy times as tall.
+type rasterPic struct {
+	bits           []byte
+	stride, height int
+	sx, sy         int
+}
+
+// height is the strip's height on paper in dots.
+func (s paperStrip) height() int {
+	switch {
+	case s.pic != nil:
+		return (s.rows[1] - s.rows[0]) * s.pic.sy
+	case s.feed > 0:
+		return s.feed
+	}
+	return pitch(s.cells)
+}
+
+// width is the strip's width on paper in dots.
+func (s paperStrip) width() int {
+	if s.pic != nil {
+		return s.pic.stride * 8 * s.pic.sx
+	}
+	return len(s.cells) * cellW
+}
+
+// maxStrip bounds a strip's height: a tall picture or a long feed is drawn in strips of at
+// most this many rows, so that a picture's memory does not grow with what it shows.
+const maxStrip = 64
+
+// maxPictureDots bounds a picture's width: as wide as the widest line of text ecrd lays out.
+const maxPictureDots = maxColumns * cellW
 
 // jobReader is the printer's state while it reads a job: where it is, the selected code
 // page and print mode, the line being printed and how the paper ends.
@@ -196,8 +275,11 @@ type jobReader struct {
 	page       *codePage // nil: the slot holds a page ecrd does not know, drawn as '?'
 	bold, tall bool
 	cur        []drawnCell // the line being printed
-	done       []drawnCell // the line line returned last; its array is reused for the next
-	feeds      int         // empty lines fed (ESC d) that line has yet to return
+	done       []drawnCell // the line next returned last; its array is reused for the next
+	feeds      int         // empty lines fed (ESC d) that next has yet to return
+	feedDots   int         // dots of paper fed (ESC J) that next has yet to return
+	pic        *rasterPic  // a picture next has yet to return all of
+	picRow     int         // its next row
 	end        paperEnd
 }
 
@@ -210,33 +292,47 @@ func newJobReader(job []byte, prof *profile.Profile) *jobReader {
 	return r
 }
 
-// line reads up to the end of the next printed line and returns it (valid until the next
-// call), or ok false at the end of the job. A line is at most maxColumns wide: Render never
-// makes a wider one, and a picture's memory depends on its width.
-func (r *jobReader) line() (ln []drawnCell, ok bool, err error) {
-	for r.feeds == 0 && r.i < len(r.job) {
+// next reads up to the end of the next strip of paper and returns it (its cells valid until
+// the next call), or ok false at the end of the job. A line is at most maxColumns wide, a
+// picture maxPictureDots: Render never makes a wider one, and a picture's memory depends on
+// its width.
+func (r *jobReader) next() (s paperStrip, ok bool, err error) {
+	for r.feeds == 0 && r.feedDots == 0 && r.pic == nil && r.i < len(r.job) {
 		if r.job[r.i] == '\n' {
 			r.i++
-			return r.take(), true, nil
+			return paperStrip{cells: r.take()}, true, nil
 		}
 		n, err := r.step(r.i)
 		if err != nil {
-			return nil, false, err
+			return paperStrip{}, false, err
 		}
 		r.i += n
 		if len(r.cur) > maxColumns {
-			return nil, false, fmt.Errorf("receipt: a line wider than %d characters at byte %d", maxColumns, r.i)
+			return paperStrip{}, false, fmt.Errorf("receipt: a line wider than %d characters at byte %d", maxColumns, r.i)
 		}
 	}
-	if r.feeds > 0 {
+	switch {
+	case r.pic != nil:
+		// A picture prints at once, in strips of at most maxStrip rows.
+		p := r.pic
+		to := min(p.height, r.picRow+max(1, maxStrip/p.sy))
+		s = paperStrip{pic: p, rows: [2]int{r.picRow, to}}
+		if r.picRow = to; to == p.height {
+			r.pic = nil
+		}
+		return s, true, nil
+	case r.feeds > 0:
 		// ESC d feeds at once, ahead of characters still waiting for their line feed.
 		r.feeds--
-		return nil, true, nil
+		return paperStrip{}, true, nil
+	case r.feedDots > 0:
+		n := min(r.feedDots, maxStrip)
+		r.feedDots -= n
+		return paperStrip{feed: n}, true, nil
+	case len(r.cur) > 0:
+		return paperStrip{cells: r.take()}, true, nil
 	}
-	if len(r.cur) > 0 {
-		return r.take(), true, nil
-	}
-	return nil, false, nil
+	return paperStrip{}, false, nil
 }
 
 // take ends the line being printed and returns it.
@@ -318,14 +414,48 @@ func (r *jobReader) apply(c []byte, i int) (int, error) {
 		return 3, nil // one parameter that changes nothing on paper
 	case "\x1bp":
 		return 5, nil // the drawer kick: nothing on paper
-	case "\x1bt", "\x1bE", "\x1d!", "\x1bd", "\x1dV":
+	case "\x1bt", "\x1bE", "\x1d!", "\x1bd", "\x1dV", "\x1bJ":
 		p, err := r.commandBytes(i, 3)
 		if err != nil {
 			return 0, err
 		}
+		if c[1] == 'J' && len(r.cur) > 0 {
+			return 0, fmt.Errorf("receipt: cannot draw ESC J after text at byte %d", i)
+		}
 		return r.applyParameter(string(c), p[2]), nil
+	case "\x1dv":
+		return r.raster(i)
 	}
 	return 0, fmt.Errorf("receipt: cannot draw command % x at byte %d", c, i)
+}
+
+// raster reads GS v 0 m xL xH yL yH and its dots at i: a picture the printer prints at once,
+// at the left edge, where no text is waiting in the line (Render draws a whole line so).
+func (r *jobReader) raster(i int) (int, error) {
+	h, err := r.commandBytes(i, 8)
+	if err != nil {
+		return 0, err
+	}
+	m := h[3]
+	stride, rows := int(h[4])|int(h[5])<<8, int(h[6])|int(h[7])<<8
+	sx, sy := 1+int(m&1), 1+int(m>>1&1)
+	switch {
+	case h[2] != '0' && h[2] != 0 || m > 3 && (m < 48 || m > 51):
+		return 0, fmt.Errorf("receipt: cannot draw GS v % x at byte %d", h[2:4], i)
+	case len(r.cur) > 0:
+		return 0, fmt.Errorf("receipt: cannot draw a picture beside text at byte %d", i)
+	case stride == 0 || rows == 0:
+		return 0, fmt.Errorf("receipt: an empty picture at byte %d", i)
+	case stride*8*sx > maxPictureDots:
+		return 0, fmt.Errorf("receipt: a picture wider than %d dots at byte %d", maxPictureDots, i)
+	}
+	n := 8 + stride*rows
+	data, err := r.commandBytes(i, n)
+	if err != nil {
+		return 0, err
+	}
+	r.pic, r.picRow = &rasterPic{bits: data[8:], stride: stride, height: rows, sx: sx, sy: sy}, 0
+	return n, nil
 }
 
 // applyParameter does what a command with parameter p does and returns its length.
@@ -340,6 +470,8 @@ func (r *jobReader) applyParameter(c string, p byte) int {
 	case "\x1bd":
 		r.feeds += int(p)
 		r.end = endTear
+	case "\x1bJ":
+		r.feedDots += int(p)
 	case "\x1dV":
 		return r.cut(p)
 	}
@@ -392,22 +524,33 @@ type picture struct {
 // newPicture reads job once, to measure the picture and to find any error in it before
 // anything is drawn.
 func newPicture(job []byte, prof *profile.Profile) (*picture, error) {
-	g, err := newGlyphs()
+	return newPictureFor(job, Options{Profile: prof})
+}
+
+// newPictureFor is newPicture for the printer of opt: its profile, and its glyph font for
+// what Go Mono cannot draw (read now if it is not yet; without it, Go Mono's empty box).
+func newPictureFor(job []byte, opt Options) (*picture, error) {
+	prof := opt.Profile
+	var fallback *unifont.Font
+	if opt.Glyphs != nil {
+		fallback, _ = opt.Glyphs.Font()
+	}
+	g, err := newGlyphs(fallback)
 	if err != nil {
 		return nil, err
 	}
 	r := newJobReader(job, prof)
 	height, widest := paperEdge, 0
 	for {
-		ln, ok, err := r.line()
+		s, ok, err := r.next()
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
 			break
 		}
-		height += pitch(ln)
-		widest = max(widest, len(ln)*cellW)
+		height += s.height()
+		widest = max(widest, s.width())
 	}
 	dots := defaultDot
 	if prof != nil && prof.WidthDots > 0 {
@@ -417,7 +560,7 @@ func newPicture(job []byte, prof *profile.Profile) (*picture, error) {
 	p := &picture{job: job, prof: prof, linesEnd: height, end: r.end, g: g,
 		rect: image.Rect(0, 0, dots+2*paperEdge, height+2*paperEdge)}
 	p.strip.Stride = p.rect.Dx()
-	p.strip.Pix = make([]byte, p.strip.Stride*max(tallPitch, 2*paperEdge))
+	p.strip.Pix = make([]byte, p.strip.Stride*max(tallPitch, maxStrip, 2*paperEdge))
 	p.rewind()
 	return p, nil
 }
@@ -457,14 +600,14 @@ func (p *picture) seek(y int) {
 func (p *picture) nextStrip() {
 	top := p.strip.Rect.Max.Y
 	h := p.rect.Max.Y - top // the bottom edge, with the cut
-	var ln []drawnCell
+	var s paperStrip
 	switch {
 	case top < paperEdge:
 		h = paperEdge - top
 	case top < p.linesEnd:
 		// newPicture read the same bytes without an error, so none comes now.
-		ln, _, _ = p.r.line()
-		h = pitch(ln)
+		s, _, _ = p.r.next()
+		h = s.height()
 	}
 	p.strip.Rect = image.Rect(0, top, p.rect.Dx(), top+h)
 	pix := p.strip.Pix[:h*p.strip.Stride]
@@ -472,10 +615,32 @@ func (p *picture) nextStrip() {
 		pix[i] = paperWhite.Y
 	}
 	switch {
-	case len(ln) > 0:
-		p.g.drawLine(&p.strip, top, ln)
+	case s.pic != nil:
+		drawPicture(&p.strip, top, s)
+	case len(s.cells) > 0:
+		p.g.drawLine(&p.strip, top, s.cells)
 	case top == p.linesEnd:
 		drawEnd(&p.strip, top+paperEdge/2, p.end)
+	}
+}
+
+// drawPicture draws a strip of a GS v 0 picture with its top at y, at the paper's left edge,
+// every dot sx dots wide and sy tall.
+func drawPicture(dst *image.Gray, y int, s paperStrip) {
+	p := s.pic
+	for row := s.rows[0]; row < s.rows[1]; row++ {
+		bits := p.bits[row*p.stride : (row+1)*p.stride]
+		for dy := range p.sy {
+			o := dst.PixOffset(paperEdge, y+(row-s.rows[0])*p.sy+dy)
+			for x := range p.stride * 8 {
+				if bits[x/8]&(0x80>>(x%8)) == 0 {
+					continue
+				}
+				for dx := range p.sx {
+					dst.Pix[o+x*p.sx+dx] = ink.Y
+				}
+			}
+		}
 	}
 }
 
@@ -483,7 +648,14 @@ func (p *picture) nextStrip() {
 // profile prof (nil: generic, 80 mm) will print it, as one image in memory: as much as the
 // picture has pixels. A preview of a receipt of any length writes it with WriteJobPNG.
 func DrawJob(job []byte, prof *profile.Profile) (*image.Gray, error) {
-	p, err := newPicture(job, prof)
+	return DrawJobFor(job, Options{Profile: prof})
+}
+
+// DrawJobFor is DrawJob for the printer of opt, the options the job was rendered with: its
+// profile, and its glyph font (Options.Glyphs), from which a character Go Mono has no glyph for
+// is drawn (Vietnamese from a TCVN page) as the printer's pictures are.
+func DrawJobFor(job []byte, opt Options) (*image.Gray, error) {
+	p, err := newPictureFor(job, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +704,12 @@ func drawEnd(img *image.Gray, y int, end paperEnd) {
 // receipt's length: the job, one strip and the encoder's buffers. An error in the job is
 // found before anything is written; an error after that is w's.
 func WriteJobPNG(w io.Writer, job []byte, prof *profile.Profile) error {
-	p, err := newPicture(job, prof)
+	return WriteJobPNGFor(w, job, Options{Profile: prof})
+}
+
+// WriteJobPNGFor is WriteJobPNG for the printer of opt (DrawJobFor).
+func WriteJobPNGFor(w io.Writer, job []byte, opt Options) error {
+	p, err := newPictureFor(job, opt)
 	if err != nil {
 		return err
 	}
@@ -542,8 +719,13 @@ func WriteJobPNG(w io.Writer, job []byte, prof *profile.Profile) error {
 // JobPNG is WriteJobPNG into memory: the picture a technician or the POS looks at instead
 // of wasting paper (ecrd render --format png).
 func JobPNG(job []byte, prof *profile.Profile) ([]byte, error) {
+	return JobPNGFor(job, Options{Profile: prof})
+}
+
+// JobPNGFor is JobPNG for the printer of opt (DrawJobFor).
+func JobPNGFor(job []byte, opt Options) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := WriteJobPNG(&buf, job, prof); err != nil {
+	if err := WriteJobPNGFor(&buf, job, opt); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil

@@ -100,10 +100,21 @@ func (l *layoutFlags) options() (receipt.Options, error) {
 	return l.optionsFor(prof)
 }
 
-// optionsFor builds the layout for a profile. Columns: --columns, else the model's font A
-// columns when --paper is not given or names the model's own roll, else the paper's
-// (58 mm = 32, 80 mm = 48).
+// optionsFor builds the layout for a profile (generic: on the --paper roll, 80 mm unless
+// told). Columns: --columns, else the model's font A columns when --paper is not given or names
+// the model's own roll, else the paper's (58 mm = 32, 80 mm = 48).
 func (l *layoutFlags) optionsFor(prof *profile.Profile) (receipt.Options, error) {
+	if prof.IsGeneric() {
+		// The generic printer's roll: its dots are what a preview draws and a logo fits.
+		paper := l.paper
+		if paper == "" {
+			paper = "80mm"
+		}
+		if _, err := receipt.PaperColumns(paper); err != nil {
+			return receipt.Options{}, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		prof = prof.OnPaper(paper)
+	}
 	cols := l.columns
 	if cols == 0 && prof.Columns() > 0 && (l.paper == "" || samePaper(l.paper, prof.Paper())) {
 		cols = prof.Columns()

@@ -84,7 +84,7 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		out = []byte(s)
 	case "png":
 		if out, err = receipt.Render(lines, opt); err == nil {
-			out, err = receipt.JobPNG(out, opt.Profile)
+			out, err = receipt.JobPNGFor(out, opt)
 		}
 	default:
 		out, err = receipt.Render(lines, opt)

@@ -369,7 +369,7 @@ func previewer(svc *capture.Service, opt receipt.Options) func(io.Writer, string
 		if err != nil {
 			return err
 		}
-		return receipt.WriteJobPNG(w, job, opt.Profile)
+		return receipt.WriteJobPNGFor(w, job, opt)
 	}
 }
 
