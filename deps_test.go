@@ -26,6 +26,7 @@ const (
 )
 
 func TestNothingButTheUSBLeafLinksGousb(t *testing.T) {
+	t.Parallel()
 	bad := map[string]string{"github.com/google/gousb/...": whyGousb, mod + "/printer/usb": whyUSBLeaf}
 	for _, pkg := range deptest.Packages(t, mod+"/...") {
 		switch pkg {
@@ -41,6 +42,7 @@ func TestNothingButTheUSBLeafLinksGousb(t *testing.T) {
 }
 
 func TestReceiptAndPrinterDoNotImportEachOther(t *testing.T) {
+	t.Parallel()
 	deptest.DepChecker{Pkg: "./receipt", Tests: true, BadDeps: map[string]string{mod + "/printer/...": whyDevice}}.Check(t)
 	deptest.DepChecker{Pkg: "./profile", Tests: true, BadDeps: map[string]string{
 		mod + "/printer/...": "profile is data: receipt depends on it, so it must not bring the device in",
@@ -53,6 +55,7 @@ func TestReceiptAndPrinterDoNotImportEachOther(t *testing.T) {
 
 // secupay is the API client: it keeps nothing and knows nothing of ecrd but internal/.
 func TestSecupayImportsOnlyInternal(t *testing.T) {
+	t.Parallel()
 	bad := map[string]string{}
 	for _, pkg := range deptest.Packages(t, mod+"/...") {
 		if !strings.HasPrefix(pkg, mod+"/internal/") && pkg != mod+"/secupay" && !strings.HasPrefix(pkg, mod+"/secupay/") && pkg != mod {
@@ -65,6 +68,7 @@ func TestSecupayImportsOnlyInternal(t *testing.T) {
 }
 
 func TestSpoolKnowsJobsNotPayments(t *testing.T) {
+	t.Parallel()
 	deptest.DepChecker{Pkg: "./spool", BadDeps: map[string]string{
 		mod + "/capture":     "spool " + whyPayment,
 		mod + "/secupay/...": "spool " + whyPayment + ", and never talks to secupay",
@@ -78,6 +82,7 @@ func TestSpoolKnowsJobsNotPayments(t *testing.T) {
 // store package is written, the store: add it here then, with the store's own rules). Its dependencies do (the spool's status carries the printer's), hence Direct. Its
 // tests may: they wire a whole daemon with a file printer.
 func TestAPIDoesNotTalkToDevices(t *testing.T) {
+	t.Parallel()
 	bad := map[string]string{
 		mod + "/printer/...": "api asks the spool about the printer; it must not talk to one itself",
 		mod + "/secupay/...": "api asks capture; it must not talk to secupay itself",
@@ -87,6 +92,7 @@ func TestAPIDoesNotTalkToDevices(t *testing.T) {
 
 // No package imports its caller (the tests may: an end-to-end test of printer runs the real spool).
 func TestNoPackageImportsItsCaller(t *testing.T) {
+	t.Parallel()
 	for pkg, callers := range map[string][]string{
 		"./printer": {"spool", "capture", "api", "monitor", "cmd/ecrd"},
 		"./receipt": {"capture", "spool", "api", "monitor", "cmd/ecrd"},
@@ -104,6 +110,7 @@ func TestNoPackageImportsItsCaller(t *testing.T) {
 // A CGO_ENABLED=0 build of everything but the USB leaf works: a machine without a C compiler
 // or libusb's headers can build ecrd (without usb:) and every package it is made of.
 func TestEverythingButTheUSBLeafBuildsWithoutCgo(t *testing.T) {
+	t.Parallel()
 	// Every package with code to build (docs/ and this one hold only tests), by the default
 	// build's files: a package that cgo's absence empties must still be built, and fail.
 	list := exec.Command("go", "list", "-e", "-f", "{{if or .GoFiles .CgoFiles}}{{.ImportPath}}{{end}}", mod+"/...")

@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -166,7 +167,42 @@ func (m module) requires(path string) bool {
 	return false
 }
 
+// listed keeps what go said about the module and its packages, by where and how go ran: they
+// do not change while the tests run, and every rule would otherwise ask go for them again
+// (two of the three go commands a Check runs).
+var listed struct {
+	sync.Mutex
+	modules  map[string]module
+	packages map[string][]string
+}
+
+// cacheKey names where and how go runs for c: its directory and the environment that could
+// change what go mod and go list say.
+func (c DepChecker) cacheKey() string {
+	return strings.Join([]string{c.Dir, os.Getenv("GOFLAGS"), os.Getenv("GOWORK"), os.Getenv("GO111MODULE")}, "\x00")
+}
+
 func (c DepChecker) module() (module, error) {
+	key := c.cacheKey()
+	listed.Lock()
+	m, ok := listed.modules[key]
+	listed.Unlock()
+	if ok {
+		return m, nil
+	}
+	m, err := c.readModule()
+	if err == nil {
+		listed.Lock()
+		if listed.modules == nil {
+			listed.modules = map[string]module{}
+		}
+		listed.modules[key] = m
+		listed.Unlock()
+	}
+	return m, err
+}
+
+func (c DepChecker) readModule() (module, error) {
 	out, err := c.goCmd(nil, "mod", "edit", "-json")
 	if err != nil {
 		return module{}, err
@@ -188,11 +224,25 @@ func (c DepChecker) module() (module, error) {
 // modulePackages lists every package of the module whatever the build: a package that this
 // platform's build leaves out still exists.
 func (c DepChecker) modulePackages(modPath string) ([]string, error) {
+	key := c.cacheKey() + "\x00" + modPath
+	listed.Lock()
+	pkgs, ok := listed.packages[key]
+	listed.Unlock()
+	if ok {
+		return pkgs, nil
+	}
 	out, err := c.goCmd(nil, "list", "-e", "-f", "{{.ImportPath}}", modPath+"/...")
 	if err != nil {
 		return nil, err
 	}
-	return strings.Fields(string(out)), nil
+	pkgs = strings.Fields(string(out))
+	listed.Lock()
+	if listed.packages == nil {
+		listed.packages = map[string][]string{}
+	}
+	listed.packages[key] = pkgs
+	listed.Unlock()
+	return pkgs, nil
 }
 
 // graph is the import graph go list reported: each package's imports, by import path with a
