@@ -24,12 +24,6 @@ import (
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
-// waitFor polls cond until it returns nil, failing with its last error at the deadline.
-func waitFor(t *testing.T, d time.Duration, cond func() error) {
-	t.Helper()
-	wait.For(t, d, "the daemon", cond)
-}
-
 // metricValue reads one series from Prometheus' text format: series is the name with its
 // labels exactly as exposed (labels in sorted order), e.g. ecrd_captures_total{outcome="refused"}.
 func metricValue(text, series string) (float64, error) {
@@ -105,7 +99,7 @@ func TestDaemonMetricsAfterCaptureRefusalPaperOut(t *testing.T) {
 	if n, err := metricValue(text, "ecrd_fsync_duration_seconds_count"); err != nil || n < 4 || n > 6 {
 		t.Errorf("ecrd_fsync_duration_seconds_count = %v (%v), want 4 to 6", n, err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, "the oldest job's age", func() error {
 		age, err := metricValue(e.scrape(), "ecrd_queue_oldest_job_age_seconds")
 		if err == nil && age <= 0 {
 			err = fmt.Errorf("oldest job age %v, want > 0", age)
@@ -116,7 +110,7 @@ func TestDaemonMetricsAfterCaptureRefusalPaperOut(t *testing.T) {
 	// The paper is back: the held receipt prints and the gauges follow.
 	os.WriteFile(e.printerFile+".status", []byte("online\n"), 0o644)
 	e.waitReceipts(2)
-	waitFor(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, "the metrics after both receipts", func() error {
 		text := e.scrape()
 		for series, want := range map[string]float64{`ecrd_print_jobs_total{result="printed"}`: 2, `ecrd_queue_jobs`: 0,
 			`ecrd_printer_state{state="online"}`: 1, `ecrd_queue_oldest_job_age_seconds`: 0} {
@@ -218,7 +212,7 @@ func TestStatusJSONAndDegradedHealth(t *testing.T) {
 		t.Fatalf("capture with paper out: %d %v", status, out)
 	}
 	var h map[string]any
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "/healthz", func() error {
 		status, body, err := e.request("GET", "/healthz")
 		if err != nil {
 			return err
@@ -258,7 +252,7 @@ func TestIdlePrinterStateIsChecked(t *testing.T) {
 	e := newDaemonEnv(t)
 	e.start("ECRD_PRINTER_CHECK=50ms", "ECRD_HEALTH_PRINTER_GRACE=200ms")
 	os.WriteFile(e.printerFile+".status", []byte("paper_out\n"), 0o644)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "/healthz to say printer_not_ready", func() error {
 		status, body, err := e.request("GET", "/healthz")
 		if err != nil || status != 503 || !strings.Contains(string(body), "printer_not_ready") {
 			return fmt.Errorf("/healthz %d %s %v, want 503 printer_not_ready", status, body, err)
@@ -267,7 +261,7 @@ func TestIdlePrinterStateIsChecked(t *testing.T) {
 	})
 	wantMetrics(t, e.scrape(), map[string]float64{`ecrd_printer_state{state="paper_out"}`: 1, `ecrd_queue_jobs`: 0, `ecrd_degraded`: 1})
 	os.WriteFile(e.printerFile+".status", []byte("online\n"), 0o644)
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "/healthz after the roll was changed", func() error {
 		if status, body, err := e.request("GET", "/healthz"); err != nil || status != 200 {
 			return fmt.Errorf("/healthz %d %s %v after the roll was changed", status, body, err)
 		}
@@ -351,7 +345,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 	p := e.start("NOTIFY_SOCKET="+sock, fmt.Sprintf("WATCHDOG_USEC=%d", interval.Microseconds()),
 		"ECRD_PRINT_TIMEOUT=300ms", "ECRD_PRINT_WAIT=100ms")
 	start := time.Now()
-	waitFor(t, 5*time.Second, func() error {
+	wait.For(t, 5*time.Second, "watchdog pings", func() error {
 		if c := n.pings(start); c < 3 {
 			return fmt.Errorf("%d watchdog pings from a working daemon, want 3", c)
 		}
@@ -365,7 +359,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 		}
 		return fmt.Errorf("no %q among the notifications", want)
 	}
-	waitFor(t, 5*time.Second, func() error { return statusSeen("STATUS=printer online, 0 queued, 0 receipts today") })
+	wait.For(t, 5*time.Second, "the status line", func() error { return statusSeen("STATUS=printer online, 0 queued, 0 receipts today") })
 	// A daemon just started is working: its first check must not catch the print worker
 	// before it began (the journal's error priority is what technicians watch).
 	if strings.Contains(p.logs.String(), "watchdog not fed") {
@@ -379,7 +373,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 	// Within PrintTimeout plus the spool's second of slack the worker is overdue; from then
 	// on no ping may come. Wait for a silence of several intervals.
 	var silentFrom time.Time
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "the watchdog pings to stop", func() error {
 		if silentFrom.IsZero() || n.pings(silentFrom) > 0 {
 			silentFrom = time.Now()
 			return fmt.Errorf("still pinging while the worker is frozen")
@@ -399,7 +393,7 @@ func TestWatchdogStopsWhenWorkerFreezes(t *testing.T) {
 
 	// The "driver" lets go: the worker moves again and so do the pings.
 	thawed := time.Now()
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "the watchdog pings to resume", func() error {
 		if c := n.pings(thawed); c < 2 {
 			return fmt.Errorf("%d pings after the worker moved again", c)
 		}
@@ -421,8 +415,17 @@ func buildJournalBinary(t *testing.T) {
 		// Beside ecrdBin, so that TestMain removes it with the other binary.
 		dir := filepath.Dir(ecrdBin)
 		journalSock, journalBin = filepath.Join(dir, "journal.socket"), filepath.Join(dir, "ecrd-journal")
-		build := exec.Command("go", "build", "-ldflags",
-			"-X github.com/coreos/go-systemd/v22/journal.journalSocket="+journalSock, "-o", journalBin, ".")
+		// With the flags of scripts/build-ecrd that decide how packages compile (TestMain's
+		// build), so that every package comes from the build cache and only the link is new.
+		build := exec.Command("go", "build", "-trimpath", "-buildmode=pie", "-tags", "nethttpomithttp2,crashpoints",
+			"-ldflags", "-X github.com/coreos/go-systemd/v22/journal.journalSocket="+journalSock, "-o", journalBin, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=1")
+		for v, def := range map[string]string{"CGO_CFLAGS": "-O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2",
+			"CGO_LDFLAGS": "-Wl,-z,relro -Wl,-z,now"} {
+			if os.Getenv(v) == "" {
+				build.Env = append(build.Env, v+"="+def)
+			}
+		}
 		if out, err := build.CombinedOutput(); err != nil {
 			journalErr = fmt.Errorf("building ecrd for the journal test: %v\n%s", err, out)
 		}
@@ -499,7 +502,8 @@ func TestJournaldNativeLogging(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, e := range entries {
-			if e["MESSAGE"] == msg {
+			// A capture's lines carry the transaction id in the text too: "STX_…: job printed".
+			if e["MESSAGE"] == msg || e["MESSAGE"] == e["TRANSACTION_ID"]+": "+msg {
 				return e
 			}
 		}
@@ -530,7 +534,7 @@ func TestJournaldNativeLogging(t *testing.T) {
 	}
 	cmd := launch()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 20*time.Second, func() error {
+	wait.For(t, 20*time.Second, "the daemon to answer", func() error {
 		if status, _, err := e.request("GET", "/healthz"); err != nil || status != 200 {
 			return fmt.Errorf("daemon not answering: %d %v", status, err)
 		}
@@ -549,7 +553,7 @@ func TestJournaldNativeLogging(t *testing.T) {
 	second.Wait()
 
 	var printed, refused, notStarted map[string]string
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "the journal entries", func() error {
 		printed, refused, notStarted = find("job printed"), find("secupay call failed"), find("ecrd not started")
 		if printed == nil || refused == nil || notStarted == nil {
 			return fmt.Errorf("entries missing (job printed %v, secupay call failed %v, ecrd not started %v)",
@@ -562,6 +566,9 @@ func TestJournaldNativeLogging(t *testing.T) {
 		if printed[k] != want || want == "" {
 			t.Errorf("job printed: %s=%q, want %q (%v)", k, printed[k], want, printed)
 		}
+	}
+	if printed["MESSAGE"] != secupaytest.SeedID+": job printed" {
+		t.Errorf("job printed: MESSAGE %q, want the transaction id in the text (journalctl | grep STX_…)", printed["MESSAGE"])
 	}
 	if !strings.HasSuffix(printed["CODE_FILE"], ".go") || printed["CODE_LINE"] == "" {
 		t.Errorf("job printed: no CODE_FILE/CODE_LINE: %v", printed)
