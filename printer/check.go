@@ -35,8 +35,10 @@ func Check(uri string) []Problem {
 		dir := filepath.Dir(t.path)
 		fi, err := os.Stat(dir)
 		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return []Problem{{Fatal: true, Err: fmt.Errorf("printer %s: directory %s does not exist", uri, dir)}}
 		case err != nil:
-			return []Problem{{Fatal: true, Err: fmt.Errorf("printer %s: directory %s: %w", uri, dir, err)}}
+			return []Problem{{Fatal: true, Err: fmt.Errorf("printer %s: %w", uri, err)}}
 		case !fi.IsDir():
 			return []Problem{{Fatal: true, Err: fmt.Errorf("printer %s: %s is not a directory", uri, dir)}}
 		}

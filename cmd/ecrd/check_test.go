@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,9 +38,15 @@ func TestServeCheck(t *testing.T) {
 	if n := strings.Count(out, "\n"); n != 4 {
 		t.Errorf("%d lines, want one per finding (4):\n%s", n, out)
 	}
-	code, _, errs = runCLI(t, "", typo...)
-	if code != 2 || !strings.Contains(errs, "/no/such/dir") {
-		t.Fatalf("start-up with what --check refuses: exit %d, %q", code, errs)
+	// The daemon itself, as a process (serve executes itself again: never in this one).
+	start := exec.Command(ecrdBin, typo...)
+	start.Env = append(os.Environ(), "ECRD_SOCKET="+filepath.Join(dir, "s.sock"))
+	b, err := start.CombinedOutput()
+	if code := start.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(b), "/no/such/dir") {
+		t.Fatalf("start-up with what --check refuses: exit %d (%v), %q", code, err, b)
+	}
+	if strings.Count(string(b), "does not exist") != 1 {
+		t.Errorf("the start-up error shows more than once:\n%s", b)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state")); err == nil {
 		t.Fatal("a refused start touched the state directory")
