@@ -7,6 +7,12 @@
 // GET /_fake/counts answers {"start_cash": {"STX_…": n}, "get": {…}, "total_start_cash": n}
 // from that log, which is how the test bed shows that nothing was captured twice.
 //
+// POST /_fake/fault queues a fault (its JSON body is a secupaytest.Fault: Op, ID, Status,
+// Body, Delay, Processing, Cut, CaptureFirst, Times; durations in nanoseconds) in the fake and
+// answers 204; a scenario makes secupay slow or faulty with it. Faults live in memory: a restart
+// of the fake drops them. Like /_fake/counts it is neither logged nor counted, and it answers
+// loopback clients only.
+//
 // secupay itself does not lose power with the till: at start the fake captures again every
 // transaction the log shows a start/cash for (directly, neither logged nor counted), so a
 // read-back after the guest's reboot shows it captured, as secupay would.
@@ -18,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -71,6 +78,22 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(counts(*logPath))
 	})
+	http.HandleFunc("POST /_fake/fault", func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "loopback only", http.StatusForbidden)
+			return
+		}
+		var f secupaytest.Fault
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			http.Error(w, "fault: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fake.Fault(f)
+		log.Printf("fakesecupay: fault queued: %+v", f)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		_, err := lf.WriteString(r.Method + " " + r.URL.Path + "\n")
@@ -86,6 +109,17 @@ func main() {
 	})
 	log.Printf("fakesecupay: %s → %s", *addr, fake.URL)
 	log.Fatal(http.ListenAndServe(*addr, nil))
+}
+
+// fromLoopback reports whether r came from a loopback address (the listener is loopback
+// only; this says so again where a request changes how the fake behaves).
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // replay captures in fake every transaction t counts a start/cash for.

@@ -45,7 +45,10 @@ capture() { pos_curl -X POST "http://ecrd/v1/transactions/$1/cash"; }
 copies() { grep -a -o "$1" "$PAPER" 2>/dev/null | wc -l; }
 # total_start_cash: start/cash calls the fake secupay logged, for any transaction.
 total_start_cash() { curl -s "$FAKE/_fake/counts" | grep -o '"total_start_cash":[0-9]*' | cut -d: -f2; }
-start_count() { local n; n=$(curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep -m1 "\"$1\":" | cut -d: -f2); echo "${n:-0}"; }
+# start_cash_counts: '"ID":n' per transaction the fake logged a start/cash for (its "start_cash";
+# "get" counts the read-backs, which a capture in doubt makes several of).
+start_cash_counts() { curl -s "$FAKE/_fake/counts" | sed -n 's/.*"start_cash":{\([^}]*\)}.*/\1/p' | tr ',' '\n' | sed '/^$/d'; }
+start_count() { local n; n=$(start_cash_counts | grep -m1 "^\"$1\":" | cut -d: -f2); echo "${n:-0}"; }
 wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
 	local t=$1; shift
 	local end=$(($(date +%s) + t))
@@ -55,6 +58,16 @@ wait_for() { # wait_for SECONDS CMD...: until CMD succeeds
 	done
 }
 printed() { [ "$(copies "$1")" -ge "${2:-1}" ]; }
+# boot_seconds: whole seconds since the guest booted (/proc/uptime, CLOCK_BOOTTIME): a clock
+# that `date -s` does not step, for waits in a scenario that steps the wall clock (wait_for
+# and the scenario's own timing read the wall clock).
+boot_seconds() { cut -d. -f1 /proc/uptime; }
+# until_boot_seconds T: sleep until boot_seconds reads T.
+until_boot_seconds() { while [ "$(boot_seconds)" -lt "$1" ]; do sleep 0.5; done; }
+# capture_http ID: capture, as capture does, with a last line "HTTP <status>".
+capture_http() { pos_curl -w '\nHTTP %{http_code}\n' -X POST "http://ecrd/v1/transactions/$1/cash"; }
+# fake_fault JSON: queue a secupaytest.Fault (durations in ns) in the fake secupay.
+fake_fault() { [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -d "$1" "$FAKE/_fake/fault")" = 204 ]; }
 set_env() { # set_env VAR VALUE in the conffile, as an admin would edit it
 	if grep -q "^#\?$1=" /etc/ecrd/ecrd.env; then
 		sed -i "s|^#\?$1=.*|$1=$2|" /etc/ecrd/ecrd.env

@@ -176,7 +176,8 @@ s_journal_errors() {
 		fail "a working daemon logged that its watchdog was not fed"
 	fi
 	journalctl -u ecrd -p warning -o cat --no-pager | grep -q 'job held' || fail "the held jobs are not logged as warnings"
-	journalctl -u ecrd TRANSACTION_ID=STX_TILLLP1 -o cat --no-pager | grep -q '^captured' ||
+	# (The message text begins with the id too, so that a plain grep finds the line.)
+	journalctl -u ecrd TRANSACTION_ID=STX_TILLLP1 -o cat --no-pager | grep -q '^\(STX_TILLLP1: \)\?captured$' ||
 		fail "no TRANSACTION_ID field to filter a capture's lines on"
 	note "-p err: $(journalctl -u ecrd -p err -o cat --no-pager | wc -l) lines"
 }
@@ -231,6 +232,133 @@ s_oauth() {
 	[ $rc = 0 ] || fail "OAuth as ecrd.env describes it did not capture"
 }
 
+# in_doubt_answer OUT WHAT: OUT (capture_http's) is the in-doubt answer — 504, outcome
+# in_doubt, neither captured nor refused — with a retry_after that is what is left of the 2-min
+# in-doubt wait on the steady clock, whatever the wall clock did: ≥ 90 s (under 30 s have run
+# since the call), ≤ 121 s (not stretched by a step back). It sets retry to that retry_after.
+# (Matched in bash, without a process: under TCG the asks must all fit in secupay's 25 s.)
+in_doubt_answer() {
+	[[ $1 == *$'\nHTTP 504' ]] || fail "$2: not 504: $1"
+	[[ $1 == *'"outcome":"in_doubt"'* ]] || fail "$2: not in doubt: $1"
+	[[ $1 == *'"code":"secupay_timeout"'* || $1 == *'"code":"in_doubt"'* ]] || fail "$2: code: $1"
+	[[ $1 != *'"status":"ok"'* && $1 != *secupay_refused* ]] || fail "$2: settled: $1"
+	retry=
+	[[ $1 =~ \"retry_after\":([0-9]+) ]] && retry=${BASH_REMATCH[1]}
+	[ -n "$retry" ] && [ "$retry" -ge 90 ] && [ "$retry" -le 121 ] || fail "$2: retry_after '$retry' is not what is left of the in-doubt wait"
+}
+
+# clock_steps_restore: the EXIT trap of s_clock_steps: the wall clock where it would be without
+# the steps, ecrd.env as it was, ecrd restarted on it, the timers and time service it stopped
+# started again. It runs whether the scenario passed or failed.
+clock_steps_restore() {
+	local rc=$? u
+	set +e
+	date -s "@$((CS_WALL0 + $(boot_seconds) - CS_UP0))" >/dev/null || rc=1
+	if [ -e "$CS_ENV" ]; then
+		cp "$CS_ENV" /etc/ecrd/ecrd.env && rm -f "$CS_ENV" || rc=1
+	fi
+	systemctl reset-failed ecrd.service 2>/dev/null
+	restart_ecrd || rc=1
+	for u in $CS_STOPPED; do systemctl start "$u" || rc=1; done
+	note "wall clock back at $(date -u +%FT%TZ)"
+	exit "$rc"
+}
+
+s_clock_steps() {
+	# The wall clock steps while a capture is in doubt, and past --journal-keep: ecrd measures
+	# the in-doubt wait and the journal's age on its steady clock (internal/steady), so no step
+	# may make it send a second start/cash while secupay still works on the first, nor prune a
+	# paid capture so that a repeat reaches secupay again. secupay takes 25 s to apply the
+	# start/cash; ecrd gives up on the call after 2 s.
+	local id=STX_CLOCKSTEP1 out retry up_call u notes="" lp_copies since up_r step t_last
+	local rec=/var/lib/ecrd/journal/finished/STX_TILLLP1.json m0 m1
+	CS_WALL0=$(date +%s) CS_UP0=$(boot_seconds) CS_ENV=/root/ecrd.env.clock-steps CS_STOPPED=""
+	m0=$(stat -c %Y "$rec") || fail "no finished journal record of STX_TILLLP1"
+	cp /etc/ecrd/ecrd.env "$CS_ENV"
+	trap clock_steps_restore EXIT
+	# Nothing else may set the clock meanwhile, nor act on the steps: a time service, and the
+	# timers whose calendar a step of 91 days would make due (apt, dpkg backups, fstrim...).
+	for u in systemd-timesyncd.service chrony.service ntpsec.service ntp.service openntpd.service \
+		$(systemctl list-units --type=timer --state=active --plain --no-legend | awk '{print $1}'); do
+		if systemctl is-active -q "$u"; then
+			systemctl stop "$u"
+			CS_STOPPED="$CS_STOPPED $u"
+		fi
+	done
+	note "stopped:${CS_STOPPED:- nothing}"
+	set_env ECRD_SECUPAY_TIMEOUT 2s
+	restart_ecrd
+	fake_fault "{\"Op\":\"start\",\"ID\":\"$id\",\"Processing\":25000000000}" || fail "the fake took no fault"
+
+	up_call=$(boot_seconds)
+	out=$(capture_http $id)
+	echo "$out"
+	in_doubt_answer "$out" "the timed-out capture"
+	notes="call: retry_after $retry"
+	[ "$(start_count $id)" = 1 ] || fail "start/cash called $(start_count $id) times"
+
+	# Within secupay's 25 s: +180 s (past the 2-min wait on the wall clock), -1 h (before the
+	# call), +91 days (past --journal-keep). After each, the POS asks again.
+	for step in 180 -3600 $((91 * 86400)); do
+		# A test bed too slow to ask within secupay's 25 s would prove nothing: say so.
+		[ $(($(boot_seconds) - up_call)) -lt 20 ] || fail "too slow: $(($(boot_seconds) - up_call))s after the call before the step of ${step}s"
+		date -s "@$(($(date +%s) + step))" >/dev/null
+		out=$(capture_http $id)
+		t_last=$(($(boot_seconds) - up_call))
+		echo "after a step of ${step}s (${t_last}s after the call): $out"
+		in_doubt_answer "$out" "after a step of ${step}s"
+		[ "$(start_count $id)" = 1 ] || fail "after a step of ${step}s: start/cash called $(start_count $id) times"
+		notes="$notes, ${step}s: retry_after $retry"
+	done
+	note "in doubt after each step ($notes; the last answer ${t_last}s after the call); start/cash 1"
+
+	# secupay has applied it: the next ask settles it as captured, and it prints, once.
+	until_boot_seconds $((up_call + 27))
+	out=$(capture_http $id)
+	echo "$out"
+	echo "$out" | grep -q '^HTTP 200$' || fail "after secupay applied it: $out"
+	echo "$out" | grep -q '"status":"ok"' || fail "after secupay applied it: $out"
+	wait_for 30 printed $id || fail "not printed"
+	sleep 2
+	[ "$(copies $id)" = 1 ] || fail "$(copies $id) copies on the paper"
+	[ "$(start_count $id)" = 1 ] || fail "start/cash called $(start_count $id) times"
+	note "then ok, $(echo "$out" | grep -o '"state":"[a-z]*"'), 1 copy, start/cash 1"
+	journalctl -u ecrd -o cat --no-pager | grep "$id" | tee /tmp/clockstep.journal
+	[ "$(grep -c "$id: capture started" /tmp/clockstep.journal)" = 1 ] || fail "the journal shows $(grep -c "$id: capture started" /tmp/clockstep.journal) start/cash attempts"
+	grep -q 'settled: read back as not captured' /tmp/clockstep.journal && fail "settled as not captured while secupay worked on it"
+
+	# With the clock 91 days on, past --journal-keep (90 days): a new life of ecrd and its
+	# background prune (30 s after start) keep the paid capture of s_capture_lp; a repeat is
+	# replayed from its record, not from the paid index, and reaches neither secupay nor paper.
+	# The prune reads a record whose file time is past --journal-keep on the wall clock and,
+	# finding it young on the steady clock, dates the file by its steady age: its file time
+	# moving 91 days on shows the prune ran, and judged the record on the steady clock.
+	# (The life started above may have pruned already: the steps came before its 30 s.)
+	lp_copies=$(copies STX_TILLLP1)
+	since=$(date +%s)
+	restart_ecrd
+	up_r=$(boot_seconds)
+	until m1=$(stat -c %Y "$rec") && [ "$m1" -gt $((m0 + 80 * 86400)) ]; do
+		[ "$(boot_seconds)" -lt $((up_r + 120)) ] || fail "no prune seen within 120 s of the start (STX_TILLLP1's file time $m0, now ${m1:-gone})"
+		sleep 1
+	done
+	note "a prune at +91 days read STX_TILLLP1's record and kept it (file dated $(((m1 - m0) / 86400)) days on)"
+	until_boot_seconds $((up_r + 40))
+	journalctl -u ecrd -o cat --no-pager --since "@$since" >/tmp/clockstep.life
+	[ -s /tmp/clockstep.life ] || fail "no journal lines of ecrd's new life"
+	grep 'finished records pruned' /tmp/clockstep.life && fail "the prune took records 91 days on the wall clock"
+	out=$(capture_http STX_TILLLP1)
+	echo "$out"
+	echo "$out" | grep -q '"replayed":true' || fail "repeat of STX_TILLLP1 not replayed: $out"
+	[ "$(start_count STX_TILLLP1)" = 1 ] || fail "STX_TILLLP1: start/cash called $(start_count STX_TILLLP1) times"
+	sleep 2
+	[ "$(copies STX_TILLLP1)" = "$lp_copies" ] || fail "STX_TILLLP1 printed again"
+	journalctl -u ecrd -o cat --no-pager --since "@$since" | grep 'STX_TILLLP1' | tee -a /tmp/clockstep.life
+	grep -q 'STX_TILLLP1: capture replayed from journal' /tmp/clockstep.life || fail "STX_TILLLP1 not replayed from its journal record"
+	grep -q 'STX_TILLLP1: .*paid index' /tmp/clockstep.life && fail "STX_TILLLP1's record was pruned"
+	note "91 days on, after the prune: STX_TILLLP1 replayed from its record, start/cash 1, no new copy"
+}
+
 s_power_cut_setup() {
 	# The power goes while ecrd is writing a job the printer has stopped taking (a long
 	# receipt, the printer stalled part-way: the USB write blocks), with a capture's receipt
@@ -274,7 +402,7 @@ s_power_cut_reboot() {
 	echo
 	[ "$(start_count STX_TILLCUT1)" = 1 ] || fail "start/cash for the cut payment called $(start_count STX_TILLCUT1) times"
 	# And nothing else was captured twice, over the whole run and both boots.
-	curl -s "$FAKE/_fake/counts" | tr '{,}' '\n\n\n' | grep '"STX_' | grep -v ':1$' && fail "a payment was captured more than once" || true
+	start_cash_counts | grep -v ':1$' && fail "a payment was captured more than once" || true
 	note "start/cash total $(total_start_cash)"
 }
 
@@ -372,6 +500,7 @@ main)
 	scenario journal-errors s_journal_errors
 	scenario missing-credential s_missing_credential
 	scenario oauth-as-documented s_oauth
+	scenario clock-steps s_clock_steps
 	scenario power-cut s_power_cut_setup
 	echo done >"$R/main.done"
 	sync
