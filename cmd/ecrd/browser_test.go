@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
@@ -135,7 +136,7 @@ func TestBrowserPOSPage(t *testing.T) {
 		}
 		// The browser was refused by the gate (its preflight), not by a closed port.
 		want := `"origin":"` + foreign.URL + `"`
-		waitFor(t, 5*time.Second, func() error {
+		wait.For(t, 5*time.Second, "the gate's refusal in the log", func() error {
 			if !strings.Contains(p.logs.String(), `"origin_not_allowed"`) || !strings.Contains(p.logs.String(), want) {
 				return fmt.Errorf("no refusal of %s in the daemon's log", foreign.URL)
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/color"
 	"image/png"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
@@ -264,15 +266,14 @@ func TestDaemonSocketActivation(t *testing.T) {
 	f.Close()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	e.socket = activated
-	var status int
-	for i := 0; i < 2000 && status != 200; i++ {
-		status, _, _ = e.request("GET", "/healthz")
-		if status != 200 {
-			waitABit()
+	err = wait.TryEvery(20*time.Second, 10*time.Millisecond, func() error {
+		if status, _, err := e.request("GET", "/healthz"); err != nil || status != 200 {
+			return fmt.Errorf("/healthz: %d %v", status, err)
 		}
-	}
-	if status != 200 {
-		t.Fatalf("no answer on the activated socket\n%s", logs.String())
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("no answer on the activated socket: %v\n%s", err, logs.String())
 	}
 	if st, out := e.capture(secupaytest.SeedID); st != 200 {
 		t.Fatalf("capture over the activated socket: %d %v", st, out)
@@ -284,6 +285,3 @@ func TestDaemonSocketActivation(t *testing.T) {
 		t.Fatalf("the daemon created its own socket too: %v", err)
 	}
 }
-
-// waitABit is the polling interval of loops that wait, with a bounded count, for a process.
-func waitABit() { time.Sleep(10 * time.Millisecond) }

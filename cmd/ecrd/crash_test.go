@@ -140,12 +140,18 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	p = e.start()
 	c2 := socketClient(e.socket, 30*time.Second)
 	status, out := postCapture(t, c2, id)
-	for status == 504 && c.readsBack {
-		if info, _ := out["error"].(map[string]any); info["outcome"] != "in_doubt" {
-			t.Fatalf("504 without outcome in_doubt: %v", out)
-		}
-		time.Sleep(100 * time.Millisecond) // paces the POS; the in-doubt wait is 500 ms here
-		status, out = postCapture(t, c2, id)
+	if status == 504 && c.readsBack {
+		// The POS asks again every 100 ms until the in-doubt wait (500 ms here) has passed; a
+		// status still 504 after that fails below.
+		wait.TryEvery(wait.Long, 100*time.Millisecond, func() error {
+			if info, _ := out["error"].(map[string]any); info["outcome"] != "in_doubt" {
+				t.Fatalf("504 without outcome in_doubt: %v", out)
+			}
+			if status, out = postCapture(t, c2, id); status == 504 {
+				return fmt.Errorf("504 %v", out)
+			}
+			return nil
+		})
 	}
 	if status != 200 || out["status"] != "ok" || out["transaction_id"] != id {
 		t.Fatalf("asked again after the restart: %d %v", status, out)
@@ -257,17 +263,10 @@ func postCapture(t testing.TB, c *http.Client, id string) (int, map[string]any) 
 	return getJSON(t, c, "POST", "/v1/transactions/"+id+"/cash")
 }
 
-// eventually polls cond until it holds or the deadline passes; the sleep only paces the
-// polling, it never stands in for the condition.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	wait.Until(t, 30*time.Second, what, cond)
-}
-
 func waitJobPrinted(t testing.TB, c *http.Client, jobID string) {
 	t.Helper()
 	var last map[string]any
-	eventually(t, "job "+jobID+" to print", func() bool {
+	wait.Until(t, wait.Long, "job "+jobID+" to print", func() bool {
 		_, last = getJSON(t, c, "GET", "/v1/jobs/"+jobID)
 		return last["state"] == "printed"
 	})
@@ -285,5 +284,5 @@ func queued(t testing.TB, c *http.Client) int {
 
 func waitQueueEmpty(t testing.TB, c *http.Client) {
 	t.Helper()
-	eventually(t, "the spool to drain", func() bool { return queued(t, c) == 0 })
+	wait.Until(t, wait.Long, "the spool to drain", func() bool { return queued(t, c) == 0 })
 }

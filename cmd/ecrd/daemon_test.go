@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
@@ -104,21 +105,31 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func (e *daemonEnv) start(env ...string) *proc {
 	e.t.Helper()
 	p := e.launch(env...)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if status, _, err := e.request("GET", "/healthz"); err == nil && status == 200 {
-			return p
+	if err := e.waitHealthy(p); err != nil {
+		e.t.Fatalf("daemon did not answer on %s: %v\n%s", e.socket, err, p.logs)
+	}
+	return p
+}
+
+// waitHealthy waits until the daemon answers /healthz with 200, failing the test at once if
+// it exits instead. It asks every 10 ms: each question is a request the daemon serves.
+func (e *daemonEnv) waitHealthy(p *proc) error {
+	e.t.Helper()
+	return wait.TryEvery(20*time.Second, 10*time.Millisecond, func() error {
+		status, _, err := e.request("GET", "/healthz")
+		if err == nil && status == 200 {
+			return nil
 		}
 		select {
 		case <-p.exited:
 			e.t.Fatalf("daemon exited at start: %v\n%s", p.err, p.logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("daemon did not answer on %s\n%s", e.socket, p.logs)
+		if err == nil {
+			err = fmt.Errorf("/healthz answered %d", status)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func (e *daemonEnv) launch(env ...string) *proc {
@@ -226,16 +237,18 @@ func wholeReceipt(job []byte) bool {
 	return bytes.HasPrefix(job, jobStart) && len(job) > 4 && bytes.Equal(job[len(job)-4:len(job)-1], []byte{0x1d, 0x56, 66})
 }
 
+// waitReceipts waits until the printer file holds n receipts, and returns what it holds then
+// (fewer after 20 s: the caller says what that means).
 func (e *daemonEnv) waitReceipts(n int) [][]byte {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := e.receipts()
-		if len(r) >= n || time.Now().After(deadline) {
-			return r
+	var r [][]byte
+	wait.Try(20*time.Second, func() error {
+		if r = e.receipts(); len(r) < n {
+			return fmt.Errorf("%d receipts", len(r))
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
+	return r
 }
 
 func jobOf(out map[string]any) map[string]any {
@@ -368,15 +381,8 @@ func TestDaemonKilledAfterAnswerPrintsOnRestart(t *testing.T) {
 		t.Run(point, func(t *testing.T) {
 			e := newDaemonEnv(t)
 			p := e.launch("ECRD_CRASHPOINT=" + point)
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				if s, _, err := e.request("GET", "/healthz"); err == nil && s == 200 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no daemon\n%s", p.logs)
-				}
-				time.Sleep(10 * time.Millisecond)
+			if err := e.waitHealthy(p); err != nil {
+				t.Fatalf("no daemon: %v\n%s", err, p.logs)
 			}
 			if _, _, err := e.request("POST", "/v1/transactions/"+secupaytest.SeedID+"/cash"); err == nil {
 				t.Fatal("the daemon answered although it should have died at " + point)

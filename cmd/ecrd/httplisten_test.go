@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
@@ -143,7 +144,7 @@ func TestDaemonBrowserListener(t *testing.T) {
 		status, _, _ := browserCall(t, "POST", base, "/v1/transactions/STX_INFLIGHT/cash", testHTTPToken, "", "")
 		answered <- status
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	wait.For(t, 10*time.Second, "the capture at secupay", func() error {
 		if e.fake.Calls().StartCash["STX_INFLIGHT"] == 0 {
 			return errors.New("the capture has not reached secupay")
 		}

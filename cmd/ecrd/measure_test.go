@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/printer/printertest"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
@@ -94,7 +95,9 @@ func TestMeasureStartWithLongHistory(t *testing.T) {
 		t0 := time.Now()
 		p := e.start()
 		starts = append(starts, time.Since(t0))
-		time.Sleep(500 * time.Millisecond) // idle, as a till sits; the prune comes 30 s later (TestMeasureIdleAfterPrune)
+		// Not an assertion's wait: the memory reported is a daemon's idle for 500 ms, as a till
+		// sits; the prune comes 30 s later (TestMeasureIdleAfterPrune).
+		time.Sleep(500 * time.Millisecond)
 		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
 		parts = append(parts, rssParts(t, p.cmd.Process.Pid))
 		p.kill(t)
@@ -179,7 +182,7 @@ func TestMeasureIdleAfterRestart(t *testing.T) {
 		p.wait(t)
 		evictBinary(t)
 		p = e.start()
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // idle, as in TestMeasureStartWithLongHistory (not an assertion's wait)
 		rss = append(rss, vmRSS(t, p.cmd.Process.Pid))
 		parts = append(parts, rssParts(t, p.cmd.Process.Pid))
 	}
@@ -196,12 +199,11 @@ func TestMeasureIdleAfterPrune(t *testing.T) {
 	fillHistory(t, e.state, 100000)
 	evictBinary(t)
 	p := e.start()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // idle, as in TestMeasureStartWithLongHistory (not an assertion's wait)
 	before := rssParts(t, p.cmd.Process.Pid)
 	rssBefore := vmRSS(t, p.cmd.Process.Pid)
 	done := filepath.Join(e.state, "spool", "done")
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	err := wait.TryEvery(3*time.Minute, time.Second, func() error {
 		ents, err := os.ReadDir(done)
 		if err != nil {
 			t.Fatal(err)
@@ -209,15 +211,17 @@ func TestMeasureIdleAfterPrune(t *testing.T) {
 		// The newest 10,000 by modification time are kept, and with them any that share the
 		// cut's (coarse) time; the prune removes in batches of 512, so the first count this
 		// close is its last.
-		if len(ents) <= 10100 {
-			break
+		if len(ents) > 10100 {
+			return fmt.Errorf("%d printed jobs kept", len(ents))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d printed jobs kept 3 minutes after start: the prune did not run", len(ents))
-		}
-		time.Sleep(time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("3 minutes after start: %v: the prune did not run", err)
 	}
-	time.Sleep(2 * time.Second) // the prune's last batch, and the memory handed back after it
+	// Not an assertion's wait: what is reported is the memory 2 s after the prune's last batch
+	// began (the daemon says nothing when it has handed its memory back).
+	time.Sleep(2 * time.Second)
 	t.Logf("100000 past captures: VmRSS idle %.1f MiB after start (%s), %.1f MiB after the prune (%s)",
 		float64(rssBefore)/(1<<20), before, float64(vmRSS(t, p.cmd.Process.Pid))/(1<<20), rssParts(t, p.cmd.Process.Pid))
 }
@@ -253,24 +257,25 @@ func TestMeasureIdleAfterPruneOfATillsHistory(t *testing.T) {
 	}
 	evictBinary(t)
 	p := e.start()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // idle, as in TestMeasureStartWithLongHistory (not an assertion's wait)
 	before := rssParts(t, p.cmd.Process.Pid)
 	rssBefore := vmRSS(t, p.cmd.Process.Pid)
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	err := wait.TryEvery(3*time.Minute, time.Second, func() error {
 		ents, err := os.ReadDir(done)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ents) == 10000 && strings.Contains(p.logs.String(), `"records":1000`) {
-			break
+		if len(ents) != 10000 || !strings.Contains(p.logs.String(), `"records":1000`) {
+			return fmt.Errorf("%d printed jobs kept, want 10000", len(ents))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d printed jobs kept 3 minutes after start, want 10000; the log:\n%s", len(ents), p.logs)
-		}
-		time.Sleep(time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("3 minutes after start: %v; the log:\n%s", err, p.logs)
 	}
-	time.Sleep(2 * time.Second) // the memory handed back after the prunes
+	// Not an assertion's wait: what is reported is the memory 2 s after the prunes (the daemon
+	// says nothing when it has handed its memory back).
+	time.Sleep(2 * time.Second)
 	t.Logf("a till's history: VmRSS idle %.1f MiB after start (%s), %.1f MiB after the prune of 1,000 captures and 1,000 printed jobs (%s)",
 		float64(rssBefore)/(1<<20), before, float64(vmRSS(t, p.cmd.Process.Pid))/(1<<20), rssParts(t, p.cmd.Process.Pid))
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/receipt"
 )
 
@@ -26,7 +27,7 @@ func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
 		defer close(done)
 		e.request("POST", "/v1/transactions/"+id+"/cash") // killed under it
 	}()
-	eventually(t, "start/cash to reach secupay", func() bool { return e.fake.Calls().StartCash[id] == 1 })
+	wait.Until(t, wait.Long, "start/cash to reach secupay", func() bool { return e.fake.Calls().StartCash[id] == 1 })
 	p.kill(t)
 	<-done
 
@@ -41,7 +42,7 @@ func TestDaemonKilledWhileSecupayIsSlow(t *testing.T) {
 			t.Fatalf("asked again while secupay still works: %d %v, want 504 in_doubt", status, out)
 		}
 	}
-	eventually(t, "secupay to finish", func() bool { return e.fake.Calls().Captures[id] == 1 })
+	wait.Until(t, wait.Long, "secupay to finish", func() bool { return e.fake.Calls().Captures[id] == 1 })
 	status, out := e.capture(id)
 	if status != 200 || out["outcome"] != "captured" || out["status"] != "ok" {
 		t.Fatalf("after secupay finished: %d %v", status, out)

@@ -37,6 +37,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand"
@@ -54,6 +55,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
@@ -337,26 +339,28 @@ func (s *soak) launch(crashpoint string) (*soakLife, error) {
 	go func() { l.err = l.cmd.Wait(); logf.Close(); close(l.exited) }()
 	s.t.Cleanup(func() { l.cmd.Process.Kill(); <-l.exited })
 	c := socketClient(s.e.socket, 2*time.Second)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if status, _, err := call(c, "GET", "/healthz"); err == nil && status == 200 {
-			break
+	errExited := errors.New("exited")
+	err = wait.TryEvery(30*time.Second, 20*time.Millisecond, func() error {
+		status, _, err := call(c, "GET", "/healthz")
+		if err == nil && status == 200 {
+			return nil
 		}
 		select {
 		case <-l.exited:
-			if l.diedAtCrashPoint() {
-				s.mu.Lock()
-				s.d = l
-				s.mu.Unlock()
-				return l, nil
-			}
-			return nil, fmt.Errorf("daemon life %d exited at start: %v (log %s)", n, l.err, l.logPath)
+			return errExited
 		default:
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("daemon life %d did not answer on %s within 30s (log %s)", n, s.e.socket, l.logPath)
+		if err == nil {
+			err = fmt.Errorf("/healthz answered %d", status)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return err
+	})
+	switch {
+	case err == errExited && l.diedAtCrashPoint():
+	case err == errExited:
+		return nil, fmt.Errorf("daemon life %d exited at start: %v (log %s)", n, l.err, l.logPath)
+	case err != nil:
+		return nil, fmt.Errorf("daemon life %d did not answer on %s within 30s: %v (log %s)", n, s.e.socket, err, l.logPath)
 	}
 	s.mu.Lock()
 	s.d = l
@@ -616,17 +620,18 @@ func (s *soak) settle() {
 // waitDrained waits for the spool to be empty and no capture to be unfinished.
 func (s *soak) waitDrained() {
 	c := socketClient(s.e.socket, 15*time.Second)
-	deadline := time.Now().Add(soakSettle)
 	var last map[string]any
-	for time.Now().Before(deadline) {
+	err := wait.TryEvery(soakSettle, 100*time.Millisecond, func() error {
 		status, body, err := call(c, "GET", "/healthz")
 		if err == nil && status == 200 && json.Unmarshal(body, &last) == nil &&
 			last["queued"] == float64(0) && last["unfinished_captures"] == float64(0) {
-			return
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		return errors.New("not drained")
+	})
+	if err != nil {
+		s.violate("settle", "after %s the daemon still reports %v (queued jobs, unfinished captures)", soakSettle, last)
 	}
-	s.violate("settle", "after %s the daemon still reports %v (queued jobs, unfinished captures)", soakSettle, last)
 }
 
 // --- the paper ---
@@ -717,8 +722,7 @@ func (s *soak) probeLayout() {
 	if label := s.posAsk(context.Background(), c, soakProbeID); label != "200 ok" {
 		s.fatalf("the probe capture %s before the chaos, with secupay answering at once: %s", soakProbeID, label)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	err := wait.TryEvery(20*time.Second, 50*time.Millisecond, func() error {
 		b := readPrinterFile(s.t, s.e)
 		jobs, kicks := parsePaper(b, s.kick)
 		if len(kicks) > 0 && len(jobs) == 1 && jobs[0].whole {
@@ -728,13 +732,13 @@ func (s *soak) probeLayout() {
 			case 1:
 				s.layout = kickAfterJob
 			}
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			s.fatalf("guarantee 3 (drawer kick): the probe capture %s did not print one whole receipt with one drawer kick (ECRD_DRAWER_KICK=0) within 20s: %d jobs, %d kicks on paper: %q",
-				soakProbeID, len(jobs), len(kicks), b)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return fmt.Errorf("%d jobs, %d kicks on paper: %q", len(jobs), len(kicks), b)
+	})
+	if err != nil {
+		s.fatalf("guarantee 3 (drawer kick): the probe capture %s did not print one whole receipt with one drawer kick (ECRD_DRAWER_KICK=0) within 20s: %v",
+			soakProbeID, err)
 	}
 }
 
