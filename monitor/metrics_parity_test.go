@@ -45,9 +45,9 @@ func scrapeFamilies(t *testing.T, m *Monitor) (map[string]*dto.MetricFamily, str
 func everyMetric() *Monitor {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StatePaperOut, c.now())
-	m := New(Config{Version: "1.2.3", Spool: sp, Now: c.now, SecupayEnvironment: "testing",
-		TokenExpires: func() time.Time { return c.now().Add(time.Hour) }})
+	sp.set(printer.StatePaperOut, c.Wall())
+	m := New(Config{Version: "1.2.3", Spool: sp, Now: c.Wall, SecupayEnvironment: "testing",
+		TokenExpires: func() time.Time { return c.Wall().Add(time.Hour) }})
 	m.ObserveCapture("STX_A", &capture.Result{}, nil)
 	m.ObserveSecupay("capture", 200, 300*time.Millisecond, nil)
 	m.ObserveJob(spool.Info{}, nil)

@@ -121,8 +121,8 @@ func TestMetricsScrapeFile(t *testing.T) {
 func TestMetricsConcurrentUse(t *testing.T) {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StateOnline, c.now())
-	m := New(Config{Spool: sp, Now: c.now})
+	sp.set(printer.StateOnline, c.Wall())
+	m := New(Config{Spool: sp, Now: c.Wall})
 	var wg sync.WaitGroup
 	for i := range 4 {
 		wg.Go(func() {
@@ -133,7 +133,7 @@ func TestMetricsConcurrentUse(t *testing.T) {
 				m.ObserveStorage("fsync", time.Millisecond, nil)
 				if j%50 == 0 {
 					states := []printer.State{printer.StateOnline, printer.StatePaperOut}
-					sp.set(states[(i+j)%2], c.now())
+					sp.set(states[(i+j)%2], c.Wall())
 				}
 			}
 		})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/spool"
 )
@@ -49,15 +50,12 @@ func (s *stubSpool) set(st printer.State, at time.Time) {
 	s.mu.Unlock()
 }
 
-// clock is a test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+// newClock is the test clock, ecrd's one (steady.Manual): its Wall is the monitor's Now,
+// and Advance lets time pass.
+func newClock() *steady.Manual {
+	return steady.NewManual(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), time.Hour)
 }
 
-func (c *clock) now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-func newClock() *clock                   { return &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)} }
 func codes(h Health) (out []string) {
 	for _, p := range h.Problems {
 		out = append(out, p.Code)
@@ -95,18 +93,18 @@ func TestOutcomeClassifiesEveryAnswer(t *testing.T) {
 func TestHealthDegradesAfterGrace(t *testing.T) {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StateOnline, c.now())
-	m := New(Config{Version: "1.0", Spool: sp, Now: c.now, PrinterGrace: 5 * time.Minute})
+	sp.set(printer.StateOnline, c.Wall())
+	m := New(Config{Version: "1.0", Spool: sp, Now: c.Wall, PrinterGrace: 5 * time.Minute})
 	if h := m.Health(); h.Status != "ok" || len(codes(h)) != 0 {
 		t.Fatalf("healthy till: %v", h)
 	}
-	c.advance(time.Minute)
-	sp.set(printer.StatePaperOut, c.now())
-	sp.pending = []spool.Info{{ID: "j1", Created: c.now()}}
+	c.Advance(time.Minute)
+	sp.set(printer.StatePaperOut, c.Wall())
+	sp.pending = []spool.Info{{ID: "j1", Created: c.Wall()}}
 	if h := m.Health(); h.Status != "ok" {
 		t.Fatalf("paper out within grace: %v", h)
 	}
-	c.advance(5*time.Minute + time.Second)
+	c.Advance(5*time.Minute + time.Second)
 	h := m.Health()
 	if h.Status != "degraded" || strings.Join(codes(h), ",") != "printer_not_ready" {
 		t.Fatalf("paper out past grace: %v", h)
@@ -115,13 +113,13 @@ func TestHealthDegradesAfterGrace(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 	st := m.Status()
-	if st.Health != "degraded" || st.Printer.State != printer.StatePaperOut || !st.Printer.Since.Equal(c.now().Add(-5*time.Minute-time.Second)) {
+	if st.Health != "degraded" || st.Printer.State != printer.StatePaperOut || !st.Printer.Since.Equal(c.Wall().Add(-5*time.Minute-time.Second)) {
 		t.Errorf("status %+v", st)
 	}
 	if st.Queue.Jobs != 1 || st.Queue.OldestAgeSeconds != 301 {
 		t.Errorf("queue %+v", st.Queue)
 	}
-	sp.set(printer.StateOnline, c.now())
+	sp.set(printer.StateOnline, c.Wall())
 	if h := m.Health(); h.Status != "ok" {
 		t.Fatalf("roll changed: %v", h)
 	}
@@ -131,13 +129,13 @@ func TestHealthDegradesAfterGrace(t *testing.T) {
 func TestHealthUnfinishedStorageAndWorker(t *testing.T) {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StateOnline, c.now())
+	sp.set(printer.StateOnline, c.Wall())
 	unfinished := 1
 	var alive error
-	m := New(Config{Spool: sp, Now: c.now, Unfinished: func() int { return unfinished },
+	m := New(Config{Spool: sp, Now: c.Wall, Unfinished: func() int { return unfinished },
 		Alive: func(time.Time) error { return alive }, UnfinishedLimit: 10 * time.Minute})
 	m.Refresh()
-	c.advance(11 * time.Minute)
+	c.Advance(11 * time.Minute)
 	if got := codes(m.Health()); len(got) != 1 || got[0] != "captures_unfinished" {
 		t.Fatalf("problems %v, want captures_unfinished", got)
 	}
@@ -147,7 +145,7 @@ func TestHealthUnfinishedStorageAndWorker(t *testing.T) {
 	if got := strings.Join(codes(m.Health()), ","); got != "storage,print_worker_stuck" {
 		t.Fatalf("problems %v", got)
 	}
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	m.ObserveStorage("fsync", time.Millisecond, nil) // the disk works again
 	alive = nil
 	if h := m.Health(); h.Status != "ok" {
@@ -158,12 +156,12 @@ func TestHealthUnfinishedStorageAndWorker(t *testing.T) {
 func TestStatusLine(t *testing.T) {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StateOnline, c.now())
+	sp.set(printer.StateOnline, c.Wall())
 	for i := 0; i < 1234; i++ {
-		sp.printed = append(sp.printed, c.now())
+		sp.printed = append(sp.printed, c.Wall())
 	}
-	sp.printed = append(sp.printed, c.now().Add(-24*time.Hour)) // yesterday's
-	m := New(Config{Spool: sp, Now: c.now})
+	sp.printed = append(sp.printed, c.Wall().Add(-24*time.Hour)) // yesterday's
+	m := New(Config{Spool: sp, Now: c.Wall})
 	if got, want := m.StatusLine(), "printer online, 0 queued, 1,234 receipts today"; got != want {
 		t.Errorf("StatusLine = %q, want %q", got, want)
 	}
@@ -176,10 +174,10 @@ func TestStatusLine(t *testing.T) {
 func TestMetricsText(t *testing.T) {
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StatePaperOut, c.now())
-	sp.pending = []spool.Info{{ID: "j1", Created: c.now().Add(-90 * time.Second)}, {ID: "j2", Created: c.now()}}
-	m := New(Config{Version: "1.2.3", Spool: sp, Now: c.now, Unfinished: func() int { return 2 },
-		TokenExpires: func() time.Time { return c.now().Add(20 * time.Minute) }})
+	sp.set(printer.StatePaperOut, c.Wall())
+	sp.pending = []spool.Info{{ID: "j1", Created: c.Wall().Add(-90 * time.Second)}, {ID: "j2", Created: c.Wall()}}
+	m := New(Config{Version: "1.2.3", Spool: sp, Now: c.Wall, Unfinished: func() int { return 2 },
+		TokenExpires: func() time.Time { return c.Wall().Add(20 * time.Minute) }})
 	m.ObserveCapture("STX_A", &capture.Result{}, nil)
 	m.ObserveCapture("STX_B", nil, &capture.RefusedError{TransactionID: "STX_B"})
 	m.ObserveSecupay("capture", 200, 300*time.Millisecond, nil)

@@ -20,19 +20,19 @@ func TestPrinterStateChangesLogged(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	c := newClock()
 	sp := &stubSpool{}
-	sp.set(printer.StateOnline, c.now())
-	m := New(Config{Spool: sp, Now: c.now, Logger: zap.New(core)})
+	sp.set(printer.StateOnline, c.Wall())
+	m := New(Config{Spool: sp, Now: c.Wall, Logger: zap.New(core)})
 	m.Refresh()
 	m.Refresh()
 	if n := logs.Len(); n != 0 {
 		t.Fatalf("%d lines without a change: %v", n, logs.All())
 	}
 
-	c.advance(time.Minute)
-	sp.set(printer.StatePaperOut, c.now())
+	c.Advance(time.Minute)
+	sp.set(printer.StatePaperOut, c.Wall())
 	sp.mu.Lock()
 	sp.status.Status.Detail = "paper end sensor"
-	sp.pending = []spool.Info{{ID: "STX_A.receipt", Created: c.now().Add(-30 * time.Second)}, {ID: "STX_B.receipt", Created: c.now()}}
+	sp.pending = []spool.Info{{ID: "STX_A.receipt", Created: c.Wall().Add(-30 * time.Second)}, {ID: "STX_B.receipt", Created: c.Wall()}}
 	sp.mu.Unlock()
 	m.Refresh()
 	m.Status() // the same state again: no second line
@@ -49,8 +49,8 @@ func TestPrinterStateChangesLogged(t *testing.T) {
 	}
 
 	// Back: info, with how long it was out and what still waits.
-	c.advance(3 * time.Minute)
-	sp.set(printer.StateOnline, c.now())
+	c.Advance(3 * time.Minute)
+	sp.set(printer.StateOnline, c.Wall())
 	m.Health()
 	lines = logs.TakeAll()
 	if len(lines) != 1 {
@@ -63,10 +63,10 @@ func TestPrinterStateChangesLogged(t *testing.T) {
 	}
 
 	// Unplugged: the spool reports offline with the error.
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	sp.mu.Lock()
 	sp.status = spool.PrinterStatus{URI: "usb:04b8:0e15", Status: printer.Status{State: printer.StateOffline,
-		Detail: "no such device"}, Error: errors.New("open: no such device").Error(), Checked: c.now()}
+		Detail: "no such device"}, Error: errors.New("open: no such device").Error(), Checked: c.Wall()}
 	sp.pending = nil
 	sp.mu.Unlock()
 	m.StatusLine()
@@ -84,7 +84,7 @@ func TestPrinterStateChangesLogged(t *testing.T) {
 	}
 
 	// Unknown (the printer does not answer status) still prints: info.
-	sp.set(printer.StateUnknown, c.now())
+	sp.set(printer.StateUnknown, c.Wall())
 	m.Refresh()
 	if lines = logs.TakeAll(); len(lines) != 1 || lines[0].Level != zapcore.InfoLevel {
 		t.Errorf("unknown: %v", lines)

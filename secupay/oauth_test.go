@@ -11,30 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newOAuth(t *testing.T, srv *secupaytest.Server, grant string, logger *zap.Logger) (*OAuth, *clock) {
+// newOAuth returns an OAuth whose clock is the test's (ecrd's one test clock, steady.Manual:
+// its Wall is the OAuth's now, Advance lets time pass) and whose waits return at once.
+func newOAuth(t *testing.T, srv *secupaytest.Server, grant string, logger *zap.Logger) (*OAuth, *steady.Manual) {
 	t.Helper()
 	dir := t.TempDir()
 	secret := filepath.Join(dir, "client-secret")
@@ -48,8 +33,8 @@ func newOAuth(t *testing.T, srv *secupaytest.Server, grant string, logger *zap.L
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	o.now = clk.now
+	clk := steady.NewManual(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), time.Hour)
+	o.now = clk.Wall
 	o.wait = func(context.Context, time.Duration) error { return nil }
 	return o, clk
 }
@@ -79,11 +64,11 @@ func TestOAuthRenewsBeforeExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.add(1200*time.Second - 61*time.Second)
+	clk.Advance(1200*time.Second - 61*time.Second)
 	if tok, _ := o.Token(ctx); tok != first || srv.Calls().Token != 1 {
 		t.Errorf("renewed too early")
 	}
-	clk.add(2 * time.Second) // now 59 s before expiry
+	clk.Advance(2 * time.Second) // now 59 s before expiry
 	second, err := o.Token(ctx)
 	if err != nil || second == first || srv.Calls().Token != 2 {
 		t.Errorf("not renewed within the last minute: %v, calls %d", err, srv.Calls().Token)
@@ -137,7 +122,7 @@ func TestOAuthDeviceFlow(t *testing.T) {
 		if polls == 3 {
 			srv.ConfirmDevice()
 		}
-		clk.add(d)
+		clk.Advance(d)
 		return nil
 	}
 	tok, err := o.Token(context.Background())
@@ -171,7 +156,7 @@ func TestOAuthDeviceFlow(t *testing.T) {
 	}
 
 	// After expiry the refresh token is used, not a new registration.
-	clk.add(20 * time.Minute)
+	clk.Advance(20 * time.Minute)
 	tok2, err := o.Token(context.Background())
 	if err != nil || tok2 == tok {
 		t.Fatal(err)
@@ -198,7 +183,7 @@ func TestOAuthDeviceCodeExpires(t *testing.T) {
 	srv := secupaytest.NewServer()
 	defer srv.Close()
 	o, clk := newOAuth(t, srv, "device", nil)
-	o.wait = func(ctx context.Context, d time.Duration) error { clk.add(d); return nil }
+	o.wait = func(ctx context.Context, d time.Duration) error { clk.Advance(d); return nil }
 	_, err := o.Token(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "not confirmed") {
 		t.Fatalf("err = %v", err)
@@ -284,7 +269,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	c.CaptureCash(ctx, "STX_LOG1")
 	srv.Fault(secupaytest.Fault{Op: "get", Status: 200, Body: "{not json"})
 	c.Transaction(ctx, "STX_LOG1")
-	clk.add(time.Hour)
+	clk.Advance(time.Hour)
 	c.Transaction(ctx, "STX_LOG1")
 	ft := mustClient(t, Config{BaseURL: srv.URL, Tokens: NewFileToken(writeSecret(t, "file-token-secret")), Logger: logger})
 	ft.CaptureCash(ctx, "STX_LOG2")
