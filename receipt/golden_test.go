@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,4 +107,67 @@ func compareGolden(t *testing.T, path string, got []byte) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("%s differs (run go test ./receipt -update and review the diff)\ngot:\n%q\nwant:\n%q", path, got, want)
 	}
+}
+
+// merchantOptions are a shop's own logo, header and footer lines (testdata/receipts/logo.png)
+// for a model, as ecrd serve --logo --header-line --footer-line makes them.
+func merchantOptions(t *testing.T, model string) Options {
+	t.Helper()
+	opt := rasterOptions(t, model)
+	f, err := os.Open(filepath.Join(goldenDir, "logo.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.Logo, err = NewLogo(img, opt.Profile.WidthDots); err != nil {
+		t.Fatal(err)
+	}
+	opt.Header = []string{"Bäckerei Müller · Hauptstraße 1", "10115 Berlin · Tel. 030 1234567"}
+	opt.Footer = []string{"Vielen Dank für Ihren Einkauf!", "USt-IdNr. DE123456789"}
+	return opt
+}
+
+// TestGoldenMerchant renders the seed receipt with the shop's logo, header and footer lines on
+// an 80 mm and a 58 mm model into seed-merchant.MODEL.bin, .txt and .png.
+func TestGoldenMerchant(t *testing.T) {
+	lines, err := Decode(mustRead(t, filepath.Join(goldenDir, "seed.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range []string{"TM-T20III", "POS-5890"} {
+		t.Run(model, func(t *testing.T) {
+			opt := merchantOptions(t, model)
+			job, preview, err := checkJob(lines, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := filepath.Join(goldenDir, "seed-merchant."+model)
+			compareGolden(t, base+".bin", job)
+			compareGolden(t, base+".txt", []byte(preview))
+			comparePNG(t, base+".png", job, opt)
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// comparePNG draws job for the printer of opt and compares it, as PNG bytes, with path.
+func comparePNG(t *testing.T, path string, job []byte, opt Options) {
+	t.Helper()
+	got, err := JobPNGFor(job, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareGolden(t, path, got)
 }

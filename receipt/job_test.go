@@ -1,6 +1,7 @@
 package receipt
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,6 +33,15 @@ func walkJobExpecting(job []byte, c config, expected []string) ([]string, error)
 	}
 	body := job[len(head) : len(job)-len(want)]
 	var lines []string
+	if c.logo != nil {
+		// The logo, exactly as made, first: the preview's PreviewLogo line.
+		logo := c.logo.appendTo(nil)
+		if !bytes.HasPrefix(body, logo) {
+			return nil, fmt.Errorf("the job does not start with the logo")
+		}
+		lines = append(lines, strings.Repeat(" ", (cols-len(PreviewLogo))/2)+PreviewLogo)
+		body = body[len(logo):]
+	}
 	var cur strings.Builder
 	width := 0
 	for i := 0; i < len(body); i++ {

@@ -81,6 +81,15 @@ func (l *layout) run(lines []Line, onUnknown func(int, string)) {
 	}
 }
 
+// merchant lays out the merchant's own header or footer lines, each centred.
+func (l *layout) merchant(texts []string) {
+	for _, t := range texts {
+		l.textline(t, centred)
+	}
+}
+
+var centred = []string{"align-center"}
+
 func unknownText(v Value) string {
 	var parts []string
 	for _, s := range []string{v.Caption, v.Text, v.Name, v.Value} {

@@ -52,6 +52,14 @@ type Options struct {
 	// that did not print as itself: what printed instead, and why (a log line).
 	OnUnprintable func(Unprintable)
 	OnUnknown     func(index int, lineType string) // optional: called once per line of an unknown type, on each Render or Preview
+	// Logo is the merchant's picture, printed centred at the top of every receipt on a model
+	// that prints raster images (NewLogo makes it once, for the printer's width); the text
+	// preview shows PreviewLogo in its place.
+	Logo *Logo
+	// Header and Footer are the merchant's own lines, each printed centred (wrapped where it
+	// is wider than the paper) before and after the receipt's lines, through the same layout
+	// and code pages, pictures included.
+	Header, Footer []string
 }
 
 // Counters count characters by how they reached the paper. They are safe for concurrent use
@@ -88,6 +96,7 @@ const (
 type config struct {
 	cols     int
 	pictures *unifont.File // nil: the printer draws no pictures
+	logo     *Logo         // nil: none, or the printer draws no pictures
 	pages    []*codePage   // pages[0] is selected at the start of the job
 	slots    []byte        // ESC t n for each page
 	cut      CutMode
@@ -126,7 +135,7 @@ func (o Options) config() (config, error) {
 	}
 	c.cut, c.tear = cutFor(prof, c.cut)
 	if prof.Raster {
-		c.pictures = o.Glyphs
+		c.pictures, c.logo = o.Glyphs, o.Logo
 	}
 	var err error
 	if o.CodePage != "" {
@@ -253,8 +262,10 @@ func layOut(lines []Line, opt Options) (*layout, config, error) {
 	if len(lines) == 0 {
 		return nil, config{}, ErrEmpty
 	}
-	l := newLayout(c.cols, c.pages, c.pictures, len(lines))
+	l := newLayout(c.cols, c.pages, c.pictures, len(lines)+len(opt.Header)+len(opt.Footer))
+	l.merchant(opt.Header)
 	l.run(lines, opt.OnUnknown)
+	l.merchant(opt.Footer)
 	return l, c, nil
 }
 
@@ -279,6 +290,10 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	var cur style
 	page := 0 // the page selected on the printer now
 	var run []byte
+	if c.logo != nil {
+		run = c.logo.appendTo(run)
+		p.WriteRaw(run)
+	}
 	for _, pl := range l.lines {
 		line := l.arena[pl.start : pl.end+1] // the text and its LF
 		if pl.picture {
@@ -433,7 +448,8 @@ func cutCommand(m CutMode) []byte {
 }
 
 // Preview renders the same layout as plain UTF-8 text: one "\n"-terminated
-// line per paper line (bold and double height are not shown), the empty line
+// line per paper line (bold and double height are not shown; the logo is
+// PreviewLogo, centred), the empty line
 // the job feeds before its cut, and then PreviewCutPartial or
 // PreviewCutFull as the last line. Characters appear as the printer will
 // print them, after transliteration (so "€" reads "EUR" on cp437); a character
@@ -446,6 +462,9 @@ func Preview(lines []Line, opt Options) (string, error) {
 	}
 	var b strings.Builder
 	b.Grow(len(l.arena) + len(l.lines) + 32)
+	if c.logo != nil {
+		b.WriteString(strings.Repeat(" ", (c.cols-len(PreviewLogo))/2) + PreviewLogo + "\n")
+	}
 	for _, pl := range l.lines {
 		for _, ch := range l.arena[pl.start:pl.end] {
 			if ch < utf8.RuneSelf {

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"image/png"
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ecrd-pos/ecrd/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
@@ -59,9 +62,44 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 // model (--model) supplies defaults for all of them; a flag given explicitly wins.
 type layoutFlags struct {
 	paper, codepage, cut, model string
-	glyphs                      string
+	glyphs, logo                string
+	header, footer              textLines
 	columns                     int
 }
+
+// textLines is a repeatable flag of text lines (--header-line): each value is one line, or
+// several separated by \n (two characters, as an EnvironmentFile can hold them) or newlines.
+type textLines struct {
+	list    []string
+	fromEnv bool
+}
+
+// maxMerchantLines and maxMerchantLine bound --header-line and --footer-line: a shop's address,
+// not a document.
+const (
+	maxMerchantLines = 16
+	maxMerchantLine  = 255
+)
+
+func (t *textLines) String() string { return strings.Join(t.list, `\n`) }
+
+func (t *textLines) Set(s string) error {
+	if t.fromEnv { // the command line replaces the environment's lines
+		t.list, t.fromEnv = nil, false
+	}
+	for _, line := range strings.Split(strings.ReplaceAll(s, `\n`, "\n"), "\n") {
+		if utf8.RuneCountInString(line) > maxMerchantLine {
+			return fmt.Errorf("a line of more than %d characters", maxMerchantLine)
+		}
+		t.list = append(t.list, strings.TrimRight(line, "\r"))
+	}
+	if len(t.list) > maxMerchantLines {
+		return fmt.Errorf("more than %d lines", maxMerchantLines)
+	}
+	return nil
+}
+
+func (t *textLines) fromEnvironment() { t.fromEnv = true }
 
 // modelAuto asks for the model to be read from the printer (IEEE 1284 Device ID) where the
 // transport can tell, and the generic profile otherwise.
@@ -73,6 +111,9 @@ func (l *layoutFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.columns, "columns", 0, "characters per line (overrides --paper and the model; 0 = from them)")
 	fs.StringVar(&l.codepage, "codepage", "", "the one code page to print in (default: the best of the model's pages for each run of text; generic has Epson's): "+strings.Join(receipt.CodePages(), ", ")+" or any of the model's")
 	fs.StringVar(&l.cut, "cut", "partial", "paper cut at the end of a receipt: partial or full")
+	fs.StringVar(&l.logo, "logo", "", "PNG printed centred at the top of every receipt, fitted and dithered to the printer's width at start (models that print raster images)")
+	fs.Var(&l.header, "header-line", "a line printed centred at the top of every receipt, under the logo; repeat it for more lines (one variable: separate them with \\n)")
+	fs.Var(&l.footer, "footer-line", "a line printed centred at the end of every receipt; repeat it for more lines (one variable: separate them with \\n)")
 	fs.StringVar(&l.glyphs, "glyphs", unifont.DefaultPath, "GNU Unifont .hex font (Debian package unifont) to draw characters none of the printer's code pages has, on a model that prints raster images; read when first needed; empty: transliterate them")
 }
 
@@ -129,9 +170,20 @@ func (l *layoutFlags) optionsFor(prof *profile.Profile) (receipt.Options, error)
 			return receipt.Options{}, fmt.Errorf("%w: %v", errUsage, err)
 		}
 	}
-	opt := receipt.Options{Profile: prof, Columns: cols, CodePage: l.codepage}
+	opt := receipt.Options{Profile: prof, Columns: cols, CodePage: l.codepage,
+		Header: l.header.list, Footer: l.footer.list}
 	if l.glyphs != "" {
 		opt.Glyphs = unifont.Open(l.glyphs)
+	}
+	if l.logo != "" {
+		dots := prof.WidthDots
+		if dots == 0 {
+			dots = cols * 12 // font A's cell
+		}
+		var err error
+		if opt.Logo, err = readLogo(l.logo, dots); err != nil {
+			return receipt.Options{}, fmt.Errorf("%w: --logo %s: %v", errUsage, l.logo, err)
+		}
 	}
 	switch l.cut {
 	case "partial":
@@ -153,4 +205,39 @@ func samePaper(flagPaper, profPaper string) bool {
 	a, errA := receipt.PaperColumns(flagPaper)
 	b, errB := receipt.PaperColumns(profPaper)
 	return errA == nil && errB == nil && a == b
+}
+
+// maxLogoFile and maxLogoPixels bound what --logo reads: a logo is kilobytes, and a small PNG
+// can claim a picture of gigapixels.
+const (
+	maxLogoFile   = 8 << 20
+	maxLogoPixels = 25_000_000
+)
+
+// readLogo reads a PNG and makes the logo for a paper dots wide.
+func readLogo(path string, dots int) (*receipt.Logo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxLogoFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxLogoFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxLogoFile)
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a PNG picture: %v", err)
+	}
+	if cfg.Width*cfg.Height > maxLogoPixels {
+		return nil, fmt.Errorf("%d×%d pixels: more than %d", cfg.Width, cfg.Height, maxLogoPixels)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not a PNG picture: %v", err)
+	}
+	return receipt.NewLogo(img, dots)
 }

@@ -28,6 +28,8 @@ func receiptReports(opt *receipt.Options, prof *profile.Profile, log *zap.Logger
 			zap.String("code_point", fmt.Sprintf("U+%04X", u.Char)), zap.String("printed_as", u.PrintedAs), zap.String("why", u.Why))
 	}
 	switch {
+	case !prof.Raster && opt.Logo != nil:
+		log.Warn("the printer model prints no pictures: the --logo is left out, and characters none of its code pages has are transliterated", zap.String("model", prof.Key))
 	case !prof.Raster:
 		log.Info("the printer model prints no pictures: characters none of its code pages has are transliterated", zap.String("model", prof.Key))
 	case opt.Glyphs == nil:

@@ -2,6 +2,8 @@ package main
 
 import (
 	"image/png"
+	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -33,5 +35,48 @@ func TestRenderPNGIsThePrintersWidth(t *testing.T) {
 		if w := img.Bounds().Dx(); w != c.dots+32 {
 			t.Errorf("ecrd %v: %d wide, want %d dots and the edges", args, w, c.dots)
 		}
+	}
+}
+
+// TestMerchantLinesAndLogo: --logo, --header-line and --footer-line print on the receipt as
+// the golden file shows; several lines come from repeated flags or one variable with \n, and
+// the command line replaces the environment's; a logo that cannot be read stops ecrd at once.
+func TestMerchantLinesAndLogo(t *testing.T) {
+	code, out, errs := runCLI(t, "", "render", "--model", "POS-5890", "--glyphs", "../../testdata/unifont/subset.hex",
+		"--logo", "../../testdata/receipts/logo.png",
+		"--header-line", `Bäckerei Müller · Hauptstraße 1\n10115 Berlin · Tel. 030 1234567`,
+		"--footer-line", "Vielen Dank für Ihren Einkauf!", "--footer-line", "USt-IdNr. DE123456789", seedFile)
+	want, err := os.ReadFile("../../testdata/receipts/seed-merchant.POS-5890.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || out != string(want) {
+		t.Errorf("exit %d, stderr %q: not seed-merchant.POS-5890.bin", code, errs)
+	}
+
+	t.Setenv("ECRD_HEADER_LINE", `Env eins\nEnv zwei`)
+	t.Setenv("ECRD_FOOTER_LINE", "Env Fuß")
+	fs := newFlagSet("test", io.Discard)
+	var lf layoutFlags
+	lf.register(fs)
+	if err := parse(fs, []string{"--footer-line", "Flag Fuß"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(lf.header.list, "|") != "Env eins|Env zwei" || strings.Join(lf.footer.list, "|") != "Flag Fuß" {
+		t.Errorf("header %q footer %q", lf.header.list, lf.footer.list)
+	}
+
+	for _, c := range []struct{ file, want string }{
+		{"../../testdata/receipts/missing.png", "no such file"},
+		{seedFile, "not a PNG"},
+	} {
+		code, _, errs := runCLI(t, "", "render", "--logo", c.file, seedFile)
+		if code != 2 || !strings.Contains(errs, "--logo") || !strings.Contains(errs, c.want) {
+			t.Errorf("--logo %s: exit %d, %q", c.file, code, errs)
+		}
+	}
+	code, _, errs = runCLI(t, "", "render", "--header-line", strings.Repeat("x", 256), seedFile)
+	if code != 2 || !strings.Contains(errs, "255") {
+		t.Errorf("a header line too long: exit %d, %q", code, errs)
 	}
 }

@@ -68,6 +68,9 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	opt.OnUnprintable = func(u receipt.Unprintable) {
 		fmt.Fprintf(stderr, "ecrd render: %q (U+%04X) printed as %q: %s\n", u.Char, u.Char, u.PrintedAs, u.Why)
 	}
+	if opt.Logo != nil && !opt.Profile.Raster {
+		fmt.Fprintf(stderr, "ecrd render: the %s prints no pictures: the logo is left out\n", opt.Profile.Key)
+	}
 	data, err := readInput(name, stdin)
 	if err != nil {
 		return err
