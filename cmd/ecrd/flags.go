@@ -199,6 +199,27 @@ func (l *layoutFlags) optionsFor(prof *profile.Profile) (receipt.Options, error)
 	return opt, nil
 }
 
+// disagreements names every layout setting that contradicts the model: a --paper that is not
+// its roll, a --columns that is not its font A's. They still win (a roll of other paper, a
+// printer set up differently), but a technician must hear of it: a 58 mm printer laid out for
+// 80 mm paper cuts every line in two.
+func (l *layoutFlags) disagreements(prof *profile.Profile) []string {
+	var out []string
+	if prof.Key == profile.Generic.Key {
+		return nil // generic has no roll of its own (Generic58/80 are --paper's): --paper is its roll
+	}
+	if l.paper != "" && prof.Paper() != "" && !samePaper(l.paper, prof.Paper()) {
+		cols, _ := receipt.PaperColumns(l.paper)
+		out = append(out, fmt.Sprintf("--paper (%s) %s disagrees with the %s, which takes %s rolls (%d columns): laying out %d columns for %s paper as told",
+			envName("paper"), l.paper, prof.Key, prof.Paper(), prof.Columns(), cols, l.paper))
+	}
+	if l.columns != 0 && prof.Columns() > 0 && l.columns != prof.Columns() {
+		out = append(out, fmt.Sprintf("--columns (%s) %d disagrees with the %s, which prints %d columns in font A: laying out %d columns as told",
+			envName("columns"), l.columns, prof.Key, prof.Columns(), l.columns))
+	}
+	return out
+}
+
 // samePaper compares a --paper value with a profile's roll; a bad value is left for
 // receipt.PaperColumns to report.
 func samePaper(flagPaper, profPaper string) bool {

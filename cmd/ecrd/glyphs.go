@@ -15,8 +15,12 @@ import (
 // opt.Counters (a metric's source: monitor reads it), and logged, each character at warning
 // level the first time in this life of the daemon and at debug level after that, so that a
 // shop whose printer lacks a page is told once, not on every receipt. It also warns at start
-// when the model draws pictures but the glyph font is not there.
-func receiptReports(opt *receipt.Options, prof *profile.Profile, log *zap.Logger) {
+// of a paper or column setting that contradicts the model, of a logo the model cannot print,
+// and when the model draws pictures but the glyph font is not there.
+func receiptReports(opt *receipt.Options, prof *profile.Profile, lf layoutFlags, log *zap.Logger) {
+	for _, d := range lf.disagreements(prof) {
+		log.Warn("printer settings: "+d, zap.String("model", prof.Key))
+	}
 	opt.Counters = new(receipt.Counters)
 	var seen sync.Map
 	opt.OnUnprintable = func(u receipt.Unprintable) {

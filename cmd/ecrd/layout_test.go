@@ -6,6 +6,11 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ecrd-pos/ecrd/profile"
 )
 
 // TestRenderPNGIsThePrintersWidth: the preview of a receipt for a generic printer is as wide as
@@ -78,5 +83,54 @@ func TestMerchantLinesAndLogo(t *testing.T) {
 	code, _, errs = runCLI(t, "", "render", "--header-line", strings.Repeat("x", 256), seedFile)
 	if code != 2 || !strings.Contains(errs, "255") {
 		t.Errorf("a header line too long: exit %d, %q", code, errs)
+	}
+}
+
+// TestSettingsThatContradictTheModel: a --paper or --columns (or its ECRD_ variable, as the
+// old env file set ECRD_PAPER=80mm) that disagrees with the model still wins, but is a warning
+// that names both, from ecrd render and at the daemon's start.
+func TestSettingsThatContradictTheModel(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string // in the warning; none: no warning
+	}{
+		{[]string{"--model", "POS-5890", "--paper", "80mm"}, []string{"--paper", "ECRD_PAPER", "80mm", "POS-5890", "58mm", "32 columns"}},
+		{[]string{"--model", "TM-T88V", "--columns", "48"}, []string{"--columns", "ECRD_COLUMNS", "48", "TM-T88V", "42 columns"}},
+		{[]string{"--model", "POS-5890", "--paper", "58mm"}, nil},
+		{[]string{"--model", "TM-T88V", "--columns", "42", "--paper", "80mm"}, nil},
+		{[]string{"--model", "generic", "--paper", "58mm", "--columns", "30"}, nil},
+	} {
+		code, _, errs := runCLI(t, "", append(append([]string{"render", "--format", "text", "--glyphs", ""}, c.args...), seedFile)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d %s", c.args, code, errs)
+		}
+		if len(c.want) == 0 && strings.Contains(errs, "disagrees") {
+			t.Errorf("%v: a warning where settings agree: %s", c.args, errs)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errs, "warning") || !strings.Contains(errs, w) {
+				t.Errorf("%v: the warning %q does not name %q", c.args, errs, w)
+			}
+		}
+	}
+
+	// The daemon logs it at start, once per setting, as a warning.
+	core, logs := observer.New(zap.InfoLevel)
+	lf := layoutFlags{paper: "80mm", model: "POS-5890", cut: "partial"}
+	prof, err := profile.Lookup("POS-5890")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := lf.optionsFor(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiptReports(&opt, prof, lf, zap.New(core))
+	warned := logs.FilterLevelExact(zap.WarnLevel).FilterMessageSnippet("disagrees").All()
+	if len(warned) != 1 || !strings.Contains(warned[0].Message, "POS-5890") || !strings.Contains(warned[0].Message, "80mm") {
+		t.Errorf("start-up warnings %v", logs.All())
+	}
+	if opt.Columns != 48 || opt.Counters == nil || opt.OnUnprintable == nil {
+		t.Errorf("the setting must still win (48 columns), and the receipts report: %+v", opt)
 	}
 }

@@ -71,6 +71,9 @@ func cmdRender(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if opt.Logo != nil && !opt.Profile.Raster {
 		fmt.Fprintf(stderr, "ecrd render: the %s prints no pictures: the logo is left out\n", opt.Profile.Key)
 	}
+	for _, d := range lf.disagreements(opt.Profile) {
+		fmt.Fprintf(stderr, "ecrd render: warning: %s\n", d)
+	}
 	data, err := readInput(name, stdin)
 	if err != nil {
 		return err
@@ -135,6 +138,9 @@ func cmdPrint(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "model %s: %s\n", prof.Key, why)
+		for _, d := range lf.disagreements(prof) {
+			fmt.Fprintf(stderr, "ecrd print: warning: %s\n", d)
+		}
 		lines, err := receipt.Decode(data)
 		if err != nil {
 			return err

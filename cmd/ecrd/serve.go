@@ -385,7 +385,7 @@ func openPrinter(cfg serveConfig, log *zap.Logger) (printer.Printer, receipt.Opt
 	if err == nil {
 		var opt receipt.Options
 		if opt, err = cfg.layout.optionsFor(prof); err == nil {
-			receiptReports(&opt, prof, log)
+			receiptReports(&opt, prof, cfg.layout, log)
 			log.Info("printer profile", zap.String("model", prof.Key), zap.String("source", why), zap.Int("columns", opt.Columns))
 			mp := modelPrinter{Printer: dev, model: prof.Key, source: why}
 			return mp, opt, mp, nil
