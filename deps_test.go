@@ -133,3 +133,33 @@ func TestEverythingButTheUSBLeafBuildsWithoutCgo(t *testing.T) {
 		t.Fatalf("built only %d packages: %q", len(pkgs), pkgs)
 	}
 }
+
+// internal/testbed and internal/wait are for tests: no package's own code imports them. One
+// go list of every package's imports (not its tests'): a package that depends on them at all
+// has code that imports one of them itself.
+func TestTestHelpersStayInTests(t *testing.T) {
+	t.Parallel()
+	helpers := map[string]string{
+		mod + "/internal/testbed": "it wires a till of fakes for tests",
+		mod + "/internal/wait":    "the daemon never waits by polling a condition",
+	}
+	out, err := exec.Command("go", "list", "-e", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", mod+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		seen[f[0]] = true
+		for _, imp := range f[1:] {
+			if why, ok := helpers[imp]; ok {
+				t.Errorf("%s imports %s, which only tests may: %s", f[0], imp, why)
+			}
+		}
+	}
+	for h := range helpers {
+		if !seen[h] {
+			t.Errorf("the rule names %s, which is not a package: renamed or removed? Fix the rule, do not drop it", h)
+		}
+	}
+}

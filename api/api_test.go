@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/capture"
+	"github.com/ecrd-pos/ecrd/internal/testbed"
 	"github.com/ecrd-pos/ecrd/internal/wait"
-	"github.com/ecrd-pos/ecrd/internal/wal"
-	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
@@ -31,44 +30,24 @@ type apiEnv struct {
 }
 
 // newService wires the capture service the way the daemon does — a real journal and spool
-// in a temporary state directory, the file printer, a static token file — against secupay
-// at baseURL, and runs the spool's worker until the test ends.
+// in a temporary state directory, the file printer, a static token file (internal/testbed) —
+// against secupay at baseURL, and runs the spool's worker until the test ends.
 func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWait time.Duration) (*capture.Service, *spool.Spool, string) {
 	tb.Helper()
-	dir := tb.TempDir()
-	tok := filepath.Join(dir, "token")
-	if err := os.WriteFile(tok, []byte(fake.Token()), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	pf := filepath.Join(dir, "printer.bin")
-	p, err := printer.Open("file:" + pf)
+	till := testbed.New(tb, testbed.Options{Fake: fake})
+	j, err := capture.OpenJournal(till.Log, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	stateLog, err := wal.Open(dir, 0)
+	sc := till.Secupay()
+	sc.BaseURL = baseURL
+	client, err := secupay.NewClient(sc)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { stateLog.Close() })
-	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: 5 * time.Millisecond})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	j, err := capture.OpenJournal(stateLog, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	client, err := secupay.NewClient(secupay.Config{BaseURL: baseURL, Tokens: secupay.NewFileToken(tok), Timeout: 2 * time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	svc := capture.New(capture.Config{Journal: j, Spool: sp, Render: receipt.Options{Columns: 32}, PrintWait: printWait,
+	svc := capture.New(capture.Config{Journal: j, Spool: till.Spool, Render: receipt.Options{Columns: 32}, PrintWait: printWait,
 		Secupay: client})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { sp.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	return svc, sp, pf
+	return svc, till.Spool, till.PrinterFile
 }
 
 // newAPI serves the API on a real Unix socket in a temporary directory, wired to the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/steady"
+	"github.com/ecrd-pos/ecrd/internal/testbed"
 	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -25,6 +26,7 @@ import (
 // spool in a temporary state directory, and the file-backed fake printer.
 type env struct {
 	t           *testing.T
+	till        *testbed.Till
 	fake        *secupaytest.Server
 	client      *switchClient // the real client, replaceable by a test
 	tokens      secupay.TokenSource
@@ -78,17 +80,8 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	return newEnvAt(t, t.TempDir(), nil, mod)
 }
 
-// receipts returns how many jobs the printer file holds (each starts with ESC @).
-func (e *env) receipts() int {
-	b, err := os.ReadFile(e.printerFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return bytes.Count(b, []byte{0x1b, 0x40, 0x1b, 0x52, 0x00})
-}
+// receipts returns how many jobs the printer file holds.
+func (e *env) receipts() int { return e.till.Receipts(e.t) }
 
 // waitPrinted waits until the spool has printed job id.
 func (e *env) waitPrinted(t *testing.T, id string) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/steady"
+	"github.com/ecrd-pos/ecrd/internal/testbed"
 	"github.com/ecrd-pos/ecrd/internal/wait"
 	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
@@ -35,53 +36,29 @@ import (
 
 // newEnvAt is newEnv with the state directory (journal and spool) at state, the token file
 // and printer elsewhere (they are configuration and a device, not state), and log for the
-// service and the spool.
+// service and the spool. The parts outside the service are internal/testbed's.
 func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *env {
 	t.Helper()
 	if log == nil {
 		log = zap.NewNop()
 	}
-	fake := secupaytest.NewServer()
-	t.Cleanup(fake.Close)
-	fake.AddSeed()
-	fake.SetAutoCreate(true)
-	dir := t.TempDir()
-	tok := filepath.Join(dir, "token")
-	os.WriteFile(tok, []byte(fake.Token()), 0o600)
-	tokens := secupay.NewFileToken(tok)
+	till := testbed.New(t, testbed.Options{State: state, Logger: log})
 	client := &switchClient{}
-	client.set(t, secupay.Config{BaseURL: fake.URL, Tokens: tokens, Timeout: 2 * time.Second, Logger: log})
-	pf := filepath.Join(dir, "printer.bin")
-	p, err := printer.Open("file:" + pf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stateLog, err := wal.Open(state, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stateLog.Close() })
-	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: 5 * time.Millisecond, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := till.Secupay()
+	sc.Logger = log
+	client.set(t, sc)
 	clock := steady.NewManual(time.Now(), time.Hour)
-	j, err := OpenJournal(stateLog, clock)
+	j, err := OpenJournal(till.Log, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Journal: j, Secupay: client, Spool: sp, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second,
+	cfg := Config{Journal: j, Secupay: client, Spool: till.Spool, Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second,
 		Logger: log}
 	if mod != nil {
 		mod(&cfg)
 	}
-	e := &env{t: t, fake: fake, client: client, tokens: tokens, clock: clock, journal: j, spool: sp, state: state, tokenFile: tok, printerFile: pf, svc: New(cfg)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { sp.Run(ctx); close(done) }()
-	e.stop = func() { cancel(); <-done }
-	t.Cleanup(e.stop)
-	return e
+	return &env{t: t, till: till, fake: till.Fake, client: client, tokens: till.Tokens, clock: clock, journal: j, spool: till.Spool,
+		state: till.State, tokenFile: till.TokenFile, printerFile: till.PrinterFile, svc: New(cfg), stop: till.StopSpool}
 }
 
 var errNoSpace = syscall.ENOSPC
