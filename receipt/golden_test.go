@@ -171,3 +171,27 @@ func comparePNG(t *testing.T, path string, job []byte, opt Options) {
 	}
 	compareGolden(t, path, got)
 }
+
+// TestGoldenWorld renders the world receipt — German, Danish, Polish, Czech, Turkish,
+// Lithuanian, Greek, Russian, Portuguese, Icelandic, Japanese, Chinese, Korean and Vietnamese
+// names and an emoji — on each golden model with the test glyph font, into world.MODEL.bin,
+// .txt and .png.
+func TestGoldenWorld(t *testing.T) {
+	lines, err := Decode(mustRead(t, filepath.Join(goldenDir, "world.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, model := range goldenProfiles {
+		t.Run(model, func(t *testing.T) {
+			opt := rasterOptions(t, model)
+			job, preview, err := checkJob(lines, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := filepath.Join(goldenDir, "world."+model)
+			compareGolden(t, base+".bin", job)
+			compareGolden(t, base+".txt", []byte(preview))
+			comparePNG(t, base+".png", job, opt)
+		})
+	}
+}

@@ -98,14 +98,17 @@ func (l *layout) raster(dst []byte, line []cell, st style) []byte {
 
 // drawGlyph draws g w dots wide (its columns' width) with its left edge at dot x, scaled by
 // nearest neighbour from 16 rows to the cell's 24 and from 8 or 16 dots to w: one and a half
-// times its size when w is its columns' width; bold doubles every dot to its right, within the
-// character's cells, as the printer's emphasis does.
+// times its size when w is its columns' width. A glyph squeezed into fewer dots (a wide glyph
+// in one column: 日 on a page) keeps every stroke: a dot is inked if any of the glyph's
+// columns it covers is. Bold doubles every dot to its right, within the character's cells, as
+// the printer's emphasis does.
 func drawGlyph(bits []byte, stride, x, w int, g unifont.Glyph, bold bool) {
+	gw := g.Width()
 	for y := range rasterRows {
 		sy := y * unifont.Height / cellH
 		row := bits[y*stride:]
 		for dx := range w {
-			if g.Dot(dx*g.Width()/w, sy) {
+			if anyDot(g, dx*gw/w, max(dx*gw/w+1, (dx+1)*gw/w), sy) {
 				setDot(row, x+dx)
 				if bold && dx+1 < w {
 					setDot(row, x+dx+1)
@@ -113,6 +116,16 @@ func drawGlyph(bits []byte, stride, x, w int, g unifont.Glyph, bold bool) {
 			}
 		}
 	}
+}
+
+// anyDot reports whether g has a dot in row y between columns from and to (not included).
+func anyDot(g unifont.Glyph, from, to, y int) bool {
+	for sx := from; sx < to; sx++ {
+		if g.Dot(sx, y) {
+			return true
+		}
+	}
+	return false
 }
 
 // drawBox draws the box a character no font has prints as: one column, the outline of a
