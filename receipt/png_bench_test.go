@@ -24,8 +24,8 @@ const (
 // rows a line, the most a line takes) and wraps at the columns whatever its spaces, so what
 // decides is the character that takes the most columns for its bytes of JSON. Which one that
 // is depends on the code pages and transliterations of the day (while cp858 lacked "‰", its
-// three bytes printed as "o/oo"), so it is measured: every character of the BMP, 96 times
-// in a caption, and the one whose picture is tallest wins ('x' unless another is taller).
+// three bytes printed as "o/oo"), so it is measured: every character of the BMP, 288 bytes
+// of it in a caption, and the one whose picture is tallest wins ('x' unless another is).
 // With today's tables no character beats ASCII: 4 MiB of it at 48 columns are 87,000 lines,
 // 4.7 million rows, where a 10,000-line receipt of the usual kind is 468,000. Fewer columns
 // make it taller still: at --columns 16, the least ecrd allows, three times.
@@ -45,8 +45,10 @@ func worstAcceptedJob(tb testing.TB, opt Options) []byte {
 	}
 	worst, most := 'x', 0
 	for r := rune('x'); r <= 0xFFFF; r = nextCandidate(r) {
+		// The same bytes of each: 288 is 288 ASCII characters, 144 of two bytes, 96 of three.
 		// A picture the preview cannot draw (an error, 0 rows) is no preview's worst.
-		if rows := pictureRows(job(strings.Repeat(string(r), 96)), opt.Profile); rows > most {
+		caption := strings.Repeat(string(r), 288/utf8.RuneLen(r))
+		if rows := pictureRows(job(caption), opt.Profile); rows > most {
 			worst, most = r, rows
 		}
 	}
