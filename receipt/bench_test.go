@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ecrd-pos/ecrd/profile"
+	"github.com/ecrd-pos/ecrd/receipt/unifont"
 )
 
 func seedLines(b *testing.B) []Line {
@@ -136,6 +137,61 @@ func BenchmarkJobPNGSeed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := JobPNG(job, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// fiveCJK is the seed receipt with one more line: five characters no code page has.
+func fiveCJK(seed []Line) []Line {
+	return append(append([]Line(nil), seed...), text("收据收据收"))
+}
+
+// BenchmarkRenderFiveCJK renders the seed receipt with a line of five CJK characters on a
+// model that draws them (TM-T20III, the test glyph font read already, as a daemon has after its
+// first such receipt) and reports the bytes the picture adds (extra-B).
+func BenchmarkRenderFiveCJK(b *testing.B) {
+	seed := seedLines(b)
+	opt := rasterOptions(b, "TM-T20III")
+	plain, err := Render(seed, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := fiveCJK(seed)
+	job, err := Render(lines, opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(lines, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(job)-len(plain)), "extra-B")
+}
+
+// BenchmarkRenderSeedTM20III is the seed receipt on the same model, for the difference.
+func BenchmarkRenderSeedTM20III(b *testing.B) {
+	seed := seedLines(b)
+	opt := rasterOptions(b, "TM-T20III")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Render(seed, opt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadUnifont is what the daemon pays once, the first time a receipt needs a
+// picture: reading and parsing the installed font (skipped where unifont is not installed).
+func BenchmarkReadUnifont(b *testing.B) {
+	if _, err := os.Stat(unifont.DefaultPath); err != nil {
+		b.Skip("unifont is not installed")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := unifont.Open(unifont.DefaultPath).Font(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -49,7 +49,7 @@ func newLayout(cols int, pages []*codePage, pictures *unifont.File, n int) *layo
 	return &layout{
 		cols:  cols,
 		enc:   newEncoder(pages, pictures),
-		arena: make([]cell, 0, n*(cols/2+1)),
+		arena: make([]cell, 0, n*(cols+1)),
 		lines: make([]paperLine, 0, n+n/4+2),
 	}
 }

@@ -382,3 +382,30 @@ func TestPictureLinesAreBounded(t *testing.T) {
 		t.Errorf("heard %+v", heard)
 	}
 }
+
+// TestFiveCJKAddLittle: a line of five CJK characters is one picture of ten columns, at most
+// 2 KiB more than the receipt without it (371 bytes: GS v 0, 15 bytes × 24 rows, ESC J 6);
+// even a full 48-column line of them stays under it.
+func TestFiveCJKAddLittle(t *testing.T) {
+	data := mustRead(t, filepath.Join(goldenDir, "seed.json"))
+	seed, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := rasterOptions(t, "TM-T20III")
+	plain, err := Render(seed, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []string{"收据收据收", strings.Repeat("收", 24)} {
+		job, err := Render(append(append([]Line(nil), seed...), text(extra)), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := len(job) - len(plain); d > 2<<10 || bytes.Count(job, []byte("\x1dv0")) != 1 {
+			t.Errorf("%q adds %d bytes (over 2 KiB?) in %d pictures", extra, d, bytes.Count(job, []byte("\x1dv0")))
+		} else {
+			t.Logf("%q adds %d bytes", extra, d)
+		}
+	}
+}

@@ -288,18 +288,17 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 	p.Init()                                                // ESC @
 	p.WriteRaw([]byte{0x1B, 'R', 0, 0x1B, 't', c.slots[0]}) // ESC R 0 (USA set), ESC t n
 	var cur style
-	page := 0 // the page selected on the printer now
-	var run []byte
+	page := 0      // the page selected on the printer now
+	var run []byte // bytes for the printer, built in buf's free space (AvailableBuffer)
 	if c.logo != nil {
-		run = c.logo.appendTo(run)
-		p.WriteRaw(run)
+		p.WriteRaw(c.logo.appendTo(buf.AvailableBuffer()))
 	}
 	for _, pl := range l.lines {
 		line := l.arena[pl.start : pl.end+1] // the text and its LF
 		if pl.picture {
 			// GS v 0 prints only at the start of a line, never beside text: the whole line
 			// is one picture, in the same columns. Print modes do not apply to it.
-			run = l.raster(run[:0], line[:len(line)-1], pl.style)
+			run = l.raster(buf.AvailableBuffer(), line[:len(line)-1], pl.style)
 			p.WriteRaw(run)
 			continue
 		}
@@ -315,20 +314,32 @@ func Render(lines []Line, opt Options) ([]byte, error) {
 		}
 		cur = pl.style
 		for len(line) > 0 {
-			// Write the run the current page can print in one call, then switch.
+			// Write the run the current page can print in one call, then switch. The bytes
+			// go into the buffer's free space, sized by Grow above: no allocation.
+			run = buf.AvailableBuffer()
+			if len(l.enc.palette) == 0 && cap(run) >= len(line) {
+				// Nothing but ASCII in the receipt: the cells are the bytes.
+				run = run[:len(line)]
+				for i, ch := range line {
+					run[i] = byte(ch)
+				}
+				p.WriteRaw(run)
+				break
+			}
 			n := 0
-			for n < len(line) && (line[n] < 0x80 || l.enc.palette[line[n]-0x80].bytes[page] >= 0) {
-				n++
+			for ; n < len(line); n++ {
+				ch := line[n]
+				if ch < 0x80 {
+					run = append(run, byte(ch))
+					continue
+				}
+				b := l.enc.palette[ch-0x80].bytes[page]
+				if b < 0 {
+					break
+				}
+				run = append(run, byte(b))
 			}
 			if n > 0 {
-				run = run[:0]
-				for _, ch := range line[:n] {
-					if ch < 0x80 {
-						run = append(run, byte(ch))
-					} else {
-						run = append(run, byte(l.enc.palette[ch-0x80].bytes[page]))
-					}
-				}
 				p.WriteRaw(run)
 				line = line[n:]
 				continue

@@ -1,6 +1,7 @@
 package receipt
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -126,6 +127,7 @@ func (e *encoder) isPicture(c cell) bool {
 func (e *encoder) encode(dst []cell, s string) []cell {
 	if isPlainASCII(s) {
 		// The common case on secupay receipts; no normalisation can change it.
+		dst = slices.Grow(dst, len(s))
 		for i := 0; i < len(s); i++ {
 			dst = append(dst, cell(s[i]))
 		}
