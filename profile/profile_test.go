@@ -129,7 +129,7 @@ func TestGenericOnPaper(t *testing.T) {
 			t.Errorf("%q: not generic's pages, raster and cut, or paper %q", paper, g.Paper())
 		}
 	}
-	if Generic.OnPaper("A4") != Generic || Generic.OnPaper("58mm") != Generic.OnPaper("58mm") {
+	if Generic.OnPaper("A4") != Generic || Generic.OnPaper("58mm") != Generic58 || Generic.OnPaper("80") != Generic80 {
 		t.Error("OnPaper must give the same profile for the same paper, and generic for none")
 	}
 	tm88, _ := Lookup("TM-T88V")

@@ -12,16 +12,11 @@ import (
 // commands Render is meant to emit. It returns the text of every
 // LF-terminated paper line, decoded from the code page. Any other control
 // byte is an error: that is how the tests prove receipt text cannot smuggle
-// a command to the printer.
-func walkJob(job []byte, c config) ([]string, error) {
-	return walkJobExpecting(job, c, nil)
-}
-
-// walkJobExpecting is walkJob for a job that may have pictures: a GS v 0 picture of a line
-// is read back by the glyphs it shows (rasterText), and where a glyph is drawn the same for
-// several characters (Latin A and Cyrillic А), the one expected at that place in the line
-// (expected, the preview's lines) is taken if it is one of them.
-func walkJobExpecting(job []byte, c config, expected []string) ([]string, error) {
+// a command to the printer. A GS v 0 picture of a line is read back by the
+// glyphs it shows (rasterText), and where a glyph is drawn the same for
+// several characters (Latin A and Cyrillic А), the one expected at that place
+// in the line (expected, the preview's lines) is taken if it is one of them.
+func walkJob(job []byte, c config, expected []string) ([]string, error) {
 	cols, cp := c.cols, c.pages[0]
 	head := []byte{0x1B, '@', 0x1B, 'R', 0, 0x1B, 't', c.slots[0]}
 	if len(job) < len(head) || string(job[:len(head)]) != string(head) {
@@ -126,7 +121,7 @@ func checkJob(lines []Line, opt Options) (job []byte, preview string, err error)
 	if err != nil {
 		return nil, "", err
 	}
-	got, err := walkJobExpecting(job, c, strings.Split(preview, "\n"))
+	got, err := walkJob(job, c, strings.Split(preview, "\n"))
 	if err != nil {
 		return nil, "", err
 	}
