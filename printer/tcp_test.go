@@ -154,14 +154,20 @@ func TestTCPStatusNeverInterleavesWithPrint(t *testing.T) {
 	}
 }
 
+// hugeJob is a 64 MiB job, far more than loopback's socket buffers hold, made once: under
+// -race making it costs a second and a half. Print never changes a job.
+var hugeJob = sync.OnceValue(func() []byte { return testJob(64 << 20) })
+
 func TestTCPWriteDeadline(t *testing.T) {
 	srv := newTCPPrinter(t, true) // accepts, never reads
-	p, err := Open(srv.uri() + "?write_timeout=200ms&chunk=65536")
+	// A short status_timeout: the Status below waits out every query the printer leaves
+	// unanswered, and what it answers does not matter here.
+	p, err := Open(srv.uri() + "?write_timeout=200ms&chunk=65536&status_timeout=50ms")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	job := testJob(64 << 20) // far more than loopback socket buffers hold
+	job := hugeJob() // far more than loopback socket buffers hold
 	err = p.Print(context.Background(), job)
 	var we *WriteError
 	if !errors.As(err, &we) || we.Written >= we.Total || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -204,7 +210,7 @@ func TestTCPContextCancelEndsPrint(t *testing.T) {
 			return nil
 		})
 	}()
-	err = p.Print(ctx, testJob(64<<20))
+	err = p.Print(ctx, hugeJob())
 	var we *WriteError
 	if !errors.As(err, &we) || !errors.Is(err, context.Canceled) || we.Written >= we.Total {
 		t.Fatalf("Print with a cancelled context = %v, want a WriteError wrapping context.Canceled", err)
