@@ -499,11 +499,7 @@ func TestMerchantCopyAndDrawerKick(t *testing.T) {
 	if res.MerchantJob == nil {
 		t.Fatal("no merchant copy although secupay asked for it")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for e.receipts() < 2 && ctx.Err() == nil {
-		e.spool.WaitPrinted(ctx, res.MerchantJob.ID)
-	}
+	wait.Until(t, 10*time.Second, "both copies on paper", func() bool { return e.receipts() >= 2 })
 	b, _ := os.ReadFile(e.printerFile)
 	kick := receipt.DrawerKick(0)
 	// The drawer opens once, after the customer receipt, before the merchant copy.
