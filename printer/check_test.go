@@ -26,6 +26,7 @@ func TestCheckFindsWhatCannotPrint(t *testing.T) {
 		{uri: "lp:/dev/null"},
 		{uri: "tcp:192.0.2.1:9100"},
 		{uri: "ftp:x", fatal: true, says: "unknown scheme"},
+		{uri: "pl:/dev/usb/lp0", fatal: true, says: "did you mean lp:?"},
 	} {
 		ps := Check(tc.uri)
 		switch {

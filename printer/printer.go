@@ -35,6 +35,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/internal/suggest"
 )
 
 // State is what a printer says about itself.
@@ -257,6 +259,9 @@ func parseURI(uri string) (target, error) {
 	case !ok && scheme == "usb":
 		return target{}, fmt.Errorf("printer: cannot open %q: %s", uri, noUSBHint)
 	case !ok:
+		if near, ok := suggest.Closest(scheme, []string{"file", "lp", "serial", "tcp", "usb"}); ok {
+			return bad(fmt.Errorf("unknown scheme %q: did you mean %s:? (want file, lp, serial, tcp or usb)", scheme, near))
+		}
 		return bad(fmt.Errorf("unknown scheme %q: want file, lp, serial, tcp or usb", scheme))
 	}
 	t := target{scheme: scheme, dev: defaultDeviceConfig}

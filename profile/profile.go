@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/ecrd-pos/ecrd/internal/suggest"
 )
 
 // Profile is one printer model's capabilities.
@@ -131,6 +133,13 @@ func Lookup(key string) (*Profile, error) {
 		if strings.EqualFold(p.Key, k) {
 			return p, nil
 		}
+	}
+	keys := make([]string, 0, len(dbProfiles)+1)
+	for _, p := range All() {
+		keys = append(keys, p.Key)
+	}
+	if near, ok := suggest.Closest(k, keys); ok {
+		return nil, fmt.Errorf("profile: unknown printer model %q: did you mean %s? (ecrd printers lists them)", key, near)
 	}
 	return nil, fmt.Errorf("profile: unknown printer model %q (ecrd printers lists them)", key)
 }
