@@ -126,7 +126,7 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
-	return h.recover(jsonMuxErrors(mux))
+	return h.traceRefusals(h.recover(jsonMuxErrors(mux)))
 }
 
 // jsonMuxErrors answers the mux's own 404 and 405 in the API's JSON error shape, keeping
@@ -185,6 +185,52 @@ type handler struct {
 
 // recover turns a panic in a handler into a 500 answer and a log line, so a bug triggered
 // by one request cannot take the till's daemon down.
+// traceRefusals logs each request answered with a 4xx at debug, so that a POS developer who
+// turns --log-level to debug sees why the daemon refused a request; at info a till's journal
+// stays quiet (a POS polling a bad path would fill it).
+func (h *handler) traceRefusals(next http.Handler) http.Handler {
+	if !h.log.Core().Enabled(zap.DebugLevel) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status >= 400 && rec.status < 500 {
+			h.log.Debug("api: request refused", zap.String("method", r.Method), zap.String("path", r.URL.EscapedPath()),
+				zap.Int("status", rec.status))
+		}
+	})
+}
+
+// statusRecorder notes the status a handler answers; Unwrap lets http.ResponseController
+// reach the connection (the preview flushes as it draws).
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (h *handler) recover(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {

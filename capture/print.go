@@ -57,8 +57,11 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 		mj := s.jobResult(ctx, rec.TransactionID+"."+kindMerchant, "", 0)
 		res.MerchantJob = &mj
 	}
-	log.Info("capture answered", zap.String("job_state", res.Job.State), zap.String("job_error", res.Job.Error),
-		zap.Bool("replayed", replayed))
+	fields := []zap.Field{zap.String("job_state", res.Job.State), zap.Bool("replayed", replayed)}
+	if res.Job.Error != "" {
+		fields = append(fields, zap.String("job_error", res.Job.Error))
+	}
+	log.Info("capture answered", fields...)
 	return res, nil
 }
 

@@ -826,9 +826,17 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 			reason += ": " + s.status.Detail
 		}
 		changed := s.holdLocked(reason)
+		var txID string
+		if in := s.queued[id]; in != nil {
+			txID = in.TransactionID
+		}
 		s.mu.Unlock()
 		if changed {
-			s.log.Warn("job held: printer not ready", zap.String("job", id), zap.String("reason", reason))
+			fields := []zap.Field{zap.String("job", id), zap.String("reason", reason)}
+			if txID != "" {
+				fields = append(fields, zap.String("transaction_id", txID))
+			}
+			s.log.Warn("job held: printer not ready", fields...)
 		}
 		return errNotReady
 	}
