@@ -56,6 +56,18 @@ func (m *Monitor) registerMetrics() {
 		Help: "When the daemon started, in seconds since the epoch."})
 	start.Set(float64(m.started.UnixNano()) / 1e9)
 	r.MustRegister(m.captures, m.secupay, m.jobs, m.fsync, m.storageErrors, buildInfo, start, (*stateCollector)(m))
+	if chars := m.cfg.Characters; chars != nil {
+		// What receipts printed otherwise than as itself: a picture (GS v 0 from the glyph
+		// font), a transliteration, or '?' / a box. Read from the renderer's counters.
+		for _, c := range []struct {
+			how  string
+			read func() uint64
+		}{{"pictured", chars.Pictured}, {"substituted", chars.Substituted}, {"missing", chars.Missing}} {
+			r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ecrd_receipt_characters_total",
+				Help:        "Characters of receipt text printed otherwise than from a code page, by how: pictured (drawn from the glyph font), substituted (transliterated) or missing ('?' or a box).",
+				ConstLabels: prometheus.Labels{"how": c.how}}, func() float64 { return float64(c.read()) }))
+		}
+	}
 	if env := m.cfg.SecupayEnvironment; env != "" {
 		envInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ecrd_secupay_environment_info",
 			Help:        "Always 1; environment is the secupay system the till captures with: live, testing, local (a fake on loopback) or other.",

@@ -154,3 +154,30 @@ func TestMetricsConcurrentUse(t *testing.T) {
 		t.Errorf("ecrd_storage_errors_total series: %d", n)
 	}
 }
+
+// TestReceiptCharacters: what receipts could not print from a code page is counted by how.
+func TestReceiptCharacters(t *testing.T) {
+	sp := &stubSpool{}
+	sp.set(printer.StateOnline, time.Now())
+	var pictured, missing uint64 = 5, 1
+	m := New(Config{Spool: sp, Characters: &CharacterCounts{Pictured: func() uint64 { return pictured },
+		Substituted: func() uint64 { return 0 }, Missing: func() uint64 { return missing }}})
+	fams, _ := scrapeFamilies(t, m)
+	for how, want := range map[string]uint64{"pictured": 5, "substituted": 0, "missing": 1} {
+		var got float64
+		found := false
+		for _, s := range fams["ecrd_receipt_characters_total"].GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "how" && l.GetValue() == how {
+					got, found = s.GetCounter().GetValue(), true
+				}
+			}
+		}
+		if !found || got != float64(want) {
+			t.Errorf("ecrd_receipt_characters_total{how=%q} = %v (found %v), want %d", how, got, found, want)
+		}
+	}
+	if fams, _ := scrapeFamilies(t, New(Config{Spool: sp})); fams["ecrd_receipt_characters_total"] != nil {
+		t.Error("counted without counters")
+	}
+}

@@ -57,6 +57,9 @@ type Config struct {
 	Model func() string
 	// ModelSource says why that profile: "--model TM-T88V", "Device ID …", "generic: …".
 	ModelSource func() string
+	// Characters reads the renderer's counts of characters printed otherwise than from a code
+	// page (receipt.Counters); nil exports nothing.
+	Characters *CharacterCounts
 	// PrinterGrace is how long the printer may be not ready (paper out, cover open, offline)
 	// before /healthz says degraded (default 5 min: a cashier changing the roll is no alarm).
 	PrinterGrace time.Duration
@@ -401,4 +404,10 @@ func thousands(n int) string {
 		s = "-" + s
 	}
 	return s
+}
+
+// CharacterCounts reads the renderer's counters (receipt.Counters) without monitor importing
+// the renderer.
+type CharacterCounts struct {
+	Pictured, Substituted, Missing func() uint64
 }

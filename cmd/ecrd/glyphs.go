@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/profile"
 	"github.com/ecrd-pos/ecrd/receipt"
 )
@@ -44,4 +45,12 @@ func receiptReports(opt *receipt.Options, prof *profile.Profile, lf layoutFlags,
 				zap.String("glyphs", opt.Glyphs.Path()), zap.Error(err))
 		}
 	}
+}
+
+// characterCounts hands the renderer's counters to the monitor's metric.
+func characterCounts(c *receipt.Counters) *monitor.CharacterCounts {
+	if c == nil {
+		return nil
+	}
+	return &monitor.CharacterCounts{Pictured: c.Pictured.Load, Substituted: c.Substituted.Load, Missing: c.Missing.Load}
 }
