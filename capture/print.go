@@ -189,6 +189,10 @@ func (s *Service) remakeDamaged(ctx context.Context) {
 }
 
 func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
+	return s.renderWith(log, raw, s.cfg.Render)
+}
+
+func (s *Service) renderWith(log *zap.Logger, raw json.RawMessage, opt receipt.Options) ([]byte, error) {
 	lines, err := receipt.DecodeLinesSkipping(raw, func(i int, err error) {
 		// Print the rest: a captured payment's receipt is never lost to one broken line.
 		log.Error("receipt line left out: it is not a line", zap.Int("line", i), zap.Error(err))
@@ -196,7 +200,6 @@ func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	opt := s.cfg.Render
 	opt.OnUnknown = func(i int, typ string) {
 		log.Warn("unknown receipt line type printed as text", zap.Int("line", i), zap.String("type", typ))
 	}
@@ -312,7 +315,10 @@ func (s *Service) JobBytes(id string) ([]byte, error) {
 	if kind == kindMerchant {
 		lines = tx.ReceiptMerchant
 	}
-	return s.render(s.log.With(zap.String("transaction_id", txID)), lines)
+	// A picture of what printed: the metric counted its characters when it was rendered.
+	opt := s.cfg.Render
+	opt.Counters = nil
+	return s.renderWith(s.log.With(zap.String("transaction_id", txID)), lines, opt)
 }
 
 // recordID is the transaction whose journal file err is about, for a *CorruptError.
