@@ -4,10 +4,13 @@ GO      ?= go
 PKGS    := ./...
 BIN     := bin/ecrd
 VERSION ?= $(shell scripts/version)
-ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+HOST_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+# The Debian architecture built for: this machine's, or arm64 or armhf, cross-built
+# (make deb ARCH=arm64; scripts/build-ecrd, scripts/install-cross).
+ARCH    := $(HOST_ARCH)
 DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb deb-repro lintian test-till test-power-cuts
+.PHONY: all build deps cross-deps test-arm test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb deb-repro lintian test-till test-power-cuts
 
 all: build
 
@@ -15,8 +18,13 @@ all: build
 deps:
 	@scripts/install-deps
 
-build: deps
-	GO=$(GO) scripts/build-ecrd $(BIN) "$(VERSION)"
+# ARCH other than this machine's: Debian's cross compiler and libusb-1.0-0-dev of ARCH
+# (multiarch), installed when missing.
+cross-deps: deps
+	@[ "$(ARCH)" = "$(HOST_ARCH)" ] || scripts/install-cross $(ARCH)
+
+build: cross-deps
+	DEB_HOST_ARCH=$(ARCH) GO=$(GO) scripts/build-ecrd $(BIN) "$(VERSION)"
 
 vet: deps
 	$(GO) vet $(PKGS)
@@ -100,18 +108,26 @@ demo: build
 	$(BIN) demo
 
 # The Debian package: binary, units, udev rule, env file (conffile), man page; see packaging/deb.
-deb: deps
-	@scripts/build-deb.sh "$(VERSION)" dist
+# ARCH=arm64 or ARCH=armhf: cross-built with cgo (dist/ecrd_VERSION_arm64.deb).
+deb: cross-deps
+	@DEB_HOST_ARCH=$(ARCH) scripts/build-deb.sh "$(VERSION)" dist
 
 # The package is reproducible: HEAD built twice from clean clones in two directories (the
 # second with an empty Go build cache) gives the same bytes (scripts/deb-repro.sh).
-deb-repro: deps
-	@scripts/deb-repro.sh
+deb-repro: cross-deps
+	@DEB_HOST_ARCH=$(ARCH) scripts/deb-repro.sh
 
 # Lintian over the package (installed if missing); findings are printed, errors fail.
 lintian: deb
 	@command -v lintian >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; }
 	lintian --info --display-info --suppress-tags-from-file packaging/deb/lintian-suppress $(DEB)
+
+# The ARM packages, arm64 and armhf, cross-built and checked (Architecture, Depends against
+# dpkg-shlibdeps, the binary's ELF), and `ecrd demo` of each run under qemu-user: the whole
+# flow, one capture, its receipt printed to a file (scripts/test-arm.sh). ARM_ARCHES="arm64"
+# runs one.
+test-arm: deps
+	scripts/test-arm.sh
 
 # The till test bed: the .deb installed and driven on Debian 12 and 13 under QEMU, with a USB
 # printer gadget and a fake secupay in the guest. Not part of `make test` (minutes, not seconds).

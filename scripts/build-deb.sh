@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # build-deb.sh VERSION OUTDIR — build dist/ecrd_VERSION_ARCH.deb with dpkg-deb from the tree in
 # packaging/deb (maintainer scripts, control) and deploy/systemd (units, udev rule, env file).
+# ARCH is DEB_HOST_ARCH, this machine's when unset; arm64 and armhf are cross-built
+# (scripts/build-ecrd; make deb ARCH=arm64 installs the cross compiler first).
 # dpkg-deb rather than nfpm or debhelper: it ships with every Debian system, so building the
 # package needs nothing beyond what builds ecrd (and go-md2man for the man page, installed here
 # when missing), and every file of the package is in view here.
@@ -13,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 version=${1:?version}
 out=${2:-dist}
-arch=$(dpkg --print-architecture)
+arch=${DEB_HOST_ARCH:-$(dpkg --print-architecture)}
+export DEB_HOST_ARCH=$arch
 maintainer=${DEB_MAINTAINER:-ecrd maintainers <maintainers@users.noreply.ecrd-pos.invalid>}
 GO=${GO:-go}
 export GO
@@ -50,6 +53,10 @@ f() { install -D -m "$1" "$2" "$root/$3"; }
 head=$(git rev-parse HEAD 2>/dev/null) || head=""
 scripts/build-ecrd "$root/usr/bin/ecrd" "$version"
 chmod 0755 "$root/usr/bin/ecrd"
+# The binary must be for the package's architecture: its ELF header's e_machine.
+machine=$(od -An -tu2 -j18 -N2 "$root/usr/bin/ecrd" | tr -d ' ')
+want=$(case "$arch" in amd64) echo 62 ;; arm64) echo 183 ;; armhf) echo 40 ;; *) echo "$machine" ;; esac)
+[ "$machine" = "$want" ] || { echo "build-deb: usr/bin/ecrd is ELF machine $machine, not $arch's ($want)" >&2; exit 1; }
 # The commit must reach the binary (ecrd_build_info{revision=...}, go version -m): fail a
 # package from a checkout whose binary does not name its commit.
 if [ -n "$head" ]; then

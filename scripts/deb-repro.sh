@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# deb-repro.sh — prove the package reproducible: build the .deb of HEAD twice, each from a clean
+# deb-repro.sh — prove the package reproducible: build the .deb of HEAD (for DEB_HOST_ARCH, as
+# make deb-repro ARCH=arm64 asks; this machine's when unset) twice, each from a clean
 # clone of the commit in a directory of its own (different paths, different lengths), the
 # second with an empty Go build cache and another TMPDIR, and compare the two with cmp. On a
 # difference it says which files of the package differ. Uncommitted changes are not in either
