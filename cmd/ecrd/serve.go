@@ -307,7 +307,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	}
 	mon = monitor.New(monitor.Config{Version: versionString(), Spool: sp, Unfinished: svc.Unfinished, Alive: sp.Alive,
 		TokenExpires: tokenExpires, Model: func() string { return model.model }, ModelSource: func() string { return model.source },
-		Characters: characterCounts(opt.Counters),
+		Characters:         characterCounts(opt.Counters),
 		SecupayEnvironment: secupay.Environment(cfg.secupayURL), Logger: log,
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
