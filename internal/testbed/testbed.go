@@ -38,7 +38,8 @@ type Till struct {
 
 // Options say how a Till differs from the default one. The zero Options are that: a new
 // fake with the seed transaction that creates any other id it is asked for, a new temporary
-// state directory, a spool polling every 5 ms, no logger.
+// state directory, a spool polling every 5 ms and backing off at most 100 ms after a failed
+// write (a till's backs off up to 30 s, longer than a test waits for a receipt), no logger.
 type Options struct {
 	Fake   *secupaytest.Server // nil: a new one, as above
 	State  string              // "": a new temporary directory
@@ -79,7 +80,7 @@ func New(tb testing.TB, opt Options) *Till {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	if t.Spool, err = spool.Open(t.Log, "spool", p, spool.Options{Poll: 5 * time.Millisecond, Logger: logger}); err != nil {
+	if t.Spool, err = spool.Open(t.Log, "spool", p, spool.Options{Poll: 5 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: logger}); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
