@@ -98,7 +98,10 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	// One document, one rule: the text shows the fields of GET /v1/status, and both forms exit 0
-	// only when its status is "ok" (docs/operations.md, "ecrd status --json").
+	// only when the till can take a payment and print its receipt now: the document says "ok"
+	// and the printer is not known to be unable to print (docs/operations.md, "ecrd status
+	// --json"). A printer unplugged a minute ago is not "degraded" yet (--health-printer-grace),
+	// but a technician who runs `ecrd status` must see it fail.
 	code, body, err := call(socketClient(*socket, 15*time.Second), http.MethodGet, "/v1/status")
 	var st api.Status
 	switch {
@@ -118,7 +121,10 @@ func cmdStatus(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	} else {
 		writeStatus(stdout, st)
 	}
-	if st.Health != "ok" {
+	switch {
+	case st.Health != "ok":
+		return errQuiet
+	case st.Printer.State != "online" && st.Printer.State != "paper_near_end" && st.Printer.State != "unknown":
 		return errQuiet
 	}
 	return nil
