@@ -22,7 +22,7 @@ const (
 	whyDevice  = "receipt turns lines into bytes and must never do device I/O: it takes the printer model from profile, never from printer"
 	whyRender  = "printer writes finished bytes and must never render receipts"
 	whyPayment = "knows jobs, not payments"
-	whyCaller  = "imports its caller: data flows one way, api → capture → spool → printer"
+	whyCaller  = "imports its caller: data flows one way, api → capture → store → spool → printer"
 )
 
 func TestNothingButTheUSBLeafLinksGousb(t *testing.T) {
@@ -78,14 +78,31 @@ func TestSpoolKnowsJobsNotPayments(t *testing.T) {
 	}}.Check(t)
 }
 
-// api asks capture and the spool; it never holds a printer itself (nor, when TARGET.md's
-// store package is written, the store: add it here then, with the store's own rules). Its dependencies do (the spool's status carries the printer's), hence Direct. Its
-// tests may: they wire a whole daemon with a file printer.
+// The store keeps rows and decides nothing: what a phase means, when a record is old, which
+// pulse a life may send are capture's and the spool's, which call it.
+func TestStoreDecidesNothing(t *testing.T) {
+	t.Parallel()
+	bad := map[string]string{}
+	for _, pkg := range []string{"capture", "spool", "secupay/...", "api", "monitor", "printer/...", "receipt", "profile"} {
+		bad[mod+"/"+pkg] = "store keeps rows and decides nothing: " + whyCaller
+	}
+	deptest.DepChecker{Pkg: "./store", Tests: true, BadDeps: bad}.Check(t)
+	// The import of an older release's files writes rows; it knows their format, not the rules.
+	deptest.DepChecker{Pkg: "./internal/legacy", BadDeps: map[string]string{
+		mod + "/capture": "the import writes rows as the old files hold them; capture decides on them after",
+		mod + "/spool":   "the import writes rows as the old files hold them; the spool claims them after",
+	}}.Check(t)
+}
+
+// api asks capture and the spool; it never holds a printer or the store itself. Its
+// dependencies do (the spool's status carries the printer's), hence Direct. Its tests may:
+// they wire a whole daemon with a file printer.
 func TestAPIDoesNotTalkToDevices(t *testing.T) {
 	t.Parallel()
 	bad := map[string]string{
 		mod + "/printer/...": "api asks the spool about the printer; it must not talk to one itself",
 		mod + "/secupay/...": "api asks capture; it must not talk to secupay itself",
+		mod + "/store":       "api asks capture and the spool; the rows are theirs",
 	}
 	deptest.DepChecker{Pkg: "./api", Direct: true, BadDeps: bad}.Check(t)
 }
@@ -97,6 +114,7 @@ func TestNoPackageImportsItsCaller(t *testing.T) {
 		"./printer": {"spool", "capture", "api", "monitor", "cmd/ecrd"},
 		"./receipt": {"capture", "spool", "api", "monitor", "cmd/ecrd"},
 		"./capture": {"api", "monitor", "cmd/ecrd"},
+		"./spool":   {"capture", "api", "monitor", "cmd/ecrd"},
 		"./monitor": {"api", "cmd/ecrd"},
 	} {
 		bad := map[string]string{}

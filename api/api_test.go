@@ -35,7 +35,7 @@ type apiEnv struct {
 func newService(tb testing.TB, fake *secupaytest.Server, baseURL string, printWait time.Duration) (*capture.Service, *spool.Spool, string) {
 	tb.Helper()
 	till := testbed.New(tb, testbed.Options{Fake: fake})
-	j, err := capture.OpenJournal(till.Log, nil)
+	j, err := capture.OpenJournal(till.Store, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

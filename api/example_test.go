@@ -12,12 +12,12 @@ import (
 
 	"github.com/ecrd-pos/ecrd/api"
 	"github.com/ecrd-pos/ecrd/capture"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // A POS captures a cash payment over the Unix socket, then asks again (as after a lost
@@ -41,17 +41,17 @@ func Example_captureOverTheSocket() {
 	}
 	p, _ := printer.Open("file:" + filepath.Join(dir, "printer.bin"))
 	defer p.Close()
-	stateLog, err := wal.Open(dir, 0) // the journal's and the spool's write-ahead log
+	st, err := store.Open(dir) // the state database: the journal's and the spool's rows
 	if err != nil {
 		panic(err)
 	}
-	defer stateLog.Close()
-	sp, _ := spool.Open(stateLog, "spool", p, spool.Options{Poll: 10 * time.Millisecond})
+	defer st.Close()
+	sp, _ := spool.Open(st, p, spool.Options{Poll: 10 * time.Millisecond})
 	ctx, stop := context.WithCancel(context.Background())
 	worked := make(chan struct{})
 	go func() { sp.Run(ctx); close(worked) }()
 	defer func() { stop(); <-worked }()
-	journal, _ := capture.OpenJournal(stateLog, nil)
+	journal, _ := capture.OpenJournal(st, nil)
 	svc := capture.New(capture.Config{Journal: journal, Secupay: client, Spool: sp,
 		Render: receipt.Options{Columns: 48}, PrintWait: 5 * time.Second})
 

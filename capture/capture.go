@@ -22,7 +22,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ecrd-pos/ecrd/internal/crashpoint"
 	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
@@ -46,7 +45,7 @@ var (
 	ErrUnreachable = errors.New("the call to secupay could not be made; nothing was captured")
 	ErrNotCaptured = errors.New("transaction was not captured by this till")
 	// ErrReceiptPruned: this till captured the transaction, but its record was pruned
-	// (Config.KeepFinished): the paid index keeps that it was paid, not its receipt.
+	// (Config.KeepFinished): the journal keeps that it was paid, not its receipt.
 	ErrReceiptPruned = errors.New("captured by this till, but its receipt was pruned from the journal")
 	// ErrStorage: the state directory failed. Alone it means no start/cash was sent for
 	// this request; with ErrCapturedNotRecorded, secupay did capture.
@@ -157,7 +156,7 @@ type Config struct {
 	// KeepFinished is how long, on the steady clock, the journal keeps a finished record
 	// whole (captured and spooled, or refused) after its last change; 0 keeps records
 	// forever. Unfinished ones are kept always. After it a captured record leaves its id,
-	// trans_id and payment method in the paid index, which is never pruned: a repeated
+	// trans_id and payment method, which are never pruned: a repeated
 	// request is still answered from the journal and never reaches secupay, but its
 	// receipt can no longer be reprinted.
 	KeepFinished time.Duration
@@ -313,117 +312,10 @@ func (s *Service) Capture(ctx context.Context, id string) (*Result, error) {
 			Reason: "its journal record cannot be read, so whether an earlier request captured it is unknown; nothing was sent now", Err: err})
 	}
 
-	switch {
-	case rec.Phase == PhaseCaptured:
+	if rec.Phase == PhaseCaptured {
 		log.Info("capture replayed from journal")
-		return s.finish(ctx, log, rec, true)
-	case rec.Unsure:
-		// The paid index is damaged where this id would be: a read-back tells whether it
-		// was paid. No start/cash of ours can be in flight (no record says one was sent).
-		log.Warn("paid index damaged where this transaction would be; reading it back before anything is sent")
-		v := s.settleRead(ctx, log, rec, true)
-		switch v.kind {
-		case settledCaptured:
-			return s.captured(ctx, log, rec, v.tx)
-		case settledInDoubt, settledFinal:
-			return nil, v.err
-		}
-	case rec.inDoubt():
-		// An earlier start/cash may have reached secupay: settle it before anything else.
-		v := s.settle(ctx, log, rec)
-		switch v.kind {
-		case settledCaptured:
-			return s.captured(ctx, log, rec, v.tx)
-		case settledInDoubt:
-			return nil, v.err
-		case settledFinal:
-			return nil, v.err
-		}
-		// settledNotCaptured: a new start/cash is safe.
 	}
-	return s.attempt(ctx, log, rec)
-}
-
-// attempt sends start/cash once, after journaling the intent, and acts on the outcome's
-// class (secupay.Classify) — the only place that sends start/cash.
-func (s *Service) attempt(ctx context.Context, log *zap.Logger, rec *Record) (*Result, error) {
-	id := rec.TransactionID
-	rec.Phase = PhaseIntent
-	rec.Attempts++
-	clock := s.cfg.Journal.Clock()
-	rec.Sent, rec.SentAt, rec.Clock = clock.Wall().UTC(), clock.Now(), clock.Epoch()
-	rec.Refusal, rec.Doubt = nil, ""
-	if err := s.putFlushed(rec); err != nil {
-		// Without the intent on disk a crash could not be settled safely: do not call secupay.
-		log.Error("journal write failed; capture not attempted", zap.Error(err))
-		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrStorage, err)
-	}
-	crashpoint.Hit("before-start")
-	log.Info("capture started", zap.Int("attempt", rec.Attempts))
-	tx, err := s.cfg.Secupay.CaptureCash(ctx, id)
-	crashpoint.Hit("after-answer")
-
-	switch secupay.Classify(err) {
-	case secupay.Captured:
-		return s.captured(ctx, log, rec, tx)
-
-	case secupay.NotSent:
-		rec.Phase = PhaseNotCaptured
-		rec.Refusal = &Refusal{Error: "not_sent", ErrorDetails: err.Error()}
-		if perr := s.putUnflushed(rec); perr != nil {
-			// The intent stays on disk: the resolver will read the transaction back.
-			log.Error("journal write failed", zap.Error(perr))
-		}
-		log.Warn("start/cash not sent; nothing captured", zap.Error(err))
-		return nil, fmt.Errorf("capture %s: %w: %w", id, ErrUnreachable, err)
-
-	case secupay.Refused:
-		// A refusal must prove itself before the POS hears it: secupay's answer to a second
-		// start/cash of a captured transaction is undocumented ("already completed" in a
-		// documented error body has been seen), and an earlier start/cash of this id may have
-		// captured. One read-back tells a refusal from a capture; the POS is told "refused"
-		// only when the transaction reads back as not captured.
-		var se *secupay.Error
-		errors.As(err, &se)
-		log.Warn("start/cash refused; reading the transaction back before believing it", zap.Error(err))
-		r := refusalOf(se)
-		return s.afterDoubt(ctx, log, rec, err, &r)
-	}
-
-	// In doubt: record it, then read back at once — secupay often has the answer by now.
-	rec.Phase, rec.Doubted, rec.Doubt = PhaseInDoubt, true, err.Error()
-	if perr := s.putUnflushed(rec); perr != nil {
-		log.Error("journal write failed", zap.Error(perr)) // the intent on disk says as much
-		s.track(id, true)
-	}
-	log.Warn("capture in doubt, reading the transaction back", zap.Error(err))
-	return s.afterDoubt(ctx, log, rec, err, nil)
-}
-
-// afterDoubt settles a capture whose own start/cash left it in doubt (or refused after an
-// earlier doubt). refusal, if set, is what this call's answer said.
-func (s *Service) afterDoubt(ctx context.Context, log *zap.Logger, rec *Record, callErr error, refusal *Refusal) (*Result, error) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
-	defer cancel()
-	v := s.settleRead(rctx, log, rec, refusal != nil)
-	switch v.kind {
-	case settledCaptured:
-		return s.captured(ctx, log, rec, v.tx)
-	case settledNotCaptured, settledFinal:
-		if refusal != nil {
-			return nil, s.refuse(log, rec, *refusal)
-		}
-		return nil, v.err
-	}
-	e := v.err.(*InDoubtError)
-	if refusal == nil {
-		e.NoAnswer = true
-		e.Err = errors.Join(callErr, e.Err)
-	}
-	if r := secupaySaid(callErr); r != nil {
-		e.Secupay = r // this call's words come before the read-back's
-	}
-	return nil, e
+	return s.drive(ctx, log, rec, asked)
 }
 
 // readBackTimeout bounds the read-back right after a start/cash in doubt.
@@ -457,19 +349,12 @@ func (s *Service) refuse(log *zap.Logger, rec *Record, r Refusal) error {
 	return e
 }
 
-// captured journals secupay's answer together with the receipt jobs rendered from it — one
-// record, one flush — then answers. Nothing else happens before both are on disk.
-func (s *Service) captured(ctx context.Context, log *zap.Logger, rec *Record, tx *secupay.Transaction) (*Result, error) {
-	if err := s.recordCaptured(log, rec, tx); err != nil {
-		return nil, err
-	}
-	return s.finish(ctx, log, rec, false)
-}
-
+// recordCaptured journals secupay's answer together with the receipt jobs rendered from it —
+// one record, one flush. Nothing else happens before both are on disk.
 func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Transaction) error {
 	rec.Phase = PhaseCaptured
 	rec.Answer = append(json.RawMessage(nil), tx.Raw...)
-	rec.TransID = tx.TransID
+	rec.TransID, rec.PaymentMethod = tx.TransID, tx.PaymentMethod
 	rec.Refusal, rec.Doubt = nil, ""
 	if err := s.commitReceipts(log, rec, tx); err != nil {
 		// The payment is captured at secupay but this till cannot remember it. The intent
@@ -482,19 +367,12 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 	return nil
 }
 
-// load returns the journal's record of id: a new one if there is none, and an in-doubt one
-// if the file is corrupt (something was journaled, so a start/cash may have been sent).
+// load returns the journal's record of id, a new one if there is none, or a storage error:
+// then nobody can say whether a start/cash was sent, and nothing is.
 func (s *Service) load(id string) (*Record, error) {
 	rec, err := s.cfg.Journal.Get(id)
-	var corrupt *CorruptError
-	switch {
-	case errors.Is(err, errNoRecord):
+	if errors.Is(err, errNoRecord) {
 		return &Record{TransactionID: id}, nil
-	case errors.As(err, &corrupt):
-		s.log.Error("journal record corrupt; the capture is in doubt until read back",
-			zap.String("transaction_id", id), zap.Error(err))
-		return &Record{TransactionID: id, Phase: PhaseInDoubt, Doubted: true, Sent: corrupt.ModTime,
-			Doubt: err.Error()}, nil
 	}
 	return rec, err
 }

@@ -47,7 +47,7 @@ func TestWallClockStepsNeverShortenTheInDoubtWait(t *testing.T) {
 			// A restart on another boot after the step: the wait goes on from the mark, so
 			// it is still not over 30 s into the new boot.
 			e.clock.Reboot(8*time.Hour, 30*time.Second)
-			j2, err := OpenJournal(e.journal.log, e.clock)
+			j2, err := OpenJournal(e.journal.st, e.clock)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,16 +22,15 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/internal/testbed"
 	"github.com/ecrd-pos/ecrd/internal/wait"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // newEnvAt is newEnv with the state directory (journal and spool) at state, the token file
@@ -48,7 +47,7 @@ func newEnvAt(t *testing.T, state string, log *zap.Logger, mod func(*Config)) *e
 	sc.Logger = log
 	client.set(t, sc)
 	clock := steady.NewManual(time.Now(), time.Hour)
-	j, err := OpenJournal(till.Log, clock)
+	j, err := OpenJournal(till.Store, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,31 +254,21 @@ func captureWhile(t *testing.T, e *env, breakIt func()) (*Result, error) {
 func checkConsistent(t *testing.T, e *env, state string) {
 	t.Helper()
 	e.stop()
-	filepath.Walk(state, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			t.Errorf("walk %s: %v", p, err)
-			return nil
-		}
-		if atomicfile.IsTemp(fi.Name()) || strings.HasSuffix(fi.Name(), ".bad") {
-			t.Errorf("left over after recovery: %s", p)
-		}
-		return nil
-	})
-	stateLog, err := wal.Open(state, 0)
+	st, err := store.Open(state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stateLog.Close()
-	if errs := stateLog.ReplayErrors(); len(errs) > 0 {
-		t.Errorf("replay after recovery: %v", errs)
+	defer st.Close()
+	if err := st.Check(context.Background()); err != nil {
+		t.Fatalf("state database after recovery: %v", err)
 	}
-	j, err := OpenJournal(stateLog, nil)
+	j, err := OpenJournal(st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, errs := j.All()
-	if len(errs) > 0 {
-		t.Fatalf("journal unreadable after recovery: %v", errs)
+	recs, err := j.All()
+	if err != nil {
+		t.Fatalf("journal unreadable after recovery: %v", err)
 	}
 	for _, r := range recs {
 		if r.Phase == PhaseCaptured && !r.Spooled {
@@ -287,7 +276,7 @@ func checkConsistent(t *testing.T, e *env, state string) {
 		}
 	}
 	p, _ := printer.Open("file:" + filepath.Join(t.TempDir(), "p.bin"))
-	sp, err := spool.Open(stateLog, "spool", p, spool.Options{})
+	sp, err := spool.Open(st, p, spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,8 +288,8 @@ func checkConsistent(t *testing.T, e *env, state string) {
 func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 	t.Parallel()
 	// (A read-only remount, as ext4 does on errors, cannot be simulated here: the kernel
-	// refuses it while the write-ahead log is open for writing. Writes then fail as they do
-	// on a full disk, which these cases cover.)
+	// refuses it while the database is open for writing. Writes then fail as they do on a
+	// full disk, which these cases cover.)
 	t.Run("full before the capture", func(t *testing.T) {
 		state := mountTmpfs(t, "2m")
 		e := newEnvAt(t, state, nil, nil)
@@ -338,9 +327,9 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		if !errors.Is(err, ErrStorage) || !errors.Is(err, errNoSpace) {
 			t.Fatalf("err = %v, want ErrStorage wrapping ENOSPC", err)
 		}
-		// Another transaction: refused without secupay if its intent cannot be logged; the
-		// log may still take it (a small frame fits the log's last page on a full tmpfs),
-		// and then it is captured with its files pending.
+		// Another transaction: refused without secupay if its intent cannot be committed;
+		// SQLite's log may still take it (pages it has room for on a full tmpfs), and then
+		// it is captured.
 		other := "STX_OTHERWHILEFULL"
 		otherReceipts := 1
 		if _, err := e.svc.Capture(context.Background(), other); err != nil {
@@ -368,43 +357,6 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 		// The other transaction can be captured now too.
 		if res, err := e.svc.Capture(context.Background(), other); err != nil || res.Job.State != JobPrinted {
 			t.Fatalf("other after recovery: %+v, %v", res, err)
-		}
-		checkConsistent(t, e, state)
-	})
-
-	t.Run("spool full after the answer is journaled", func(t *testing.T) {
-		state := mountTmpfs(t, "4m")
-		// The spool gets its own small file system inside the state directory, so the journal
-		// can take the answer while the spool cannot take the job.
-		spoolDir := filepath.Join(state, "spool")
-		os.MkdirAll(spoolDir, 0o700)
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", spoolDir).CombinedOutput(); err != nil {
-			t.Fatalf("mount: %v: %s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("umount", "-l", spoolDir).Run() })
-		var filler string
-		e := newEnvAt(t, state, nil, func(c *Config) {
-			c.Secupay = fillingSecupay{Secupay: c.Secupay, after: func() { filler = fill(t, spoolDir) }}
-		})
-		res, err := e.svc.Capture(context.Background(), seed)
-		if err != nil {
-			t.Fatalf("captured and journaled, but: %v", err)
-		}
-		// Answer and job are in the write-ahead log; the spool's file waits for space.
-		if res.Job.State != JobQueued || !strings.Contains(res.Job.Error, "no space") {
-			t.Fatalf("job %+v, want queued with the storage reason", res.Job)
-		}
-		if rec, _ := e.journal.Get(seed); rec.Phase != PhaseCaptured || !rec.Spooled {
-			t.Fatalf("journal %+v, want captured and spooled", rec)
-		}
-		os.Remove(filler)
-		res, err = e.svc.Capture(context.Background(), seed)
-		if err != nil || !res.Replayed {
-			t.Fatalf("after recovery: %+v, %v", res, err)
-		}
-		e.waitPrinted(t, seed+".receipt")
-		if e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
-			t.Fatalf("captures %d receipts %d", e.fake.Calls().Captures[seed], e.receipts())
 		}
 		checkConsistent(t, e, state)
 	})
@@ -524,47 +476,5 @@ func TestTLSVerificationStaysOn(t *testing.T) {
 	}
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the untrusted server answered %d requests", n)
-	}
-}
-
-// A full disk can take a small change into the write-ahead log (its last page has room) and
-// refuse the record file it writes: the intent is committed — start/cash goes out — but not in
-// its file. Asked again, the journal must read the intent from the log, never answer "no
-// record": that would journal a new intent and send a second start/cash.
-func TestIntentInTheLogButNotInItsFileIsNotForgotten(t *testing.T) {
-	t.Parallel()
-	state := mountTmpfs(t, "2m")
-	e := newEnvAt(t, state, nil, nil)
-	// The log's first page, allocated now, has room for the intent's frame once the disk is full.
-	if err := e.journal.log.Commit(true, wal.Op{Path: "pad", Data: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
-	filler := fill(t, state)
-	_, err := e.svc.Capture(context.Background(), seed)
-	if err == nil {
-		t.Fatal("captured on a full disk with nowhere to record it")
-	}
-	if n, _ := e.journal.log.Pending(); n == 0 || e.fake.Calls().StartCash[seed] != 1 {
-		t.Fatalf("%d changes pending, %d start/cash: the scenario did not happen (intent committed, file refused, start/cash sent)",
-			n, e.fake.Calls().StartCash[seed])
-	}
-	if _, err := os.Stat(filepath.Join(state, "journal", seed+".json")); !os.IsNotExist(err) {
-		t.Fatalf("the intent's file exists (%v): the scenario did not happen", err)
-	}
-	// The POS asks again, with the disk still full.
-	if _, err := e.svc.Capture(context.Background(), seed); err == nil {
-		t.Fatal("captured again on a full disk")
-	}
-	if n := e.fake.Calls().StartCash[seed]; n != 1 {
-		t.Fatalf("%d start/cash calls: the committed intent was taken for no record", n)
-	}
-	// The disk recovers: the capture is settled from secupay's side, still with one start/cash.
-	os.Remove(filler)
-	res, err := e.svc.Capture(context.Background(), seed)
-	if err != nil || res.Job.State != JobPrinted {
-		t.Fatalf("after recovery: %+v, %v", res, err)
-	}
-	if n := e.fake.Calls().StartCash[seed]; n != 1 || e.fake.Calls().Captures[seed] != 1 || e.receipts() != 1 {
-		t.Fatalf("start/cash %d, captures %d, receipts %d", n, e.fake.Calls().Captures[seed], e.receipts())
 	}
 }

@@ -4,17 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/internal/atomicfile"
-	"github.com/ecrd-pos/ecrd/internal/dirscan"
 	"github.com/ecrd-pos/ecrd/internal/steady"
-	"github.com/ecrd-pos/ecrd/internal/wal"
+	"github.com/ecrd-pos/ecrd/secupay"
+	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // Phase is how far a capture got. The journal records the phase before and after every
@@ -69,13 +64,11 @@ type Record struct {
 	Spooled  bool   `json:"spooled"`
 	JobError string `json:"job_error,omitempty"` // why no receipt job could be made
 	Reprints int    `json:"reprints"`
-	// Pruned: the record was pruned and this is what the paid index keeps of it (paid.go):
-	// captured, with its trans_id and payment method, but without secupay's answer.
-	Pruned        bool   `json:"pruned,omitempty"`
-	PaymentMethod string `json:"payment_method,omitempty"` // only on a pruned record
-	// Unsure: there is no record, but the paid index could not be read whole where this id
-	// would be: it may have been captured and pruned. Never stored.
-	Unsure bool `json:"-"`
+	// PaymentMethod is secupay's payment method of a captured transaction.
+	PaymentMethod string `json:"payment_method,omitempty"`
+	// Pruned: the record was pruned (Config.KeepFinished) and this is what is kept of a paid
+	// capture: captured, with its trans_id and payment method, but without secupay's answer.
+	Pruned bool `json:"pruned,omitempty"`
 }
 
 // inDoubt reports whether a start/cash of the record may have reached secupay unsettled.
@@ -98,54 +91,29 @@ type Refusal struct {
 	SupportID    string `json:"support_id,omitempty"`
 }
 
-// Journal stores one file per transaction: journal/ID.json while the transaction needs work
-// (unfinished), journal/finished/ID.json after, so that a start reads only what is
-// unfinished however long the till has run. Every change goes through the state directory's
-// write-ahead log (internal/wal): one flush makes it durable, and a technician still reads
-// a capture's history with cat.
+// Journal is the captures' side of the state database (package store): one row per
+// transaction, written before every step whose outcome matters. It decides what the store
+// keeps: which records are unfinished, what a prune drops, which commits are flushed.
 type Journal struct {
-	log   *wal.Log
-	dir   string
+	st    *store.Store
 	clock *steady.Clock
 }
 
-// The journal's place in the state directory, as the write-ahead log names paths.
-const (
-	journalDir  = "journal"
-	finishedDir = "journal/finished"
-	// clockRel is the steady clock's mark (internal/steady), written with every change
-	// to the journal, so that the next life's clock goes on from it.
-	clockRel = "steady-clock.json"
-)
+// clockKey is the steady clock's mark in the store's meta table (internal/steady), written
+// with every change to the journal, so that the next life's clock goes on from it.
+const clockKey = "steady_clock"
 
-// OpenJournal opens the journal in log's state directory. Its steady clock reads src
-// (nil: the machine's) and goes on from the mark a previous life left.
-func OpenJournal(log *wal.Log, src steady.Source) (*Journal, error) {
+// OpenJournal opens the journal in st. Its steady clock reads src (nil: the machine's) and
+// goes on from the mark a previous life left.
+func OpenJournal(st *store.Store, src steady.Source) (*Journal, error) {
 	if src == nil {
 		src = steady.System()
 	}
-	dir := filepath.Join(log.Root(), journalDir)
-	if err := os.MkdirAll(filepath.Join(log.Root(), finishedDir), 0o750); err != nil {
+	mark, err := st.Meta(clockKey)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	// Leftovers of writes that never completed; those in finished/ are removed by
-	// PruneFinished, which reads that (long) directory anyway, later.
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	for _, e := range ents {
-		if atomicfile.IsTemp(e.Name()) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-	j := &Journal{log: log, dir: dir}
-	mark, _, err := j.read(clockRel)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	j.clock = steady.New(src, mark)
-	return j, nil
+	return &Journal{st: st, clock: steady.New(src, mark)}, nil
 }
 
 // Clock is the journal's steady clock: the in-doubt wait and pruning are measured on it.
@@ -153,95 +121,57 @@ func (j *Journal) Clock() *steady.Clock { return j.clock }
 
 var errNoRecord = errors.New("journal: no record")
 
-// CorruptError is a journal file that exists but does not hold a record of its transaction
-// (truncated, edited, "null", "{}"). Its transaction is in doubt: the file says something
-// was journaled, so a start/cash may have been sent.
-type CorruptError struct {
-	Path    string
-	ModTime time.Time // when the file was last written: the latest a start/cash can have been sent
-	Err     error
-}
-
-func (e *CorruptError) Error() string {
-	return fmt.Sprintf("journal: %s is corrupt: %v", e.Path, e.Err)
-}
-func (e *CorruptError) Unwrap() error { return e.Err }
-
-func activeRel(id string) string   { return journalDir + "/" + id + ".json" }
-func finishedRel(id string) string { return finishedDir + "/" + id + ".json" }
-
-// Get returns the record of transaction id, errNoRecord, a *CorruptError, or an I/O error.
-// It reads through the write-ahead log: a record committed but not yet in its file (the disk
-// refused it) is the record, never "no record" — that would send a second start/cash.
+// Get returns the record of transaction id, errNoRecord, or a storage error (store.ErrCorrupt
+// when SQLite finds the database damaged).
 func (j *Journal) Get(id string) (*Record, error) {
-	path := activeRel(id)
-	b, modTime, err := j.read(path)
-	if errors.Is(err, os.ErrNotExist) {
-		path = finishedRel(id)
-		b, modTime, err = j.read(path)
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return j.paid(id)
+	c, err := j.st.Capture(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errNoRecord
 	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	path = filepath.Join(j.log.Root(), filepath.FromSlash(path))
-	corrupt := func(err error) error { return &CorruptError{Path: path, ModTime: modTime, Err: err} }
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, corrupt(err)
-	}
-	if r.Phase == phaseUnknown {
-		r.Phase = PhaseInDoubt
-	}
-	switch {
-	case r.TransactionID != id:
-		return nil, corrupt(fmt.Errorf("it names transaction %q", r.TransactionID))
-	case r.Phase == PhaseCaptured && len(r.Answer) == 0 && !r.Pruned:
-		return nil, corrupt(errors.New("captured, but without secupay's answer"))
-	}
-	switch r.Phase {
-	case PhaseIntent, PhaseInDoubt, PhaseCaptured, PhaseRefused, PhaseNotCaptured:
-	default:
-		return nil, corrupt(fmt.Errorf("unknown phase %q", r.Phase))
-	}
-	return &r, nil
+	return recordOf(c)
 }
 
-// read returns the record file rel (the log's form) as committed, and when it was written: the
-// change the log holds for it if the files have not taken it yet (written now, as far as
-// anyone can tell), else the file.
-func (j *Journal) read(rel string) ([]byte, time.Time, error) {
-	if data, removed, ok := j.log.Committed(rel); ok {
-		if removed {
-			return nil, time.Time{}, os.ErrNotExist
+func recordOf(c *store.Capture) (*Record, error) {
+	r := &Record{TransactionID: c.ID, Phase: Phase(c.Phase), Attempts: c.Attempts, Created: c.Created,
+		Updated: c.Updated, Sent: c.Sent, SentAt: steady.Instant(c.SentSteady), UpdatedAt: steady.Instant(c.UpdatedSteady),
+		Clock: c.SteadyClock, Doubted: c.Doubted, Doubt: c.Doubt, Answer: c.Answer, TransID: c.TransID,
+		PaymentMethod: c.PaymentMethod, Spooled: c.Spooled, JobError: c.JobError, Reprints: c.Reprints, Pruned: c.Pruned}
+	if len(c.Refusal) > 0 {
+		r.Refusal = new(Refusal)
+		if err := json.Unmarshal(c.Refusal, r.Refusal); err != nil {
+			return nil, fmt.Errorf("journal: refusal of %s: %w", c.ID, err)
 		}
-		return data, time.Now(), nil
 	}
-	f, err := os.Open(filepath.Join(j.log.Root(), filepath.FromSlash(rel)))
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	b, err := io.ReadAll(f)
-	return b, fi.ModTime(), err
+	return r, nil
 }
 
-// PutFlushed writes r durably: one flush of the log; it returns only once r survives power loss.
-func (j *Journal) PutFlushed(r *Record) error { return j.commit(true, j.ops(r)...) }
+func rowOf(r *Record) *store.Capture {
+	c := &store.Capture{ID: r.TransactionID, Phase: string(r.Phase), Unfinished: r.unfinished(), Attempts: r.Attempts,
+		Created: r.Created, Updated: r.Updated, Sent: r.Sent, SentSteady: int64(r.SentAt), UpdatedSteady: int64(r.UpdatedAt),
+		SteadyClock: r.Clock, Doubted: r.Doubted, Doubt: r.Doubt, Answer: r.Answer, TransID: r.TransID,
+		PaymentMethod: r.PaymentMethod, Spooled: r.Spooled, JobError: r.JobError, Reprints: r.Reprints, Pruned: r.Pruned}
+	if r.Refusal != nil {
+		c.Refusal, _ = json.Marshal(r.Refusal) // plain strings and an int: always marshals
+	}
+	return c
+}
 
-// PutUnflushed writes r without a flush of its own: it survives a crash of the daemon, and power loss once anything
-// later is flushed. For changes whose loss on a power cut is harmless: the record before
-// them (an intent, at worst) makes the capture in doubt, and a read-back settles it again.
-func (j *Journal) PutUnflushed(r *Record) error { return j.commit(false, j.ops(r)...) }
+// PutFlushed writes r durably: one flush; it returns only once r survives power loss.
+func (j *Journal) PutFlushed(r *Record) error { return j.commit(true, r, nil) }
 
-// ops are the log's changes that write r, in the directory its state belongs in.
-func (j *Journal) ops(r *Record) []wal.Op {
+// PutUnflushed writes r without a flush of its own: it survives a crash of the daemon, and
+// power loss once anything later is flushed. For changes whose loss on a power cut is
+// harmless: the record before them (an intent, at worst) makes the capture in doubt, and a
+// read-back settles it again.
+func (j *Journal) PutUnflushed(r *Record) error { return j.commit(false, r, nil) }
+
+// commit writes r, stamped with the clocks, together with the staged jobs (if any) and the
+// steady clock's mark, in one transaction: the mark is a few bytes, so that the next life's
+// clock loses at most the time since the journal last changed.
+func (j *Journal) commit(flush bool, r *Record, jobs *spool.Staged) error {
 	now := j.clock.Wall().UTC()
 	if r.Created.IsZero() {
 		r.Created = now
@@ -250,209 +180,140 @@ func (j *Journal) ops(r *Record) []wal.Op {
 		r.SentAt = 0 // read on a lost clock: unknown from now on
 	}
 	r.Updated, r.UpdatedAt, r.Clock = now, j.clock.Now(), j.clock.Epoch()
-	return j.placeOps(r)
-}
-
-// move writes r, unchanged, in the directory its state belongs in. The file keeps the time
-// of r's last change, which pruning goes by.
-func (j *Journal) move(r *Record) error {
-	if err := j.commit(false, j.placeOps(r)...); err != nil {
-		return err
+	row := rowOf(r)
+	write := func(tx *store.Tx) error {
+		if err := tx.PutCapture(row); err != nil {
+			return err
+		}
+		if err := tx.PutMeta(clockKey, j.clock.Mark()); err != nil {
+			return err
+		}
+		if jobs != nil {
+			return jobs.AddTo(tx)
+		}
+		return nil
 	}
-	rel := activeRel(r.TransactionID)
-	if !r.unfinished() {
-		rel = finishedRel(r.TransactionID)
+	commit := j.st.Unflushed
+	if flush {
+		commit = j.st.Flushed
 	}
-	os.Chtimes(filepath.Join(j.log.Root(), filepath.FromSlash(rel)), r.Updated, r.Updated)
-	return nil
-}
-
-func (j *Journal) placeOps(r *Record) []wal.Op {
-	b, err := json.Marshal(r)
-	if err != nil {
-		panic("journal: a record always marshals: " + err.Error())
-	}
-	write, remove := activeRel(r.TransactionID), finishedRel(r.TransactionID)
-	if !r.unfinished() {
-		write, remove = remove, write
-	}
-	return []wal.Op{{Path: write, Data: b}, {Path: remove, Remove: true}}
-}
-
-// commit commits ops through the log, naming the journal in its errors. The steady clock's
-// mark goes with them: a few bytes in the same frame, so that the next life's clock loses
-// at most the time since the journal last changed.
-func (j *Journal) commit(sync bool, ops ...wal.Op) error {
-	ops = append(ops, wal.Op{Path: clockRel, Data: j.clock.Mark()})
-	if err := j.log.Commit(sync, ops...); err != nil {
+	if err := commit(write); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
 }
 
-// Remove deletes the record of transaction id.
-func (j *Journal) Remove(ids ...string) error {
-	ops := make([]wal.Op, 0, 2*len(ids))
-	for _, id := range ids {
-		ops = append(ops, wal.Op{Path: activeRel(id), Remove: true}, wal.Op{Path: finishedRel(id), Remove: true})
-	}
-	return j.commit(false, ops...)
-}
-
 // PruneFinished prunes the finished records whose last change is at least keep ago on the
-// steady clock: a refused or not-captured record is removed, a captured one leaves its line
-// in the paid index (paid.go) in the same change, so that its id is never sent to secupay
-// again. It streams the directory's names and times, reads only the records whose file time
-// says they may be old enough, and commits in batches: bounded memory however long the till
-// has run. It returns how many records it pruned.
+// steady clock: a refused or not-captured record is removed, a captured one keeps its id,
+// trans_id and payment method (Record.Pruned) so that its id is never sent to secupay again.
+// It reads the candidates by index, in batches, each batch one commit: bounded memory
+// however long the till has run. It returns how many records it pruned.
 //
-// The file time only chooses what to read; the steady clock decides. A wall clock stepped
-// forward makes every record a candidate, and the steady clock keeps the young ones (their
-// file time is set back to their steady age, so the next prune passes them by); a wall
-// clock stepped back makes records look younger, which only keeps them longer. A record of
-// an ecrd that kept no steady time is judged by its file time.
+// A record stamped on this life's steady clock is judged by its steady age alone, so a step
+// of the wall clock changes nothing; one stamped on a lost clock (or none) is judged by its
+// wall time, which a step back only keeps longer.
 //
 // claim, if set, claims a transaction for the prune (false: a request is on it, and the
-// record is left for the next prune); its release is called once the prune's change is
-// committed, so that no capture can write the record between the prune's read and its removal.
+// record is left for the next prune); its release is called once the batch is committed, so
+// that no capture can write the record between the prune's read and its change.
 func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (release func(), ok bool)) (int, error) {
-	dir := filepath.Join(j.log.Root(), finishedDir)
 	now, wall := j.clock.Now(), j.clock.Wall()
-	// A batch holds what the paid index keeps of its captured records and the removals:
-	// never secupay's answers, which may be megabytes each.
-	var lines []paidLine
-	var removals []wal.Op
-	var held []func()
-	releaseAll := func() {
+	pruned := 0
+	skip := map[string]bool{} // claimed by a request: left for the next prune
+	for {
+		// Records a request holds stay candidates: ask for as many more.
+		limit := pruneBatch + len(skip)
+		cands, err := j.st.PrunableCaptures(j.clock.Epoch(), int64(now.Add(-keep)), wall.Add(-keep), limit)
+		if err != nil {
+			return pruned, fmt.Errorf("journal: prune: %w", err)
+		}
+		var take []*store.Capture
+		var held []func()
+		for _, c := range cands {
+			if skip[c.ID] {
+				continue
+			}
+			release := func() {}
+			if claim != nil {
+				var ok bool
+				if release, ok = claim(c.ID); !ok {
+					skip[c.ID] = true
+					continue
+				}
+			}
+			// Read again, whole, under the claim: a capture may have changed the row since
+			// the candidates were read (a refused id captured meanwhile is not old, and must
+			// not be removed).
+			c, rerr := j.st.Capture(c.ID)
+			if rerr != nil || c.Unfinished || c.Pruned ||
+				c.SteadyClock == j.clock.Epoch() && now.Sub(steady.Instant(c.UpdatedSteady)) < keep ||
+				c.SteadyClock != j.clock.Epoch() && wall.Sub(c.Updated) < keep {
+				release()
+				skip[c.ID] = true
+				continue
+			}
+			if c.Phase == string(PhaseCaptured) {
+				// What is kept of a paid capture: its id, trans_id and payment method
+				// (taken from the answer when an older ecrd did not note it).
+				if c.PaymentMethod == "" {
+					var tx secupay.Transaction
+					if json.Unmarshal(c.Answer, &tx) == nil {
+						c.PaymentMethod = tx.PaymentMethod
+					}
+				}
+				c.Answer, c.Pruned = nil, true
+			}
+			held = append(held, release)
+			take = append(take, c)
+		}
+		err = nil
+		if len(take) > 0 {
+			err = j.st.Unflushed(func(tx *store.Tx) error {
+				for _, c := range take {
+					var err error
+					if c.Pruned {
+						err = tx.PutCapture(c)
+					} else {
+						err = tx.DeleteCapture(c.ID)
+					}
+					if err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 		for _, r := range held {
 			r()
 		}
-		held = held[:0]
-	}
-	defer releaseAll()
-	pruned := 0
-	flush := func() error {
-		defer releaseAll()
-		if len(removals) == 0 {
-			return nil
-		}
-		paid, err := j.paidOps(lines)
 		if err != nil {
-			return err
+			return pruned, fmt.Errorf("journal: prune: %w", err)
 		}
-		if err := j.commit(false, append(paid, removals...)...); err != nil {
-			return err
+		pruned += len(take)
+		if len(take) == 0 || len(cands) < limit {
+			return pruned, nil
 		}
-		pruned += len(removals)
-		lines, removals = lines[:0], removals[:0]
-		return nil
 	}
-	err := dirscan.Each(dir, func(name string, mod time.Time) error {
-		if atomicfile.IsTemp(name) {
-			os.Remove(filepath.Join(dir, name)) // a write that never completed
-			return nil
-		}
-		id, ok := strings.CutSuffix(name, ".json")
-		if !ok || wall.Sub(mod) < keep {
-			return nil
-		}
-		release := func() {}
-		if claim != nil {
-			var ok bool
-			if release, ok = claim(id); !ok {
-				return nil // a request is on it: the next prune
-			}
-		}
-		line, prune := j.pruneCandidate(id, now, keep, func(age time.Duration) {
-			// Young on the steady clock: the wall clock was stepped forward. Date the file
-			// by its steady age, so that later prunes do not read it again.
-			t := wall.Add(-age)
-			os.Chtimes(filepath.Join(dir, name), t, t)
-		})
-		if !prune {
-			release()
-			return nil
-		}
-		held = append(held, release)
-		if line != nil {
-			lines = append(lines, *line)
-		}
-		removals = append(removals, wal.Op{Path: finishedRel(id), Remove: true})
-		if len(removals) < pruneBatch {
-			return nil
-		}
-		return flush()
-	})
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
-		return pruned, fmt.Errorf("journal: prune: %w", err)
-	}
-	return pruned, nil
 }
 
-// pruneCandidate reads the finished record of id and says whether the prune takes it, and,
-// for a captured one, the line the paid index keeps of it. young is called with the age of a
-// record the steady clock finds too young although its file looked old enough.
-func (j *Journal) pruneCandidate(id string, now steady.Instant, keep time.Duration, young func(time.Duration)) (*paidLine, bool) {
-	r, err := j.Get(id)
-	if err != nil || r.unfinished() || r.Pruned {
-		return nil, false // unreadable: kept for a technician; unfinished: not this prune's
-	}
-	if !r.UpdatedAt.IsZero() && r.Clock == j.clock.Epoch() {
-		if age := now.Sub(r.UpdatedAt); age < keep {
-			young(age)
-			return nil, false
-		}
-	}
-	if r.Phase != PhaseCaptured {
-		return nil, true
-	}
-	l := paidLine{ID: r.TransactionID, TransID: clip(r.TransID, paidFieldMax), Captured: r.Updated}
-	if tx, err := answerOf(r); err == nil {
-		l.PaymentMethod = clip(tx.PaymentMethod, paidFieldMax)
-	}
-	return &l, true
-}
-
-// pruneBatch is how many records one of a prune's commits removes: the buckets it rewrites
-// stay a few megabytes even with millions of captures in the paid index.
+// pruneBatch is how many records one of a prune's commits changes.
 const pruneBatch = 256
 
-// All returns every record that was unfinished when last written (for resuming after a
-// restart; finished ones are not read). Files that cannot be read are returned as errors
-// alongside the records that could be (a *CorruptError names its file).
-func (j *Journal) All() ([]*Record, []error) {
-	ents, err := os.ReadDir(j.dir)
+// All returns every unfinished record (for resuming after a restart; finished ones are not
+// read), by the store's index.
+func (j *Journal) All() ([]*Record, error) {
+	cs, err := j.st.UnfinishedCaptures()
 	if err != nil {
-		return nil, []error{fmt.Errorf("journal: %w", err)}
+		return nil, fmt.Errorf("journal: %w", err)
 	}
-	var recs []*Record
-	var errs []error
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	// Records committed but not yet in their files are unfinished work too.
-	for _, rel := range j.log.PendingUnder(journalDir + "/") {
-		if name := strings.TrimPrefix(rel, journalDir+"/"); !strings.Contains(name, "/") && !slices.Contains(names, name) {
-			names = append(names, name)
-		}
-	}
-	for _, name := range names {
-		if filepath.Ext(name) != ".json" || atomicfile.IsTemp(name) {
-			continue
-		}
-		r, err := j.Get(name[:len(name)-len(".json")])
-		if errors.Is(err, errNoRecord) {
-			continue // moved to finished, or removed, in a change the files have not taken
-		}
+	recs := make([]*Record, 0, len(cs))
+	for _, c := range cs {
+		// The listing leaves answers out; the resume reads each record whole when it works on it.
+		r, err := recordOf(c)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return nil, err
 		}
 		recs = append(recs, r)
 	}
-	return recs, errs
+	return recs, nil
 }

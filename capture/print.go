@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +65,7 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 }
 
 // finishPruned answers a repeat of a capture whose record was pruned: captured, from the
-// paid index, without a word to secupay. Its receipt printed long ago — the spool never
+// journal's pruned record, without a word to secupay. Its receipt printed long ago — the spool never
 // prunes a job before it printed — unless the spool still holds it.
 func (s *Service) finishPruned(ctx context.Context, log *zap.Logger, rec *Record) *Result {
 	res := &Result{TransactionID: rec.TransactionID, Status: "ok", TransID: rec.TransID,
@@ -77,12 +76,12 @@ func (s *Service) finishPruned(ctx context.Context, log *zap.Logger, rec *Record
 	} else {
 		res.Job = JobResult{ID: jobID, State: JobPrinted}
 	}
-	log.Info("capture answered from the paid index (record pruned)", zap.String("trans_id", rec.TransID))
+	log.Info("capture answered from the journal's pruned record", zap.String("trans_id", rec.TransID))
 	return res
 }
 
 // commitReceipts renders the customer receipt (and the merchant copy when secupay asks for
-// it) and commits them with rec in one flush of the write-ahead log: the journal's answer
+// it) and commits them with rec in one flushed transaction of the store: the journal's answer
 // and the jobs made from it become durable together. Job ids derive from the transaction,
 // so committing again after a crash cannot add a second copy. A receipt that cannot be
 // rendered is recorded (JobError), not returned: the payment is captured whatever happens to
@@ -108,7 +107,7 @@ func (s *Service) commitReceipts(log *zap.Logger, rec *Record, tx *secupay.Trans
 		return err
 	}
 	rec.Spooled = true
-	if err := s.cfg.Journal.commit(true, append(s.cfg.Journal.ops(rec), staged.Ops()...)...); err != nil {
+	if err := s.cfg.Journal.commit(true, rec, staged); err != nil {
 		rec.Spooled = false
 		s.track(rec.TransactionID, true)
 		return err
@@ -151,41 +150,6 @@ func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Trans
 		job.Kick = receipt.DrawerKick(*s.cfg.DrawerPin)
 	}
 	return job, nil
-}
-
-// remakeDamaged renders again, from the journal's stored answer, the receipt jobs whose
-// spool files could not be parsed: the journal, not the spool, is the record of the payment.
-func (s *Service) remakeDamaged(ctx context.Context) {
-	for _, jobID := range s.cfg.Spool.Damaged() {
-		if ctx.Err() != nil {
-			return
-		}
-		id, kind, ok := strings.Cut(jobID, ".")
-		if !ok || !secupay.ValidID(id) || (kind != kindReceipt && kind != kindMerchant) {
-			continue // not a capture's receipt; the spool keeps it set aside for a technician
-		}
-		log := s.log.With(zap.String("transaction_id", id), zap.String("job", jobID))
-		rec, err := s.cfg.Journal.Get(id)
-		if err != nil || rec.Phase != PhaseCaptured || rec.Pruned {
-			log.Error("damaged receipt job has no captured record to remake it from", zap.Error(err))
-			continue
-		}
-		tx, err := answerOf(rec)
-		if err == nil {
-			var job spool.Job
-			if job, err = s.receiptJob(log, id, kind, tx); err == nil {
-				// Remade like a reprint, without the pulse: nobody can tell whether the
-				// damaged job's pulse was sent.
-				job.Kick = nil
-				_, err = s.cfg.Spool.Replace(job)
-			}
-		}
-		if err != nil {
-			log.Error("damaged receipt job not remade; will retry", zap.Error(err))
-			continue
-		}
-		log.Warn("damaged receipt job remade from the journal")
-	}
 }
 
 func (s *Service) render(log *zap.Logger, raw json.RawMessage) ([]byte, error) {
@@ -264,7 +228,7 @@ func (s *Service) Reprint(ctx context.Context, id string) (*Result, error) {
 	staged, err := s.cfg.Spool.Stage(spool.Job{ID: jobID, TransactionID: id, Kind: "reprint", Data: data})
 	if err == nil {
 		// The count and the job in one flush: a crash cannot leave a count without its job.
-		err = s.cfg.Journal.commit(true, append(s.cfg.Journal.ops(rec), staged.Ops()...)...)
+		err = s.cfg.Journal.commit(true, rec, staged)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reprint %s: %w: %w", id, ErrStorage, err)
@@ -319,14 +283,4 @@ func (s *Service) JobBytes(id string) ([]byte, error) {
 	opt := s.cfg.Render
 	opt.Counters = nil
 	return s.renderWith(s.log.With(zap.String("transaction_id", txID)), lines, opt)
-}
-
-// recordID is the transaction whose journal file err is about, for a *CorruptError.
-func recordID(err error) (string, bool) {
-	var corrupt *CorruptError
-	if !errors.As(err, &corrupt) {
-		return "", false
-	}
-	id := strings.TrimSuffix(filepath.Base(corrupt.Path), ".json")
-	return id, secupay.ValidID(id)
 }

@@ -3,20 +3,18 @@ package capture
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"os"
-	"path/filepath"
-	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ecrd-pos/ecrd/internal/dirscan"
 	"github.com/ecrd-pos/ecrd/internal/steady"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // unknownBoot is steady.System() when the boot id is unknown (the shipped unit's
@@ -43,7 +41,7 @@ func slowEverything(t *testing.T, e *env, d time.Duration) {
 func TestRegressionRestartWithoutBootIDEndsTheInDoubtWait(t *testing.T) {
 	e := newEnv(t, nil)
 	slowEverything(t, e, 3*time.Second)
-	j1, err := OpenJournal(e.journal.log, unknownBoot{e.clock, ""})
+	j1, err := OpenJournal(e.journal.st, unknownBoot{e.clock, ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +51,7 @@ func TestRegressionRestartWithoutBootIDEndsTheInDoubtWait(t *testing.T) {
 	}
 
 	e.clock.Advance(5 * time.Second) // the daemon is restarted (watchdog, crash, upgrade); no reboot
-	j2, err := OpenJournal(e.journal.log, unknownBoot{e.clock, ""})
+	j2, err := OpenJournal(e.journal.st, unknownBoot{e.clock, ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,25 +70,16 @@ func TestRegressionRestartWithoutBootIDEndsTheInDoubtWait(t *testing.T) {
 	}
 }
 
-// flipStamp sets bit 0x08 of the first digit of key's value in the record file at path, as a
-// one-bit flip on the card would ('1' -> '9'); the JSON still parses.
-func flipStamp(t *testing.T, path, key string) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+// flipDigit sets bit 0x08 of the first digit of n, as a one-bit flip on the card would
+// ('1' -> '9'); the value still reads as a number.
+func flipDigit(t *testing.T, n int64) int64 {
+	b := []byte(strconv.FormatInt(n, 10))
+	if b[0] != '1' {
+		t.Fatalf("%d starts with %q, want '1'", n, b[0])
 	}
-	i := bytes.Index(b, []byte(`"`+key+`":`))
-	if i < 0 {
-		t.Fatalf("no %s in %s", key, b)
-	}
-	i += len(key) + 3
-	if b[i] != '1' {
-		t.Fatalf("stamp starts with %q, want '1'", b[i])
-	}
-	b[i] |= 0x08
-	if err := os.WriteFile(path, b, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	b[0] |= 0x08
+	v, _ := strconv.ParseInt(string(b), 10, 64)
+	return v
 }
 
 // Finding 2: one finished record whose updated_steady took a bit flip (valid JSON), read by the
@@ -102,10 +91,11 @@ func TestRegressionOneBadStampEndsAnotherCapturesWait(t *testing.T) {
 	if err := e.journal.PutFlushed(&Record{TransactionID: other, Phase: PhaseRefused, Refusal: &Refusal{HTTPStatus: 400}}); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(e.state, "journal", "finished", other+".json")
-	flipStamp(t, path, "updated_steady")
-	old := time.Now().Add(-100 * 24 * time.Hour)
-	os.Chtimes(path, old, old) // an old file: the prune reads it
+	var stamp int64
+	if err := stateDB(t, e).QueryRow(`SELECT updated_steady FROM captures WHERE id = ?`, other).Scan(&stamp); err != nil {
+		t.Fatal(err)
+	}
+	execState(t, e, `UPDATE captures SET updated_steady = ? WHERE id = ?`, flipDigit(t, stamp), other)
 
 	slowEverything(t, e, 3*time.Second)
 	if _, err := e.svc.Capture(context.Background(), seed); !errors.Is(err, ErrOutcomeUnknown) {
@@ -124,29 +114,15 @@ func TestRegressionOneBadStampEndsAnotherCapturesWait(t *testing.T) {
 	}
 }
 
-// sameBucket returns n valid ids whose paid-index bucket is the same.
-func sameBucket(prefix string, n int) []string {
-	byB := map[uint32][]string{}
-	for i := 0; ; i++ {
-		id := fmt.Sprintf("%s%06d", prefix, i)
-		h := fnv.New32a()
-		h.Write([]byte(id))
-		b := h.Sum32() % paidBuckets
-		byB[b] = append(byB[b], id)
-		if len(byB[b]) == n {
-			return byB[b]
-		}
-	}
-}
-
 // Finding 4: a captured transaction whose answer carries a trans_id over 1 MiB (within the
 // client's 8 MiB limit) wrote a paid-index line the look-up could not read: it and every id
-// after it in the bucket read as "no record" and got a second start/cash.
-func TestRegressionLongPaidLineHidesTheBucket(t *testing.T) {
+// after it in the bucket read as "no record" and got a second start/cash. (The paid index is
+// the captures table now; the case stays.)
+func TestRegressionLongTransIDSurvivesThePrune(t *testing.T) {
 	t.Parallel()
 	const keep = time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
-	ids := sameBucket("STX_REDTEAMLONG", 2)
+	ids := []string{"STX_REDTEAMLONG000001", "STX_REDTEAMLONG000002"}
 	big, small := ids[0], ids[1]
 	answer := `{"object":"smart.transactions","id":"` + big + `","status":"ok","payment_method":"cash","trans_id":"` +
 		strings.Repeat("7", 1<<20+10) + `","receipt":[{"type":"textline","value":{"text":"Beleg"}}]}`
@@ -157,9 +133,6 @@ func TestRegressionLongPaidLineHidesTheBucket(t *testing.T) {
 			t.Fatalf("capture %s: %+v, %v", id, res, err)
 		}
 		e.clock.Advance(keep + time.Minute)
-		p := filepath.Join(e.state, "journal", "finished", id+".json")
-		old := time.Now().Add(-2 * keep)
-		os.Chtimes(p, old, old)
 		e.svc.Prune()
 	}
 	for _, id := range ids {
@@ -167,33 +140,6 @@ func TestRegressionLongPaidLineHidesTheBucket(t *testing.T) {
 		if n := e.fake.Calls().StartCash[id]; n != 1 {
 			t.Errorf("%s after the prune: %d start/cash calls, want 1 (answer: replayed=%v, %v)", id, n, res != nil && res.Replayed, err)
 		}
-	}
-}
-
-// Finding 5: one damaged byte in a paid-index line read as "no record" (a second start/cash);
-// now the bucket is "unsure" and the transaction is read back before anything is sent.
-func TestRegressionDamagedPaidLineIsNoRecord(t *testing.T) {
-	t.Parallel()
-	const keep = time.Hour
-	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
-	if _, err := e.svc.Capture(context.Background(), seed); err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(keep + time.Minute)
-	p := filepath.Join(e.state, "journal", "finished", seed+".json")
-	old := time.Now().Add(-2 * keep)
-	os.Chtimes(p, old, old)
-	e.svc.Prune()
-	bucket := filepath.Join(e.state, filepath.FromSlash(paidRel(seed)))
-	b, err := os.ReadFile(bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = regexp.MustCompile(`"id"`).ReplaceAll(b, []byte(`"id&`)) // '"' 0x22 -> '&' 0x26: one bit
-	os.WriteFile(bucket, b, 0o640)
-	res, err := e.svc.Capture(context.Background(), seed)
-	if n := e.fake.Calls().StartCash[seed]; n != 1 {
-		t.Errorf("after one flipped bit in its paid line: %d start/cash calls, want 1 (answer %+v, %v; receipts %d)", n, res, err, e.receipts())
 	}
 }
 
@@ -210,7 +156,6 @@ func TestRegressionPruneRemovesACaptureMadeDuringTheScan(t *testing.T) {
 func pruneRace(t *testing.T, wait time.Duration) {
 	const keep = time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
-	fin := filepath.Join(e.state, "journal", "finished")
 	refused := map[string]bool{}
 	for i := range 10 {
 		id := fmt.Sprintf("STX_REDTEAMREFUSED%02d", i)
@@ -219,27 +164,16 @@ func pruneRace(t *testing.T, wait time.Duration) {
 			t.Fatal(err)
 		}
 	}
-	// A till's long history: files the prune must read (here: unreadable ones it keeps).
-	for i := range 5000 {
-		if err := os.WriteFile(filepath.Join(fin, fmt.Sprintf("STX_FILL%06d.json", i)), []byte("x"), 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// A till's long history: rows the prune reads before it comes to the refused ones (the
+	// index orders them by their steady stamp).
+	var fill []*store.Capture
 	old := time.Now().Add(-2 * keep)
-	ents, _ := os.ReadDir(fin)
-	for _, en := range ents {
-		os.Chtimes(filepath.Join(fin, en.Name()), old, old)
+	for i := range 5000 {
+		fill = append(fill, &store.Capture{ID: fmt.Sprintf("STX_FILL%06d", i), Phase: string(PhaseRefused),
+			Created: old, Updated: old, SteadyClock: e.journal.Clock().Epoch(), UpdatedSteady: 1 + int64(i)})
 	}
-	// The first refused record in the directory's order.
-	var id string
-	pos, n := 0, 0
-	dirscanEach(t, fin, func(name string) {
-		if cand := strings.TrimSuffix(name, ".json"); id == "" && refused[cand] {
-			id, pos = cand, n
-		}
-		n++
-	})
-	t.Logf("%s is entry %d of %d", id, pos, n)
+	putRows(t, e, fill...)
+	id := "STX_REDTEAMREFUSED00"
 	e.clock.Advance(keep + time.Minute)
 
 	done := make(chan struct{})
@@ -267,13 +201,7 @@ func pruneRace(t *testing.T, wait time.Duration) {
 	}
 }
 
-func dirscanEach(t *testing.T, dir string, f func(string)) {
-	if err := dirscan.Each(dir, func(name string, _ time.Time) error { f(name); return nil }); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Finding 2b: the same through steady-clock.json: a mark whose steady_ns took a bit flip.
+// Finding 2b: the same through the steady clock's mark: one whose steady_ns took a bit flip.
 func TestRegressionFlippedMarkEndsTheWait(t *testing.T) {
 	e := newEnv(t, nil)
 	e.clock.Advance(2 * time.Hour)
@@ -282,8 +210,15 @@ func TestRegressionFlippedMarkEndsTheWait(t *testing.T) {
 		t.Fatalf("first answer: %v, want in doubt", err)
 	}
 	e.clock.Reboot(time.Minute, 30*time.Second) // power cut; back 90 s later
-	flipStamp(t, filepath.Join(e.state, clockRel), "steady_ns")
-	j2, err := OpenJournal(e.journal.log, e.clock)
+	damageMark(t, e, func(m []byte) []byte {
+		var v map[string]any
+		if err := json.Unmarshal(m, &v); err != nil {
+			t.Fatal(err)
+		}
+		ns := int64(v["steady_ns"].(float64))
+		return bytes.Replace(m, []byte(strconv.FormatInt(ns, 10)), []byte(strconv.FormatInt(flipDigit(t, ns), 10)), 1)
+	})
+	j2, err := OpenJournal(e.journal.st, e.clock)
 	if err != nil {
 		t.Fatal(err)
 	}

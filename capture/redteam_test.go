@@ -4,28 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 )
 
-// Red-team checks of the steady clock, refusals and the paid index that hold today.
+// Red-team checks of the steady clock, refusals and pruned captures that hold today.
 
 // A reboot that loses or damages the steady clock's mark never shortens the in-doubt wait:
 // the intent's own stamp (Clock.AtLeast) carries the clock on, and the wait still ends.
 func TestRedteamLostOrDamagedMarkKeepsTheInDoubtWait(t *testing.T) {
-	for name, damage := range map[string]func(path string){
-		"removed":          func(p string) { os.Remove(p) },
-		"garbage":          func(p string) { os.WriteFile(p, []byte("{\"boot\":"), 0o640) },
-		"negative":         func(p string) { os.WriteFile(p, []byte(`{"boot":"x","uptime_ns":1,"steady_ns":-5}`), 0o640) },
-		"zero, other boot": func(p string) { os.WriteFile(p, []byte(`{"boot":"old","uptime_ns":0,"steady_ns":0}`), 0o640) },
-		"this boot, from the future": func(p string) {
-			os.WriteFile(p, []byte(`{"boot":"manual-boot-2","uptime_ns":1000000000000000000,"steady_ns":1}`), 0o640)
-		},
+	set := func(v string) func([]byte) []byte { return func([]byte) []byte { return []byte(v) } }
+	for name, damage := range map[string]func([]byte) []byte{
+		"removed":                    nil,
+		"garbage":                    set("{\"boot\":"),
+		"negative":                   set(`{"boot":"x","uptime_ns":1,"steady_ns":-5}`),
+		"zero, other boot":           set(`{"boot":"old","uptime_ns":0,"steady_ns":0}`),
+		"this boot, from the future": set(`{"boot":"manual-boot-2","uptime_ns":1000000000000000000,"steady_ns":1}`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, nil)
@@ -34,8 +30,8 @@ func TestRedteamLostOrDamagedMarkKeepsTheInDoubtWait(t *testing.T) {
 				t.Fatalf("first answer: %v, want in doubt", err)
 			}
 			e.clock.Reboot(time.Minute, 30*time.Second)
-			damage(filepath.Join(e.state, clockRel))
-			j2, err := OpenJournal(e.journal.log, e.clock)
+			damageMark(t, e, damage)
+			j2, err := OpenJournal(e.journal.st, e.clock)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,32 +81,16 @@ func TestRedteamRefusalWithRefusedReadBackIsInDoubt(t *testing.T) {
 	}
 }
 
-// An id that is a prefix of another in the same paid-index bucket is never taken for it.
-func TestRedteamPaidIndexPrefixIDs(t *testing.T) {
+// An id that is a prefix of another is never taken for it, pruned or not.
+func TestRedteamPrunedPrefixIDs(t *testing.T) {
 	t.Parallel()
-	bucket := func(id string) uint32 {
-		h := fnv.New32a()
-		h.Write([]byte(id))
-		return h.Sum32() % paidBuckets
-	}
-	var short, long string
-	for i := 0; short == ""; i++ {
-		s := fmt.Sprintf("STX_PFX%d", i)
-		for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" {
-			if bucket(s) == bucket(s+string(c)) {
-				short, long = s, s+string(c)
-				break
-			}
-		}
-	}
+	short, long := "STX_PFX1", "STX_PFX1A"
 	const keep = time.Hour
 	e := newEnv(t, func(c *Config) { c.KeepFinished = keep })
 	if _, err := e.svc.Capture(context.Background(), long); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(keep + time.Minute)
-	old := time.Now().Add(-2 * keep)
-	os.Chtimes(filepath.Join(e.state, "journal", "finished", long+".json"), old, old)
 	e.svc.Prune()
 	if rec, err := e.journal.Get(long); err != nil || !rec.Pruned {
 		t.Fatalf("%s: %+v, %v; want pruned and paid", long, rec, err)
@@ -123,7 +103,6 @@ func TestRedteamPaidIndexPrefixIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(keep + time.Minute)
-	os.Chtimes(filepath.Join(e.state, "journal", "finished", short+".json"), old, old)
 	e.svc.Prune()
 	for _, id := range []string{short, long} {
 		res, err := e.svc.Capture(context.Background(), id)

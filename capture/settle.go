@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -30,35 +31,28 @@ import (
 // (secupay.Classify), and even that is believed only once the transaction reads back as not
 // captured — a second start/cash of a captured transaction may be "refused" as already done.
 
-type settledKind int
-
-const (
-	settledInDoubt     settledKind = iota
-	settledCaptured                // tx holds the transaction as read
-	settledNotCaptured             // still capturable, and no earlier call can be pending
-	settledFinal                   // ended without a capture; err says how
-)
-
+// verdict is what a read-back settled.
 type verdict struct {
-	kind settledKind
-	tx   *secupay.Transaction
-	err  error // *InDoubtError or *RefusedError
+	event event                // readCaptured, readEnded, readNotCaptured or readInDoubt
+	tx    *secupay.Transaction // the transaction as read, when it settled
+	err   error                // why, for readEnded (*RefusedError) and readInDoubt (*InDoubtError)
 }
 
-// settle reads the transaction back and decides an in-doubt capture by the in-doubt rule,
-// journaling what it decides. It is the one place that does, for the POS's requests, the
-// start-up resume and the resolver alike.
-func (s *Service) settle(ctx context.Context, log *zap.Logger, rec *Record) verdict {
-	return s.settleRead(ctx, log, rec, false)
+// readBack reads the transaction back and decides by the in-doubt rule, journaling what it
+// decides (as notes: a lost one is decided again). It is the one place that does, for the
+// POS's requests and the resolver alike. A refusal of this walk's own start/cash, the
+// transaction's first, proves secupay is not working on it: see settleRead.
+func (s *Service) readBack(ctx context.Context, log *zap.Logger, rec *Record, w walk) verdict {
+	return s.settleRead(ctx, log, rec, w.refusal != nil)
 }
 
-// settleRead is settle; quiet says secupay cannot be working on a start/cash of ours: the
-// call just made was refused, or no call is known to have been sent. Then a capturable status
-// settles at once — for a transaction's first call only (see below).
+// settleRead is readBack; quiet says secupay cannot be working on a start/cash of ours: the
+// call just made was refused. Then a capturable status settles at once — for a transaction's
+// first call only (see below).
 func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, quiet bool) verdict {
 	id := rec.TransactionID
 	doubt := func(reason string, retry time.Duration, err error) verdict {
-		return verdict{kind: settledInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry,
+		return verdict{event: readInDoubt, err: &InDoubtError{TransactionID: id, Reason: reason, RetryAfter: retry,
 			Secupay: secupaySaid(err), Err: err}}
 	}
 	tx, err := s.cfg.Secupay.Transaction(ctx, id)
@@ -74,7 +68,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 	switch {
 	case st.Captured():
 		log.Info("settled: read back as captured", zap.String("status", string(st)))
-		return verdict{kind: settledCaptured, tx: tx}
+		return verdict{event: readCaptured, tx: tx}
 
 	case st.Final():
 		log.Info("settled: read back as ended without a capture", zap.String("status", string(st)))
@@ -83,7 +77,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		if err := s.putUnflushed(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
-		return verdict{kind: settledFinal, err: &RefusedError{TransactionID: id, Refusal: r}}
+		return verdict{event: readEnded, err: &RefusedError{TransactionID: id, Refusal: r}}
 
 	case st.Capturable():
 		// A refusal of this call proves secupay is not working on it — unless an earlier
@@ -103,7 +97,7 @@ func (s *Service) settleRead(ctx context.Context, log *zap.Logger, rec *Record, 
 		if err := s.putUnflushed(rec); err != nil {
 			log.Error("journal write failed", zap.Error(err))
 		}
-		return verdict{kind: settledNotCaptured, tx: tx}
+		return verdict{event: readNotCaptured, tx: tx}
 	}
 	log.Warn("still in doubt: secupay's status settles nothing", zap.String("status", string(st)))
 	return doubt(fmt.Sprintf("secupay shows it %q", st), 0, nil)
@@ -134,33 +128,22 @@ func (s *Service) inDoubtLeft(rec *Record) time.Duration {
 }
 
 // Resume finishes what a previous life of the daemon left: captured transactions whose
-// receipts were not spooled yet are spooled, damaged receipt jobs are made again from the
-// journal, and captures in doubt are settled by reading the transaction back. It never
+// receipts were not spooled yet are spooled, and captures in doubt are settled by reading
+// the transaction back. It never
 // sends start/cash. Call it once at start.
 func (s *Service) Resume(ctx context.Context) {
-	recs, errs := s.cfg.Journal.All()
-	for _, err := range errs {
-		s.log.Error("journal record unreadable; its capture is in doubt until read back", zap.Error(err))
-		if id, ok := recordID(err); ok {
-			s.track(id, true)
-		}
+	recs, err := s.cfg.Journal.All()
+	if err != nil {
+		s.log.Error("journal: unfinished captures cannot be read; the resolver tries again", zap.Error(err))
 	}
 	for _, rec := range recs {
-		if rec.unfinished() {
-			s.track(rec.TransactionID, true)
-			continue
-		}
-		// A finished record where unfinished ones live: journaled by an older ecrd, which
-		// kept all records in one directory. Move it, so the next start does not read it.
-		if err := s.cfg.Journal.move(rec); err != nil {
-			s.log.Warn("journal: finished record not moved", zap.String("transaction_id", rec.TransactionID), zap.Error(err))
-		}
+		s.track(rec.TransactionID, true)
 	}
 	s.Resolve(ctx)
 }
 
 // Prune prunes finished records older than KeepFinished on the steady clock; a captured one
-// leaves its line in the paid index (Journal.PruneFinished). The daemon runs it in the background a while after start, so that a
+// keeps its id, trans_id and payment method (Journal.PruneFinished). The daemon runs it in the background a while after start, so that a
 // start never waits for the till's history.
 func (s *Service) Prune() {
 	if s.cfg.KeepFinished <= 0 {
@@ -182,10 +165,8 @@ func (s *Service) Unfinished() int {
 	return len(s.unfinished)
 }
 
-// Resolve works once through the unfinished transactions (see Resume), and remakes receipt
-// jobs the spool had to set aside.
+// Resolve works once through the unfinished transactions (see Resume).
 func (s *Service) Resolve(ctx context.Context) {
-	s.remakeDamaged(ctx)
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.unfinished))
 	for id := range s.unfinished {
@@ -229,34 +210,35 @@ func (s *Service) resumeOne(ctx context.Context, id string) {
 		log.Error("resume: journal", zap.Error(err))
 		return
 	}
-	if rec.inDoubt() {
-		v := s.settle(ctx, log, rec)
-		switch v.kind {
-		case settledInDoubt:
-			return // tried again on the next pass
-		case settledCaptured:
-			if err := s.recordCaptured(log, rec, v.tx); err != nil {
-				return
-			}
-		default:
-			s.track(id, false)
-			return
-		}
-	}
-	if rec.Phase != PhaseCaptured {
-		s.track(id, rec.unfinished())
+	s.drive(ctx, log, rec, resumed)
+}
+
+// spoolResumed commits the receipts of a captured record whose receipts were not spooled
+// (the disk refused them, or an older ecrd journaled the answer alone), for the resolver.
+func (s *Service) spoolResumed(log *zap.Logger, rec *Record) {
+	tx, err := answerOf(rec)
+	if err != nil {
+		log.Error("resume: stored answer unreadable", zap.Error(err))
+		s.track(rec.TransactionID, false) // retrying cannot mend it; the record stays for a technician
 		return
 	}
-	if tx, err := answerOf(rec); err != nil {
-		log.Error("resume: stored answer unreadable", zap.Error(err))
-		s.track(id, false) // retrying cannot mend it; the record stays for a technician
-	} else if !rec.Spooled {
-		if err := s.commitReceipts(log, rec, tx); err != nil {
-			log.Error("resume: receipt not spooled; will retry", zap.Error(err))
-			return
-		}
-		log.Info("resume: receipt spooled")
-	} else {
-		s.track(id, false)
+	if err := s.commitReceipts(log, rec, tx); err != nil {
+		log.Error("resume: receipt not spooled; will retry", zap.Error(err))
+		return
 	}
+	log.Info("resume: receipt spooled")
+}
+
+// inDoubt is the POS's answer for a capture still in doubt after v: with this walk's own
+// start/cash error and secupay's words, when it had them.
+func (s *Service) inDoubt(v verdict, w walk, callErr error) error {
+	e := v.err.(*InDoubtError)
+	if w.sent && w.refusal == nil {
+		e.NoAnswer = true
+		e.Err = errors.Join(callErr, e.Err)
+	}
+	if r := secupaySaid(callErr); r != nil {
+		e.Secupay = r // this call's words come before the read-back's
+	}
+	return e
 }

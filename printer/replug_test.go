@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/wait"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/printer/printertest"
 	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 func receipt(tag byte, n int) []byte {
@@ -33,12 +33,12 @@ func TestUnconfirmedJobPrintsAgainWholeAfterReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	stateLog, err := wal.Open(t.TempDir(), 0)
+	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stateLog.Close()
-	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	defer st.Close()
+	sp, err := spool.Open(st, p, spool.Options{Poll: 20 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 		StatusTimeout: 2 * time.Second, PrintTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,13 @@
-// Package spool keeps print jobs durable until the printer has taken their last byte.
+// Package spool is the print worker: it keeps print jobs durable until the printer has taken
+// their last byte, and prints them one at a time.
 //
-// A job is one file in DIR/queue, written through the state directory's write-ahead log
-// (internal/wal) before Add returns — alone, or in the same flush as the capture it belongs
-// to (Stage, Enqueue). One worker goroutine owns the printer and drains the queue oldest
-// first, so jobs never interleave on the paper. A job moves to DIR/done only after Print
-// returned without error, and that move is not flushed: a crash in the middle of a job, or
-// before the move reached the disk, prints the whole job again on restart (a receipt may come
-// out twice in that rare case, never zero times). While the printer reports a state that is
+// A job is a row of the state database's jobs table (package store), committed before Add
+// returns — alone, or in the same flush as the capture it belongs to (Stage, AddTo,
+// Enqueue). One worker goroutine owns the printer and drains the queue oldest first, so jobs
+// never interleave on the paper. A job is marked printed only after Print returned without
+// error, and that mark is not flushed: a crash in the middle of a job, or before the mark
+// reached the disk, prints the whole job again on restart (a receipt may come out twice in
+// that rare case, never zero times). While the printer reports a state that is
 // not ready (paper out, cover open, offline, unplugged) the job waits and is retried.
 //
 // A job's drawer pulse belongs to the life of the daemon that queued it (see Job.Kick).
@@ -18,23 +19,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/ecrd-pos/ecrd/internal/atomicfile"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // State is where a job is.
@@ -94,15 +89,15 @@ type Options struct {
 	PrintTimeout time.Duration
 	// StatusTimeout bounds one Status call (default 5 s).
 	StatusTimeout time.Duration
-	// KeepDone is how many printed jobs' records are kept for GET /v1/jobs (default 10000).
+	// KeepDone is how many printed jobs' rows are kept for GET /v1/jobs (default 10000).
 	KeepDone int
 	Logger   *zap.Logger
 	// Observe, if set, is told about every print attempt when it ends: err nil means the job
 	// was printed, else the write failed and the job will be tried again. A job held because
 	// the printer is not ready is no attempt. It runs on the worker and must not block.
 	Observe func(job Info, err error)
-	// Pruned, if set, is told when a prune of the printed jobs' records has ended (the daemon
-	// returns the prune's garbage to the kernel then). It runs on the prune's goroutine.
+	// Pruned, if set, is told when a prune of the printed jobs' rows has ended. It runs on
+	// the prune's goroutine.
 	Pruned func()
 }
 
@@ -127,52 +122,29 @@ func (o *Options) defaults() {
 	}
 }
 
-// record is a job's file: the job plus the spool's bookkeeping.
-type record struct {
-	Job
-	Seq     uint64    `json:"seq"` // FIFO order; survives restarts
-	Created time.Time `json:"created"`
-	Printed time.Time `json:"printed,omitzero"`
-	// KickLife names the life that may send Kick; empty means handed over by a clean stop
-	// (or written by a version before lives), for the next life to claim.
-	KickLife string `json:"kick_life,omitempty"`
-
-	unread bool // Open found the file but could not read it yet
-}
-
 // Spool is a durable queue in front of one printer.
 type Spool struct {
 	// life names this process's life: the drawer pulses it may send are those of jobs
 	// whose KickLife it is (random, so no other life can share it).
-	life              string
-	wal               *wal.Log
-	queueRel, doneRel string // the directories as the log names them ("spool/queue/")
-	queueDir, doneDir string
-	p                 printer.Printer
-	opt               Options
-	log               *zap.Logger
+	life string
+	st   *store.Store
+	p    printer.Printer
+	opt  Options
+	log  *zap.Logger
 
 	mu     sync.Mutex
-	seq    uint64
-	queued map[string]*Info // by id; data stays on disk
-	order  []queuedRef      // queued jobs, oldest first
-	// recent holds the jobs printed in this life, newest last, at most keepRecent: what
-	// WaitPrinted and Job answer from memory. Older printed jobs are read from done/ on demand,
-	// so that memory and start-up do not grow with the till's history.
-	recent  map[string]*Info
-	recentQ []string
-	// today holds when each receipt printed today was printed (Unix nanoseconds, for the
-	// status line), the newest KeepDone at most, seeded from done/ by the background prune.
-	today      []int64
-	sincePrune int        // jobs printed since the last prune
+	queued map[string]*Info // by id; the bytes stay in the store
+	// unmarked holds the jobs printed in this life whose printed mark the store did not
+	// take (a full disk): their rows still say queued, and a restart prints them again.
+	unmarked map[string]Info
+	order    []queuedRef // queued jobs, oldest first
+	// sincePrune counts the jobs printed since the last prune of the printed jobs' rows.
+	sincePrune int
 	pruning    sync.Mutex // held by the background prune
 	status     printer.Status
 	statErr    error
 	statAt     time.Time
 	changed    chan struct{} // closed and replaced on every change, to wake waiters
-	// damaged holds the ids of queued jobs whose files could not be parsed; they are set
-	// aside (".bad") until their owner remakes them (Replace).
-	damaged map[string]bool
 
 	wake chan struct{} // a new job arrived
 
@@ -187,80 +159,38 @@ type Spool struct {
 
 type queuedRef struct {
 	id  string
-	seq uint64
+	seq int64
 }
 
-// keepRecent bounds the printed jobs remembered in memory.
-const keepRecent = 1000
-
-// pruneDelay is how long after the worker starts the done directory is first pruned.
+// pruneDelay is how long after the worker starts the printed jobs' rows are first pruned.
 var pruneDelay = 30 * time.Second
 
-// Open opens (creating if needed) the spool in dir, a directory of log's state directory
-// (given relative to it: "spool"), for printer p. It loads the queued jobs — never the
-// printed ones — so that Run resumes them, and removes temporary files a crash left behind.
-// Every change to the spool's files goes through log.
-func Open(log *wal.Log, dir string, p printer.Printer, opt Options) (*Spool, error) {
+// Open opens the spool of the state database st for printer p. It loads the queued jobs —
+// never the printed ones — by index, so that Run resumes them.
+func Open(st *store.Store, p printer.Printer, opt Options) (*Spool, error) {
 	opt.defaults()
-	dir = path.Clean(filepath.ToSlash(dir))
 	s := &Spool{
-		wal:      log,
+		st:       st,
 		epoch:    time.Now(),
-		queueRel: path.Join(dir, "queue") + "/",
-		doneRel:  path.Join(dir, "done") + "/",
-		queueDir: filepath.Join(log.Root(), filepath.FromSlash(dir), "queue"),
-		doneDir:  filepath.Join(log.Root(), filepath.FromSlash(dir), "done"),
 		p:        p,
 		opt:      opt,
 		log:      opt.Logger.With(zap.String("printer", p.String())),
 		queued:   map[string]*Info{},
-		recent:   map[string]*Info{},
-		damaged:  map[string]bool{},
+		unmarked: map[string]Info{},
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		status:   printer.Status{State: printer.StateUnknown, Detail: "not asked yet"},
 		life:     newLife(),
 	}
-	for _, d := range []string{s.queueDir, s.doneDir} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-	}
-	queued, err := s.load(s.queueDir)
+	jobs, err := st.QueuedJobs()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("spool: %w", err)
 	}
-	for _, r := range queued {
-		if r.unread {
-			// The file exists but could not be read now (an I/O error): keep its place at the
-			// end of the queue; the worker reads it again when its turn comes.
-			r.Seq = 0
-		}
-		s.seq = max(s.seq, r.Seq)
-		if _, err := os.Stat(filepath.Join(s.doneDir, r.ID+".json")); err == nil {
-			// Written before the log (or by hand): the job was printed; finish the move
-			// instead of printing it again.
-			if err := s.commit(false, wal.Op{Path: s.queueRel + r.ID + ".json", Remove: true}); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		s.queued[r.ID] = r.info(StateQueued)
-		s.order = append(s.order, queuedRef{r.ID, r.Seq})
+	for _, j := range jobs {
+		s.queued[j.ID] = infoOf(j)
+		s.order = append(s.order, queuedRef{j.ID, j.Seq})
 	}
-	for i := range s.order {
-		if s.order[i].seq == 0 {
-			s.seq++
-			s.order[i].seq = s.seq
-		}
-	}
-	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
-	if err := s.claimKicks(queued); err != nil {
-		return nil, err
-	}
-	if err := s.findDamaged(); err != nil {
-		return nil, err
-	}
+	s.claimKicks(jobs)
 	return s, nil
 }
 
@@ -275,115 +205,78 @@ func newLife() string {
 // flush before any of them can be sent: if this life crashes, the next finds them owned by a
 // dead life and sends none. A pulse owned by another life is dropped — that life crashed,
 // and may have sent it.
-func (s *Spool) claimKicks(queued []*record) error {
-	var ops []wal.Op
-	for _, r := range queued {
-		if len(r.Kick) == 0 || s.queued[r.ID] == nil {
+func (s *Spool) claimKicks(queued []*store.Job) {
+	var claim []string
+	for _, j := range queued {
+		if len(j.Kick) == 0 {
 			continue
 		}
-		if r.KickLife != "" {
+		if j.KickLife != "" {
 			s.log.Warn("drawer pulse dropped: the daemon that queued the receipt stopped without handing it over, and may have sent it",
-				zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
+				zap.String("job", j.ID), zap.String("transaction_id", j.TransactionID))
 			continue
 		}
-		r.KickLife = s.life
-		b, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("spool: %w", err)
+		claim = append(claim, j.ID)
+	}
+	if len(claim) == 0 {
+		return
+	}
+	err := s.st.Flushed(func(tx *store.Tx) error {
+		for _, id := range claim {
+			if err := tx.SetKickLife(id, s.life); err != nil {
+				return err
+			}
 		}
-		ops = append(ops, wal.Op{Path: s.queueRel + r.ID + ".json", Data: b})
-	}
-	if len(ops) == 0 {
 		return nil
-	}
-	if err := s.commit(true, ops...); err != nil {
+	})
+	if err != nil {
 		// Not claimed: the pulses stay handed over, and are not sent by this life.
 		s.log.Error("drawer pulses handed over by the last stop cannot be claimed; they are not sent", zap.Error(err))
 	}
-	return nil
 }
 
 // Close hands the drawer pulses this life still owes — cash receipts queued and not yet
 // printed — to the next life, in one flush. Call it after Run has returned and nothing adds
 // jobs any more; without it (a crash) those pulses are never sent.
 func (s *Spool) Close() error {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.order))
-	for _, q := range s.order {
-		ids = append(ids, q.id)
+	jobs, err := s.st.QueuedJobs()
+	if err != nil {
+		return fmt.Errorf("spool: hand over drawer pulses: %w", err)
 	}
-	s.mu.Unlock()
-	var ops []wal.Op
-	for _, id := range ids {
-		r, err := readRecord(filepath.Join(s.queueDir, id+".json"))
-		if err != nil || len(r.Kick) == 0 || r.KickLife != s.life {
-			continue
+	var ids []string
+	for _, j := range jobs {
+		if len(j.Kick) > 0 && j.KickLife == s.life {
+			ids = append(ids, j.ID)
 		}
-		r.KickLife = ""
-		b, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-		ops = append(ops, wal.Op{Path: s.queueRel + id + ".json", Data: b})
 	}
-	if len(ops) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.commit(true, ops...); err != nil {
-		return fmt.Errorf("spool: hand over %d drawer pulses: %w", len(ops), err)
-	}
-	s.log.Info("drawer pulses of queued receipts handed over to the next start", zap.Int("jobs", len(ops)))
-	return nil
-}
-
-// commit commits ops through the state directory's log, naming the spool in its errors.
-func (s *Spool) commit(sync bool, ops ...wal.Op) error {
-	if err := s.wal.Commit(sync, ops...); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	return nil
-}
-
-func (r *record) info(st State) *Info {
-	return &Info{ID: r.ID, TransactionID: r.TransactionID, Kind: r.Kind, State: st,
-		Bytes: len(r.Data), Created: r.Created, Printed: r.Printed}
-}
-
-// load reads every job file in dir. A file that cannot be parsed is moved aside with a
-// ".bad" suffix and logged rather than stopping the daemon or being silently deleted.
-func (s *Spool) load(dir string) ([]*record, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	var out []*record
-	for _, e := range ents {
-		name := e.Name()
-		path := filepath.Join(dir, name)
-		if atomicfile.IsTemp(name) {
-			os.Remove(path) // never renamed into place: its job was never acknowledged
-			continue
-		}
-		if !strings.HasSuffix(name, ".json") {
-			continue
-		}
-		r, err := readRecord(path)
-		switch {
-		case errors.Is(err, errDamaged):
-			if err := s.setAside(path, err); err != nil {
-				return nil, err
+	err = s.st.Flushed(func(tx *store.Tx) error {
+		for _, id := range ids {
+			if err := tx.SetKickLife(id, ""); err != nil {
+				return err
 			}
-			continue
-		case err != nil:
-			s.log.Error("spool: job file cannot be read now; kept, and read again later", zap.String("file", path), zap.Error(err))
-			r = &record{Job: Job{ID: strings.TrimSuffix(name, ".json")}, unread: true}
 		}
-		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("spool: hand over %d drawer pulses: %w", len(ids), err)
 	}
-	return out, nil
+	s.log.Info("drawer pulses of queued receipts handed over to the next start", zap.Int("jobs", len(ids)))
+	return nil
 }
 
-// ValidJobID reports whether id can name a job file: letters, digits, '_', '-', '.', not
+func infoOf(j *store.Job) *Info {
+	in := &Info{ID: j.ID, TransactionID: j.TransactionID, Kind: j.Kind, State: State(j.State),
+		Attempts: j.Attempts, Bytes: j.Bytes, Created: j.Created, Printed: j.Printed}
+	if in.Bytes == 0 {
+		in.Bytes = len(j.Data)
+	}
+	return in
+}
+
+// ValidJobID reports whether id can name a job: letters, digits, '_', '-', '.', not
 // starting with '.', at most 128 bytes.
 func ValidJobID(id string) bool {
 	if id == "" || len(id) > 128 || id[0] == '.' {
@@ -398,51 +291,61 @@ func ValidJobID(id string) bool {
 	return true
 }
 
-// Add makes job durable and hands it to the worker. It returns only after the job is on
-// disk. Adding a job whose id the spool already holds (queued or printed) changes nothing
-// and returns that job's info.
+// Add makes job durable (one flush) and hands it to the worker. Adding a job whose id the
+// spool already holds (queued or printed) changes nothing and returns that job's info.
 func (s *Spool) Add(job Job) (Info, error) {
 	st, err := s.Stage(job)
 	if err != nil {
 		return Info{}, err
 	}
-	if len(st.jobs) == 0 {
-		return s.Job(job.ID) // already held
-	}
-	if err := s.commit(true, st.Ops()...); err != nil {
+	if err := s.st.Flushed(st.AddTo); err != nil {
 		return Info{}, fmt.Errorf("spool: add %s: %w", job.ID, err)
 	}
 	st.Enqueue()
 	return s.Job(job.ID)
 }
 
-// Staged is jobs made ready to add: Ops are the log's changes that make them durable, to be
-// committed — alone, or with the caller's own changes in one flush (a capture commits its
-// journal record and its receipt together) — and then Enqueue hands them to the worker.
+// Staged is jobs made ready to add: AddTo writes them in the caller's transaction — alone,
+// or with the caller's own rows in one flush (a capture commits its journal record and its
+// receipt together) — and once that is committed, Enqueue hands them to the worker.
 type Staged struct {
-	s    *Spool
-	jobs []*record
-	ops  []wal.Op
+	s     *Spool
+	jobs  []*store.Job
+	added []bool
 }
 
-// Ops returns the log changes that write the staged jobs' files.
-func (st *Staged) Ops() []wal.Op { return st.ops }
+// AddTo adds the staged jobs in tx; a job whose id the store holds already is left alone.
+func (st *Staged) AddTo(tx *store.Tx) error {
+	st.added = st.added[:0]
+	for _, j := range st.jobs {
+		ok, err := tx.AddJob(j)
+		if err != nil {
+			return fmt.Errorf("spool: add %s: %w", j.ID, err)
+		}
+		st.added = append(st.added, ok)
+	}
+	return nil
+}
 
 // Enqueue hands the staged jobs, committed, to the worker.
 func (st *Staged) Enqueue() {
 	s := st.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range st.jobs {
-		if _, ok := s.queued[r.ID]; ok {
+	for i, j := range st.jobs {
+		if i >= len(st.added) || !st.added[i] {
+			continue // held already, queued or printed
+		}
+		if _, ok := s.queued[j.ID]; ok {
 			continue
 		}
-		in := r.info(StateQueued)
-		s.queued[r.ID] = in
-		s.order = append(s.order, queuedRef{r.ID, r.Seq})
-		s.log.Info("job spooled", zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID),
-			zap.String("kind", r.Kind), zap.Int("bytes", len(r.Data)))
+		s.queued[j.ID] = infoOf(j)
+		s.order = append(s.order, queuedRef{j.ID, j.Seq})
+		s.log.Info("job spooled", zap.String("job", j.ID), zap.String("transaction_id", j.TransactionID),
+			zap.String("kind", j.Kind), zap.Int("bytes", len(j.Data)))
 	}
+	// Callers that committed concurrently may enqueue in the other order: the queue is the
+	// order of the commits, as a restart reads it.
 	sort.Slice(s.order, func(i, j int) bool { return s.order[i].seq < s.order[j].seq })
 	s.notifyLocked()
 	select {
@@ -451,11 +354,10 @@ func (st *Staged) Enqueue() {
 	}
 }
 
-// Stage checks jobs and prepares their files; jobs the spool already holds are left out.
+// Stage checks jobs and prepares their rows.
 func (s *Spool) Stage(jobs ...Job) (*Staged, error) {
 	st := &Staged{s: s}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	now := time.Now().UTC()
 	for _, job := range jobs {
 		if !ValidJobID(job.ID) {
 			return nil, fmt.Errorf("spool: invalid job id %q", job.ID)
@@ -463,40 +365,34 @@ func (s *Spool) Stage(jobs ...Job) (*Staged, error) {
 		if len(job.Data) == 0 {
 			return nil, fmt.Errorf("spool: job %s is empty", job.ID)
 		}
-		if _, ok := s.queued[job.ID]; ok {
-			continue
-		}
-		if _, err := s.printedLocked(job.ID); err == nil {
-			continue
-		}
-		// Sequence numbers only order the queue; a gap left by a failed commit is harmless.
-		s.seq++
-		r := &record{Job: job, Seq: s.seq, Created: time.Now().UTC()}
+		j := &store.Job{ID: job.ID, TransactionID: job.TransactionID, Kind: job.Kind, State: store.Queued,
+			Data: job.Data, Kick: job.Kick, Created: now}
 		if len(job.Kick) > 0 {
-			r.KickLife = s.life
+			j.KickLife = s.life
 		}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		st.jobs = append(st.jobs, r)
-		st.ops = append(st.ops, wal.Op{Path: s.queueRel + job.ID + ".json", Data: b})
+		st.jobs = append(st.jobs, j)
 	}
 	return st, nil
 }
 
-// Job returns what the spool knows about job id: queued, or printed (from memory for this
-// life's jobs, else from its done record on disk).
+// Job returns what the spool knows about job id: queued, or printed (from the store).
 func (s *Spool) Job(id string) (Info, error) {
 	if !ValidJobID(id) {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if in, ok := s.queued[id]; ok {
-		return *in, nil
+	in, ok := s.queued[id]
+	var cur Info
+	if ok {
+		cur = *in
+	} else {
+		cur, ok = s.unmarked[id]
 	}
-	return s.printedLocked(id)
+	s.mu.Unlock()
+	if ok {
+		return cur, nil
+	}
+	return s.printed(id)
 }
 
 // JobData returns the bytes of a queued job (a printed job's are not kept: its owner renders
@@ -508,23 +404,23 @@ func (s *Spool) JobData(id string) ([]byte, error) {
 	if !queued {
 		return nil, fmt.Errorf("%w: %s is not queued", ErrNotFound, id)
 	}
-	r, err := readRecord(filepath.Join(s.queueDir, id+".json"))
+	b, err := s.st.JobData(id)
 	if err != nil {
 		return nil, fmt.Errorf("spool: job %s: %w", id, err)
 	}
-	return r.Data, nil
+	return b, nil
 }
 
-// printedLocked finds a printed job: in memory, or its done record on disk.
-func (s *Spool) printedLocked(id string) (Info, error) {
-	if in, ok := s.recent[id]; ok {
-		return *in, nil
-	}
-	r, err := readRecord(filepath.Join(s.doneDir, id+".json"))
-	if err != nil {
+// printed finds a printed job in the store.
+func (s *Spool) printed(id string) (Info, error) {
+	j, err := s.st.Job(id)
+	if errors.Is(err, store.ErrNotFound) {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
-	return *r.info(StatePrinted), nil
+	if err != nil {
+		return Info{}, fmt.Errorf("spool: %w", err)
+	}
+	return *infoOf(j), nil
 }
 
 // WaitPrinted waits until job id is printed, or the worker found that it cannot print it now
@@ -537,14 +433,12 @@ func (s *Spool) WaitPrinted(ctx context.Context, id string) (Info, error) {
 		var cur Info
 		if ok {
 			cur = *in
-		} else if p, err := s.printedLocked(id); err == nil {
-			cur, ok = p, true
 		}
 		s.mu.Unlock()
 		if !ok {
-			return Info{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+			return s.Job(id)
 		}
-		if cur.State == StatePrinted || cur.Held {
+		if cur.Held {
 			return cur, nil
 		}
 		select {
@@ -564,4 +458,24 @@ func (s *Spool) Pending() []Info {
 		out = append(out, *s.queued[r.id])
 	}
 	return out
+}
+
+// Recent returns the newest n jobs the store remembers, queued or printed, newest first: what
+// `ecrd jobs` lists.
+func (s *Spool) Recent(n int) ([]Info, error) {
+	jobs, err := s.st.RecentJobs(n)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	out := make([]Info, 0, len(jobs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range jobs {
+		if in, ok := s.queued[j.ID]; ok {
+			out = append(out, *in)
+			continue
+		}
+		out = append(out, *infoOf(j))
+	}
+	return out, nil
 }

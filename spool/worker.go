@@ -2,16 +2,13 @@ package spool
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ecrd-pos/ecrd/internal/crashpoint"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
+	"github.com/ecrd-pos/ecrd/store"
 	"go.uber.org/zap"
 )
 
@@ -62,7 +59,7 @@ func (s *Spool) notifyLocked() {
 // a receipt on the paper.
 func (s *Spool) Run(ctx context.Context) error {
 	defer s.due.Store(0)
-	// Pruning reads the whole done directory: not while the till starts.
+	// Not while the till starts.
 	pruneAtStart := time.AfterFunc(pruneDelay, s.prune)
 	defer pruneAtStart.Stop()
 	backoff := s.opt.Poll
@@ -138,15 +135,11 @@ func (s *Spool) LastStatus() PrinterStatus {
 }
 
 // PrintedSince counts the jobs printed at or after t that the spool still remembers
-// (KeepDone of them at most).
+// (KeepDone of them at most), by the store's index.
 func (s *Spool) PrintedSince(t time.Time) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, since := 0, t.UnixNano()
-	for _, p := range s.today {
-		if p >= since {
-			n++
-		}
+	n, err := s.st.PrintedSince(t)
+	if err != nil {
+		s.log.Warn("spool: count printed jobs", zap.Error(err))
 	}
 	return n
 }
@@ -196,43 +189,24 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	s.releaseLocked()
 	s.mu.Unlock()
 
-	path := filepath.Join(s.queueDir, id+".json")
-	r, err := readRecord(path)
-	if n, _ := s.wal.Pending(); err != nil && n > 0 {
-		// The log holds changes the files could not take yet (this job's, perhaps): the
-		// file may be behind, not gone. Apply them if the disk takes them now; else try
-		// again later, and never drop a committed job for it.
-		if s.wal.Retry() == 0 {
-			r, err = readRecord(path)
-		} else {
-			_, why := s.wal.Pending()
-			s.mu.Lock()
-			s.holdLocked(fmt.Sprintf("waiting for the state directory to take committed changes: %v", why))
-			s.mu.Unlock()
-			s.log.Warn("spool: queued job waits for the state directory", zap.String("job", id), zap.NamedError("apply_error", why))
-			return errWriteFailed
-		}
+	r, err := s.st.Job(id)
+	var data []byte
+	if err == nil {
+		data, err = s.st.JobData(id)
 	}
 	switch {
-	case errors.Is(err, errDamaged), errors.Is(err, os.ErrNotExist):
-		// Not a job any more (edited, truncated, removed by hand): set it aside for its
-		// owner to remake, and let the queue move on.
+	case errors.Is(err, store.ErrNotFound):
+		// Not a queued job any more (a technician's hand in the database): let the queue
+		// move on.
+		s.log.Error("spool: queued job vanished from the store", zap.String("job", id))
 		s.mu.Lock()
-		if !errors.Is(err, os.ErrNotExist) {
-			if aerr := s.setAside(path, err); aerr != nil {
-				s.log.Error("spool", zap.Error(aerr))
-			}
-		} else {
-			s.log.Error("spool: queued job file vanished", zap.String("job", id))
-			s.damaged[id] = true
-		}
 		s.dropLocked(id)
 		s.mu.Unlock()
 		return nil
 	case err != nil:
-		// An I/O error reading the file is not the end of the job: try again later.
+		// An I/O error reading the job is not the end of it: try again later.
 		s.mu.Lock()
-		s.holdLocked("job file cannot be read: " + err.Error())
+		s.holdLocked("job cannot be read: " + err.Error())
 		s.mu.Unlock()
 		s.log.Warn("spool: queued job cannot be read now; will retry", zap.String("job", id), zap.Error(err))
 		return errWriteFailed
@@ -242,10 +216,10 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.PrintTimeout)
 	crashpoint.Hit("before-print")
 	if crashpoint.Armed("mid-print") {
-		s.p.Print(pctx, r.Data[:len(r.Data)/2]) // the power fails halfway through the job
+		s.p.Print(pctx, data[:len(data)/2]) // the power fails halfway through the job
 		crashpoint.Hit("mid-print")
 	}
-	err = s.p.Print(pctx, r.Data)
+	err = s.p.Print(pctx, data)
 	cancel()
 	if err != nil {
 		s.mu.Lock()
@@ -264,7 +238,7 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 	// The drawer pulse after the job is sent even during shutdown, like the job itself.
 	kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opt.StatusTimeout)
 	defer cancel()
-	err = s.markPrinted(kctx, r)
+	err = s.markPrinted(kctx, r, len(data))
 	if s.opt.Observe != nil {
 		if in, jerr := s.Job(id); jerr == nil {
 			s.opt.Observe(in, nil)
@@ -276,7 +250,7 @@ func (s *Spool) attempt(ctx context.Context, id string) error {
 // kick sends job r's drawer pulse if this life owns it (Job.Kick): a job printed again after
 // a crash belongs to a dead life and sends none. A failed pulse is not retried: an unknown
 // pulse is one that may have opened the drawer.
-func (s *Spool) kick(ctx context.Context, r *record) {
+func (s *Spool) kick(ctx context.Context, r *store.Job) {
 	log := s.log.With(zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID))
 	switch r.KickLife {
 	case s.life:
@@ -337,49 +311,77 @@ func (s *Spool) dropLocked(id string) {
 	s.notifyLocked()
 }
 
-// markPrinted moves the job to done: the done record (without the bytes, which are no longer
-// needed) and the queue file's removal, in one change of the log that is not flushed: losing
-// it to a power cut prints the receipt once more — a duplicate, never a loss — and costs the
-// POS no flush now. The drawer pulse needs none either (Job.Kick).
-func (s *Spool) markPrinted(ctx context.Context, r *record) error {
-	r.Printed = time.Now().UTC()
-	done := *r
-	done.Data, done.Kick, done.KickLife = nil, nil, ""
-	b, err := json.Marshal(&done)
-	if err == nil {
-		err = s.commit(false, wal.Op{Path: s.doneRel + r.ID + ".json", Data: b},
-			wal.Op{Path: s.queueRel + r.ID + ".json", Remove: true})
+// markPrinted marks the job printed (dropping its bytes, which are no longer needed) in a
+// commit that is not flushed: losing it to a power cut prints the receipt once more — a
+// duplicate, never a loss — and costs the POS no flush now. The drawer pulse needs none
+// either (Job.Kick).
+func (s *Spool) markPrinted(ctx context.Context, r *store.Job, bytes int) error {
+	printed := time.Now().UTC()
+	s.mu.Lock()
+	in := s.queued[r.ID]
+	s.mu.Unlock()
+	attempts := 1
+	if in != nil {
+		attempts = in.Attempts + 1
 	}
+	err := s.st.Unflushed(func(tx *store.Tx) error { return tx.MarkPrinted(r.ID, printed, attempts) })
 	s.mu.Lock()
 	if err != nil {
 		// The receipt is on paper but the spool could not record it (disk full, read-only).
-		// Count it printed in memory so it does not print again and again now; its queue
-		// file remains, so a restart prints it once more — a duplicate, never a loss.
-		s.log.Error("spool: printed job could not be marked done; it will print again after a restart",
+		// Count it printed in memory so it does not print again and again now; its row
+		// stays queued, so a restart prints it once more — a duplicate, never a loss.
+		s.log.Error("spool: printed job could not be marked printed; it will print again after a restart",
 			zap.String("job", r.ID), zap.Error(err))
+		if in != nil && len(s.unmarked) < 1000 {
+			done := *in
+			done.State, done.Printed, done.Attempts, done.Reason, done.Held = StatePrinted, printed, attempts, "", false
+			s.unmarked[r.ID] = done
+		}
 	}
-	in := s.queued[r.ID]
 	s.dropLocked(r.ID)
-	in.State, in.Printed, in.Reason, in.Held = StatePrinted, r.Printed, "", false
-	s.recent[r.ID] = in
-	s.recentQ = append(s.recentQ, r.ID)
-	if len(s.recentQ) > keepRecent {
-		delete(s.recent, s.recentQ[0])
-		s.recentQ = s.recentQ[1:]
-	}
-	s.today = append(s.today, r.Printed.UnixNano())
 	s.sincePrune++
 	if s.sincePrune >= max(1, s.opt.KeepDone/10) {
 		s.sincePrune = 0
 		go s.prune()
 	}
 	s.log.Info("job printed", zap.String("job", r.ID), zap.String("transaction_id", r.TransactionID),
-		zap.Int("bytes", len(r.Data)), zap.Int("attempts", in.Attempts+1))
+		zap.Int("bytes", bytes), zap.Int("attempts", attempts))
 	s.mu.Unlock()
 	if len(r.Kick) > 0 {
-		// Sent even when the record failed: the queue file still names this life, so a
-		// later life that prints the job again sends no pulse.
+		// Sent even when the mark failed: the row still names this life, so a later life
+		// that prints the job again sends no pulse.
 		s.kick(ctx, r)
 	}
 	return nil
+}
+
+// Prune forgets the oldest printed jobs beyond KeepDone, with one indexed delete, in the
+// background: a start never waits for, nor holds, the till's history.
+func (s *Spool) Prune() error {
+	var n int64
+	err := s.st.Unflushed(func(tx *store.Tx) error {
+		var err error
+		n, err = tx.ForgetPrinted(s.opt.KeepDone)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("spool: prune: %w", err)
+	}
+	if n > 0 {
+		s.log.Debug("spool: printed jobs forgotten", zap.Int64("jobs", n))
+	}
+	return nil
+}
+
+func (s *Spool) prune() {
+	if !s.pruning.TryLock() {
+		return // one prune at a time is plenty
+	}
+	defer s.pruning.Unlock()
+	if err := s.Prune(); err != nil {
+		s.log.Warn("spool", zap.Error(err))
+	}
+	if s.opt.Pruned != nil {
+		s.opt.Pruned()
+	}
 }

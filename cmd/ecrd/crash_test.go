@@ -18,8 +18,6 @@ import (
 // and what secupay and the paper must show before and after the restart.
 type crashCase struct {
 	point string
-	// env is added to the first life's environment (the checkpoint's points need a small log).
-	env []string
 	// At the crash: start/cash calls secupay saw, and what the printer file holds.
 	startsAtCrash int
 	// mayAnswer: the point is in a background step, which the POS's answer may beat.
@@ -50,28 +48,15 @@ var crashMatrix = []crashCase{
 	// The printer took the last byte but the spool had not recorded it: printed twice, the
 	// documented rare duplicate, never zero times.
 	{point: "after-print", startsAtCrash: 1, paperAtCrash: "whole", minCopies: 2, maxCopies: 2},
-	// The write-ahead log's own write points (internal/wal), at the intent's change (#1) and at
-	// the change holding secupay's answer with the receipt (#2): appended but not flushed, and
-	// flushed but not applied to the files. A kill keeps the page cache, so the replay at start
-	// finds the change either way (the power cuts of make test-till drop what was not flushed).
-	{point: "wal-appended#1", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
-	{point: "wal-committed#1", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
-	{point: "wal-appended#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
-	{point: "wal-committed#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
-	// The log's checkpoint, made to fall inside the capture by a 1 KiB limit: the intent's
-	// change stays under it, the answer's crosses it, so the log switches to the next one
-	// (prepared when the daemon started) at the answer's commit, holding the log's lock: the
-	// answer is not out yet. Then, in the background and racing the printing and the answer,
-	// syncfs and the old log's removal, and the next log prepared.
-	{point: "wal-switched#1", env: smallLog, startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
-	{point: "wal-prepared#1", env: smallLog, startsAtCrash: 1, mayAnswer: true, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
-	{point: "wal-synced#1", env: smallLog, startsAtCrash: 1, mayAnswer: true, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
-	{point: "wal-removed#1", env: smallLog, startsAtCrash: 1, mayAnswer: true, paperAtCrash: "any", minCopies: 1, maxCopies: 2},
+	// The state database's commits (package store), at the intent (#1) and at the commit
+	// holding secupay's answer with the receipt (#2): before SQLite's COMMIT (the transaction
+	// is rolled back when the process dies) and after it returned. The power cuts of make
+	// test-power-cuts drop what was not flushed.
+	{point: "store-commit#1", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
+	{point: "store-committed#1", startsAtCrash: 0, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
+	{point: "store-commit#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1, readsBack: true},
+	{point: "store-committed#2", startsAtCrash: 1, paperAtCrash: "none", minCopies: 1, maxCopies: 1},
 }
-
-// smallLog makes the write-ahead log checkpoint within a capture (the crash-point build reads
-// it): a capture's intent is about 450 bytes, its answer with the receipt a few KiB.
-var smallLog = []string{"ECRD_WAL_LIMIT=1024"}
 
 // crashID is the transaction a crash case captures. The fake creates it on demand (AutoCreate)
 // with a receipt that prints the id, so every job on paper can be traced to its transaction.
@@ -100,7 +85,7 @@ func testCrashPoint(t *testing.T, c crashCase) {
 	jobID := id + ".receipt"
 
 	// First life: dies at the crash point while the POS waits for its answer.
-	p := e.start(append([]string{"ECRD_CRASHPOINT=" + c.point}, c.env...)...)
+	p := e.start("ECRD_CRASHPOINT=" + c.point)
 	if status, body, err := e.request("POST", "/v1/transactions/"+id+"/cash"); err == nil && !c.mayAnswer {
 		t.Fatalf("the daemon answered %d %s although it should have died at %s", status, body, c.point)
 	}

@@ -93,9 +93,8 @@ func TestDaemonMetricsAfterCaptureRefusalPaperOut(t *testing.T) {
 	if !strings.Contains(text, `ecrd_build_info{goversion="`) || !strings.Contains(text, `version="`+binaryVersion(t)+`"} 1`) {
 		t.Error("no ecrd_build_info with the version")
 	}
-	// Flushes through the write-ahead log: the start's checkpoint (syncfs and the log's
-	// directory), then the intent and the answer with its receipt for the capture, and the
-	// intent of the refused one (its refusal needs no flush of its own).
+	// Flushes of the state database: the intent and the answer with its receipt for each
+	// capture, and the intent of the refused one (its refusal needs no flush of its own).
 	if n, err := metricValue(text, "ecrd_fsync_duration_seconds_count"); err != nil || n < 4 || n > 6 {
 		t.Errorf("ecrd_fsync_duration_seconds_count = %v (%v), want 4 to 6", n, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -133,32 +134,57 @@ func TestDaemonDrawerOpensAtMostOnce(t *testing.T) {
 	}
 }
 
-// A queued receipt whose job file cannot be read (EIO, injected by strace into the first two
-// reads of that file: at start-up and at the worker's first try) is not lost or set aside:
-// the worker reads it again and prints it.
-func TestDaemonJobFileEIOIsRetried(t *testing.T) {
+// A flush that fails (EIO from fsync of SQLite's log, injected by strace into the first one
+// after the start: the intent's) sends nothing: the POS hears 500 storage, not captured, and
+// asking again captures once. SQLite keeps the frames it wrote, so a restart may find that
+// intent after all: then it is in doubt and read back, never sent twice.
+func TestDaemonFlushEIOSendsNothing(t *testing.T) {
 	e := newDaemonEnv(t)
-	const id = "STX_EIOJOBFILE"
-	os.WriteFile(e.printerFile+".status", []byte("paper_out\n"), 0o644)
-	p := e.start()
-	if status, out := e.capture(id); status != 200 || jobOf(out)["state"] != "queued" {
-		t.Fatalf("capture with the paper out: %d %v", status, out)
-	}
+	const id = "STX_EIOFLUSH"
+	p := e.start() // makes the database, whose schema's commit is a flush of its own
 	p.kill(t)
-
-	job := e.state + "/spool/queue/" + id + ".receipt.json"
-	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "-P", job,
-		"-e", "trace=read", "-e", "inject=read:error=EIO:when=1..2"}
+	e.wrap = []string{"strace", "-f", "-qq", "-o", "/dev/null", "-P", e.state + "/ecrd.db-wal",
+		"-e", "trace=fsync,fdatasync", "-e", "inject=fsync,fdatasync:error=EIO:when=1"}
 	p = e.start()
-	os.Remove(e.printerFile + ".status")
+	status, out := e.capture(id)
+	info, _ := out["error"].(map[string]any)
+	if status != 500 || info["code"] != "storage" || info["outcome"] != "not_captured" {
+		t.Fatalf("capture with the intent's flush failing: %d %v; want 500 storage, not_captured", status, out)
+	}
+	if n := e.fake.Calls().StartCash[id]; n != 0 {
+		t.Fatalf("%d start/cash calls without a flushed intent", n)
+	}
+	if !strings.Contains(p.logs.String(), "I/O error") && !strings.Contains(p.logs.String(), "input/output error") {
+		t.Fatalf("no EIO was injected (the test proves nothing):\n%s", p.logs)
+	}
+	// strace counts per thread: a flush on another of the daemon's threads may fail once
+	// more. The POS asks again until it hears "captured"; no answer may cost a start/cash
+	// twice, and "not captured" must mean nothing was sent.
+	for try := 0; ; try++ {
+		before := e.fake.Calls().StartCash[id]
+		status, out := e.capture(id)
+		if status == 200 && out["status"] == "ok" {
+			break
+		}
+		info, _ := out["error"].(map[string]any)
+		if try == 20 || status != 500 && status != 504 {
+			t.Fatalf("asked again (%d): %d %v", try, status, out)
+		}
+		if n := e.fake.Calls().StartCash[id]; info["outcome"] == "not_captured" && n != before || n > 1 {
+			t.Fatalf("%d start/cash calls after %d %v", n, status, out)
+		}
+	}
 	waitJobPrinted(t, e.client(), id+".receipt")
+	p.kill(t)
+	e.wrap = nil
+	e.start()
+	if status, out := e.capture(id); status != 200 || out["replayed"] != true {
+		t.Fatalf("after a restart: %d %v", status, out)
+	}
+	if n := e.fake.Calls().StartCash[id]; n != 1 {
+		t.Fatalf("%d start/cash calls, want 1", n)
+	}
 	if whole, _ := countJobs(t, e.receipts(), id); whole != 1 {
 		t.Fatalf("%d whole receipts", whole)
-	}
-	if _, err := os.Stat(job + ".bad"); !os.IsNotExist(err) {
-		t.Fatalf("a job that could not be read for a moment was set aside: %v", err)
-	}
-	if !bytes.Contains([]byte(p.logs.String()), []byte("input/output error")) {
-		t.Fatalf("no EIO was injected (the test proves nothing):\n%s", p.logs)
 	}
 }

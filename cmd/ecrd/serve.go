@@ -30,12 +30,12 @@ import (
 	"github.com/ecrd-pos/ecrd/capture"
 	"github.com/ecrd-pos/ecrd/internal/atomicfile"
 	"github.com/ecrd-pos/ecrd/internal/journald"
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/monitor"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/receipt"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // serveConfig is every setting of the daemon. Each is a flag and an ECRD_ variable.
@@ -139,12 +139,22 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Info("ecrd serving", zap.String("socket", d.socketDesc), zap.String("printer", cfg.printerURI),
 		zap.String("state_dir", cfg.stateDir), zap.String("version", versionString()), zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)))
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case fatal = <-d.fatal:
+		// A journal that cannot be trusted must not answer whether a transaction was paid:
+		// stop, and stay stopped until a technician has recovered it (store.DamagedSuffix).
+		log.Error("ecrd stopping: the state database is damaged; see docs/operations.md, \"The state database is damaged\"", zap.Error(fatal))
+	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	log.Info("ecrd stopping: finishing the job on the paper and requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return d.shutdown(sctx)
+	if err := d.shutdown(sctx); err != nil || fatal == nil {
+		return err
+	}
+	return logged{fatal}
 }
 
 // newLogger logs to w as JSON or console text, or to the journal in its native protocol
@@ -221,7 +231,9 @@ type runningDaemon struct {
 	browserSrv *http.Server // nil unless --http-listen
 	spool      *spool.Spool
 	printer    printer.Printer
-	wal        *wal.Log
+	store      *store.Store
+	// fatal carries the error that must stop the daemon: the state database found damaged.
+	fatal chan error
 	lock       *os.File
 	socketDesc string
 	monitor    *monitor.Monitor
@@ -277,17 +289,24 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	if err != nil {
 		return nil, fmt.Errorf("%w: --secupay-url (ECRD_SECUPAY_URL): %v", errUsage, err)
 	}
-	stateLog, journal, err := openState(cfg.stateDir, log)
+	fatal := make(chan error, 1)
+	st, journal, err := openState(cfg.stateDir, log)
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, stateLog.Close)
+	undo = append(undo, st.Close)
+	st.OnCorrupt = func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	}
 	p, opt, model, err := openPrinter(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	undo = append(undo, p.Close)
-	sp, err := spool.Open(stateLog, "spool", p, spool.Options{Poll: cfg.poll, Logger: log,
+	sp, err := spool.Open(st, p, spool.Options{Poll: cfg.poll, Logger: log,
 		PrintTimeout: cfg.printTimeout, Observe: func(in spool.Info, err error) { mon.ObserveJob(in, err) },
 		Pruned: returnMemory})
 	if err != nil {
@@ -312,7 +331,8 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		PrinterGrace: cfg.printerGrace, UnfinishedLimit: cfg.unfinishedLimit})
 	// One observer per process: a second daemon in the same process (tests) takes it over.
 	atomicfile.Observe(mon.ObserveStorage)
-	d := &runningDaemon{log: log, spool: sp, printer: p, wal: stateLog, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
+	st.Observe = mon.ObserveStorage
+	d := &runningDaemon{log: log, spool: sp, printer: p, store: st, fatal: fatal, lock: lock, socketDesc: desc, monitor: mon, apiAddr: ln.Addr()}
 	healthz := func() api.Health {
 		out := api.HealthOf(mon.Health())
 		out.UnfinishedCaptures = svc.Unfinished()
@@ -339,26 +359,19 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	return d, nil
 }
 
-// openState opens the state directory's write-ahead log — the journal's and the spool's files
-// change only through it; opening replays what a crash or power cut left — and the journal.
-func openState(dir string, log *zap.Logger) (*wal.Log, *capture.Journal, error) {
-	stateLog, err := wal.Open(dir, walLimit())
+// openState opens the state database (package store) — importing, on the first start after
+// an upgrade, the files an older ecrd kept — and the journal in it.
+func openState(dir string, log *zap.Logger) (*store.Store, *capture.Journal, error) {
+	st, err := store.Open(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, err := range stateLog.ReplayErrors() {
-		log.Error("state directory: a change replayed from the log could not be applied; kept for the next start", zap.Error(err))
-	}
-	stateLog.OnApplyError = func(err error) { log.Error("state directory", zap.Error(err)) }
-	stateLog.OnCheckpointError = func(err error) {
-		log.Error("state directory: checkpoint failed; the log is kept and replayed at the next start", zap.Error(err))
-	}
-	journal, err := capture.OpenJournal(stateLog, nil)
+	journal, err := capture.OpenJournal(st, nil)
 	if err != nil {
-		stateLog.Close()
+		st.Close()
 		return nil, nil, err
 	}
-	return stateLog, journal, nil
+	return st, journal, nil
 }
 
 // previewer draws a job's bytes (capture.Service.JobBytes) as the printer of opt will print
@@ -469,8 +482,13 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
-		returnMemory() // what the log's replay and the resume read
-		// Pruning reads the whole finished directory: later, not while the till starts.
+		// The whole database is checked once per start, beside the API: it reads every
+		// page (seconds on a large journal and a slow card). A failure stops the daemon
+		// (store.OnCorrupt).
+		if err := d.store.Check(wctx); err != nil && !errors.Is(err, store.ErrCorrupt) && wctx.Err() == nil {
+			log.Warn("state database: the integrity check could not run", zap.Error(err))
+		}
+		// Pruning: later, not while the till starts.
 		prune := time.AfterFunc(30*time.Second, func() { svc.Prune(); returnMemory() })
 		defer prune.Stop()
 		if cfg.resolveEvery > 0 {
@@ -507,7 +525,7 @@ func (d *runningDaemon) shutdown(ctx context.Context) error {
 		d.log.Error("drawer pulses of queued receipts may not have been handed over to the next start; those not handed over are never sent", zap.Error(cerr))
 	}
 	d.printer.Close()
-	d.wal.Close()
+	d.store.Close()
 	d.lock.Close()
 	d.log.Info("ecrd stopped")
 	return err

@@ -49,13 +49,6 @@ func Timed(flush func() error) error {
 	return err
 }
 
-// Replace is WriteFile without the fsyncs: readers, and a process killed at any instant,
-// still see the old content or the new, whole; power loss may lose the change. For files
-// whose content a write-ahead log (internal/wal) already holds durably.
-func Replace(path string, data []byte, perm os.FileMode) error {
-	return write(path, data, perm, false)
-}
-
 // WriteFile writes data to a temporary file in path's directory, fsyncs it, renames it over
 // path and fsyncs the directory. The temporary name starts with "." and ends in ".tmp" so
 // that directory scans can skip (and clean up) leftovers of a crash.

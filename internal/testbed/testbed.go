@@ -1,6 +1,6 @@
 // Package testbed is the one place tests wire what a capture service runs against: the
 // loopback secupay fake, a token file, a file printer, and a state directory whose
-// write-ahead log holds a running spool. capture's own tests and api's wire their service
+// database (package store) holds a running spool. capture's own tests and api's wire their service
 // from it (capture cannot be imported here: its internal tests use this package). Only tests
 // import it; deps_test.go holds the daemon to that.
 package testbed
@@ -16,11 +16,11 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ecrd-pos/ecrd/internal/wal"
 	"github.com/ecrd-pos/ecrd/printer"
 	"github.com/ecrd-pos/ecrd/secupay"
 	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 	"github.com/ecrd-pos/ecrd/spool"
+	"github.com/ecrd-pos/ecrd/store"
 )
 
 // Till is one till's parts outside the capture service.
@@ -30,7 +30,7 @@ type Till struct {
 	Tokens      *secupay.FileToken  // reads TokenFile
 	PrinterFile string              // the file printer's output (PrinterFile+".status" sets its state)
 	State       string              // the state directory
-	Log         *wal.Log            // State's write-ahead log
+	Store       *store.Store        // State's database
 	Spool       *spool.Spool        // in State/spool, printing to PrinterFile
 	// StopSpool stops the spool's worker and returns once it has; the test's end does too.
 	StopSpool func()
@@ -72,15 +72,15 @@ func New(tb testing.TB, opt Options) *Till {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { p.Close() })
-	if t.Log, err = wal.Open(t.State, 0); err != nil {
+	if t.Store, err = store.Open(t.State); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { t.Log.Close() })
+	tb.Cleanup(func() { t.Store.Close() })
 	logger := opt.Logger
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	if t.Spool, err = spool.Open(t.Log, "spool", p, spool.Options{Poll: 5 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: logger}); err != nil {
+	if t.Spool, err = spool.Open(t.Store, p, spool.Options{Poll: 5 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: logger}); err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
