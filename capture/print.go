@@ -40,7 +40,7 @@ func (s *Service) finish(ctx context.Context, log *zap.Logger, rec *Record, repl
 	}
 	if !rec.Spooled {
 		// A record journaled captured before its receipts were (by an older ecrd).
-		if err := s.commitReceipts(log, rec, tx); err != nil {
+		if err := s.commitReceipts(log, rec, tx, false); err != nil {
 			log.Error("receipt not spooled; will retry", zap.Error(err))
 			rec.JobError = err.Error()
 		}
@@ -87,11 +87,16 @@ func (s *Service) finishPruned(ctx context.Context, log *zap.Logger, rec *Record
 // rendered is recorded (JobError), not returned: the payment is captured whatever happens to
 // the paper, and the POS is told why there is no receipt. An error means nothing was
 // committed: rec stays unfinished on disk, and the resolver tries again.
-func (s *Service) commitReceipts(log *zap.Logger, rec *Record, tx *secupay.Transaction) error {
+//
+// drawer says whether the receipt may carry the drawer pulse: only when this life journals
+// the answer. A record an earlier life (an older ecrd, or the import of its files) journaled
+// captured without its receipts is rendered without one: nobody can tell whether that life
+// opened the drawer (docs/durability.md, "The drawer rule").
+func (s *Service) commitReceipts(log *zap.Logger, rec *Record, tx *secupay.Transaction, drawer bool) error {
 	var jobs []spool.Job
 	rec.JobError = ""
 	for _, kind := range receiptKinds(tx) {
-		job, err := s.receiptJob(log, rec.TransactionID, kind, tx)
+		job, err := s.receiptJob(log, rec.TransactionID, kind, tx, drawer)
 		if err != nil {
 			// Lines that cannot be rendered now never will: record why and go on.
 			log.Error("receipt cannot be rendered", zap.String("kind", kind), zap.Error(err))
@@ -136,7 +141,7 @@ func receiptKinds(tx *secupay.Transaction) []string {
 // capture carries the drawer pulse — as the spool's at-most-once trailer, which only the
 // daemon's life that queued the receipt may send, so that a receipt printed twice after a
 // crash never opens the drawer twice (spool.Job.Kick; docs/durability.md, "The drawer rule").
-func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Transaction) (spool.Job, error) {
+func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Transaction, drawer bool) (spool.Job, error) {
 	lines := tx.Receipt
 	if kind == kindMerchant {
 		lines = tx.ReceiptMerchant
@@ -146,7 +151,7 @@ func (s *Service) receiptJob(log *zap.Logger, id, kind string, tx *secupay.Trans
 		return spool.Job{}, err
 	}
 	job := spool.Job{ID: id + "." + kind, TransactionID: id, Kind: kind, Data: data}
-	if kind == kindReceipt && s.cfg.DrawerPin != nil && tx.PaymentMethod == "cash" {
+	if drawer && kind == kindReceipt && s.cfg.DrawerPin != nil && tx.PaymentMethod == "cash" {
 		job.Kick = receipt.DrawerKick(*s.cfg.DrawerPin)
 	}
 	return job, nil

@@ -222,7 +222,7 @@ func (s *Service) spoolResumed(log *zap.Logger, rec *Record) {
 		s.track(rec.TransactionID, false) // retrying cannot mend it; the record stays for a technician
 		return
 	}
-	if err := s.commitReceipts(log, rec, tx); err != nil {
+	if err := s.commitReceipts(log, rec, tx, false); err != nil {
 		log.Error("resume: receipt not spooled; will retry", zap.Error(err))
 		return
 	}

@@ -1,10 +1,17 @@
 package capture
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/ecrd-pos/ecrd/internal/wait"
+	"github.com/ecrd-pos/ecrd/receipt"
+	"github.com/ecrd-pos/ecrd/secupay/secupaytest"
 	"github.com/ecrd-pos/ecrd/store"
 )
 
@@ -68,4 +75,39 @@ func damageMark(t *testing.T, e *env, f func([]byte) []byte) {
 		t.Fatal(err)
 	}
 	execState(t, e, `UPDATE meta SET value = ? WHERE key = ?`, f(m), clockKey)
+}
+
+// A capture an earlier life journaled without its receipts (an older ecrd, or the import of
+// its files) is spooled without the drawer pulse, whoever finds it: nobody can tell whether
+// that life opened the drawer. One this life journals carries it.
+func TestReceiptOfAnEarlierLifeOpensNoDrawer(t *testing.T) {
+	t.Parallel()
+	pin := 0
+	e := newEnv(t, func(c *Config) { c.DrawerPin = &pin })
+	answer := secupaytest.SeedAnswer()
+	for _, id := range []string{"STX_EARLIERLIFE1", "STX_EARLIERLIFE2"} {
+		a := bytes.Replace(answer, []byte(seed), []byte(id), 1)
+		putRows(t, e, rowOf(&Record{TransactionID: id, Phase: PhaseCaptured, Answer: a, Created: time.Now(), Updated: time.Now()}))
+	}
+	e.svc.Resume(context.Background())                                                 // the resolver finds the first
+	if _, err := e.svc.Capture(context.Background(), "STX_EARLIERLIFE2"); err != nil { // the POS asks for the second
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Capture(context.Background(), seed); err != nil { // captured in this life
+		t.Fatal(err)
+	}
+	for id, kick := range map[string]bool{"STX_EARLIERLIFE1": false, "STX_EARLIERLIFE2": false, seed: true} {
+		j, err := e.journal.st.Job(id + ".receipt")
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if got := len(j.Kick) > 0; got != kick && j.State == "queued" {
+			t.Errorf("%s: queued with a drawer pulse %v, want %v", id, got, kick)
+		}
+	}
+	wait.Until(t, 10*time.Second, "three receipts", func() bool { return e.receipts() == 3 })
+	b, _ := os.ReadFile(e.printerFile)
+	if n := bytes.Count(b, receipt.DrawerKick(pin)); n != 1 {
+		t.Fatalf("the drawer opened %d times, want once (for the capture of this life)", n)
+	}
 }

@@ -233,7 +233,7 @@ type runningDaemon struct {
 	printer    printer.Printer
 	store      *store.Store
 	// fatal carries the error that must stop the daemon: the state database found damaged.
-	fatal chan error
+	fatal      chan error
 	lock       *os.File
 	socketDesc string
 	monitor    *monitor.Monitor
@@ -359,21 +359,6 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 	return d, nil
 }
 
-// openState opens the state database (package store) — importing, on the first start after
-// an upgrade, the files an older ecrd kept — and the journal in it.
-func openState(dir string, log *zap.Logger) (*store.Store, *capture.Journal, error) {
-	st, err := store.Open(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	journal, err := capture.OpenJournal(st, nil)
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	return st, journal, nil
-}
-
 // previewer draws a job's bytes (capture.Service.JobBytes) as the printer of opt will print
 // them, for GET /v1/jobs/{id}/preview.png: streamed to w, in memory that does not grow with
 // the receipt.
@@ -488,9 +473,28 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 		if err := d.store.Check(wctx); err != nil && !errors.Is(err, store.ErrCorrupt) && wctx.Err() == nil {
 			log.Warn("state database: the integrity check could not run", zap.Error(err))
 		}
-		// Pruning: later, not while the till starts.
-		prune := time.AfterFunc(30*time.Second, func() { svc.Prune(); returnMemory() })
-		defer prune.Stop()
+		// Pruning: later, not while the till starts, then once a day for a till that runs
+		// for months; then the pages it freed go back to the file system.
+		pruned := make(chan struct{})
+		go func() {
+			defer close(pruned)
+			t := time.NewTimer(30 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case <-t.C:
+				}
+				svc.Prune()
+				if err := d.store.Shrink(); err != nil {
+					log.Warn("state database: shrink", zap.Error(err))
+				}
+				returnMemory()
+				t.Reset(24 * time.Hour)
+			}
+		}()
+		defer func() { <-pruned }()
 		if cfg.resolveEvery > 0 {
 			svc.RunResolver(wctx, cfg.resolveEvery)
 		} else {
