@@ -266,13 +266,13 @@ func checkConsistent(t *testing.T, e *env, state string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := j.All()
+	ids, err := j.Unfinished()
 	if err != nil {
 		t.Fatalf("journal unreadable after recovery: %v", err)
 	}
-	for _, r := range recs {
-		if r.Phase == PhaseCaptured && !r.Spooled {
-			t.Errorf("captured but not spooled after recovery: %+v", r)
+	for _, id := range ids {
+		if r, err := j.Get(id); err != nil || r.Phase == PhaseCaptured && !r.Spooled {
+			t.Errorf("captured but not spooled after recovery: %+v, %v", r, err)
 		}
 	}
 	p, _ := printer.Open("file:" + filepath.Join(t.TempDir(), "p.bin"))

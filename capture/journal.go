@@ -245,7 +245,11 @@ func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (relea
 			// the candidates were read (a refused id captured meanwhile is not old, and must
 			// not be removed).
 			c, rerr := j.st.Capture(c.ID)
-			if rerr != nil || c.Unfinished || c.Pruned ||
+			var r *Record
+			if rerr == nil {
+				r, rerr = recordOf(c)
+			}
+			if rerr != nil || r.unfinished() || c.Unfinished || c.Pruned ||
 				c.SteadyClock == j.clock.Epoch() && now.Sub(steady.Instant(c.UpdatedSteady)) < keep ||
 				c.SteadyClock != j.clock.Epoch() && wall.Sub(c.Updated) < keep {
 				release()
@@ -299,21 +303,12 @@ func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (relea
 // pruneBatch is how many records one of a prune's commits changes.
 const pruneBatch = 256
 
-// All returns every unfinished record (for resuming after a restart; finished ones are not
-// read), by the store's index.
-func (j *Journal) All() ([]*Record, error) {
-	cs, err := j.st.UnfinishedCaptures()
+// Unfinished returns the ids of the unfinished records (for resuming after a restart and for
+// the resolver; finished ones are not read), by the store's index.
+func (j *Journal) Unfinished() ([]string, error) {
+	ids, err := j.st.UnfinishedIDs()
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	recs := make([]*Record, 0, len(cs))
-	for _, c := range cs {
-		// The listing leaves answers out; the resume reads each record whole when it works on it.
-		r, err := recordOf(c)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
+	return ids, nil
 }

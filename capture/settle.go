@@ -131,16 +131,7 @@ func (s *Service) inDoubtLeft(rec *Record) time.Duration {
 // receipts were not spooled yet are spooled, and captures in doubt are settled by reading
 // the transaction back. It never
 // sends start/cash. Call it once at start.
-func (s *Service) Resume(ctx context.Context) {
-	recs, err := s.cfg.Journal.All()
-	if err != nil {
-		s.log.Error("journal: unfinished captures cannot be read; the resolver tries again", zap.Error(err))
-	}
-	for _, rec := range recs {
-		s.track(rec.TransactionID, true)
-	}
-	s.Resolve(ctx)
-}
+func (s *Service) Resume(ctx context.Context) { s.Resolve(ctx) }
 
 // Prune prunes finished records older than KeepFinished on the steady clock; a captured one
 // keeps its id, trans_id and payment method (Journal.PruneFinished). The daemon runs it in the background a while after start, so that a
@@ -165,10 +156,18 @@ func (s *Service) Unfinished() int {
 	return len(s.unfinished)
 }
 
-// Resolve works once through the unfinished transactions (see Resume).
+// Resolve works once through the unfinished transactions (see Resume): those the journal's
+// index lists, and those this life knows of whose record the disk did not take.
 func (s *Service) Resolve(ctx context.Context) {
+	ids, err := s.cfg.Journal.Unfinished()
+	if err != nil {
+		s.log.Error("journal: unfinished captures cannot be listed; the resolver tries again", zap.Error(err))
+	}
+	for _, id := range ids {
+		s.track(id, true)
+	}
 	s.mu.Lock()
-	ids := make([]string, 0, len(s.unfinished))
+	ids = make([]string, 0, len(s.unfinished))
 	for id := range s.unfinished {
 		ids = append(ids, id)
 	}

@@ -244,11 +244,16 @@ func (s *Spool) Close() error {
 		return fmt.Errorf("spool: hand over drawer pulses: %w", err)
 	}
 	var ids []string
+	s.mu.Lock()
 	for _, j := range jobs {
-		if len(j.Kick) > 0 && j.KickLife == s.life {
+		// A job printed in this life whose printed mark the store did not take is still
+		// queued in its row, and its pulse was sent: it is not handed over (the next life
+		// prints it again, without a pulse).
+		if _, printed := s.unmarked[j.ID]; len(j.Kick) > 0 && j.KickLife == s.life && !printed {
 			ids = append(ids, j.ID)
 		}
 	}
+	s.mu.Unlock()
 	if len(ids) == 0 {
 		return nil
 	}

@@ -311,6 +311,10 @@ func (s *Spool) dropLocked(id string) {
 	s.notifyLocked()
 }
 
+// pulseSent is the owner a job's pulse gets once it was sent while its printed mark failed:
+// no life is called that, so no life sends it again.
+const pulseSent = "sent"
+
 // markPrinted marks the job printed (dropping its bytes, which are no longer needed) in a
 // commit that is not flushed: losing it to a power cut prints the receipt once more — a
 // duplicate, never a loss — and costs the POS no flush now. The drawer pulse needs none
@@ -349,8 +353,14 @@ func (s *Spool) markPrinted(ctx context.Context, r *store.Job, bytes int) error 
 	s.mu.Unlock()
 	if len(r.Kick) > 0 {
 		// Sent even when the mark failed: the row still names this life, so a later life
-		// that prints the job again sends no pulse.
+		// that prints the job again sends no pulse, and Close does not hand it over.
 		s.kick(ctx, r)
+		if err != nil {
+			// And once the store takes writes again, the row says so itself.
+			if err := s.st.Unflushed(func(tx *store.Tx) error { return tx.SetKickLife(r.ID, pulseSent) }); err != nil {
+				s.log.Warn("spool: the sent pulse could not be noted on the job's row either", zap.String("job", r.ID), zap.Error(err))
+			}
+		}
 	}
 	return nil
 }

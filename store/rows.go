@@ -201,6 +201,25 @@ func (s *Store) Capture(id string) (*Capture, error) {
 	return c, s.wrap("read capture "+id, err)
 }
 
+// UnfinishedIDs reads the ids of the rows marked unfinished, by index: what a start and the
+// resolver work through. Ids only, so that one row a hand has damaged cannot hide the others.
+func (s *Store) UnfinishedIDs() ([]string, error) {
+	rows, err := s.r.Query(`SELECT id FROM captures WHERE unfinished ORDER BY id`)
+	if err != nil {
+		return nil, s.wrap("unfinished captures", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.wrap("unfinished captures", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.wrap("unfinished captures", rows.Err())
+}
+
 // UnfinishedCaptures reads the rows marked unfinished, by index: a start reads only these,
 // however long the till has run.
 func (s *Store) UnfinishedCaptures() ([]*Capture, error) {

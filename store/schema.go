@@ -38,7 +38,10 @@ CREATE TABLE captures (
 	job_error      TEXT,
 	reprints       INTEGER NOT NULL DEFAULT 0,
 	pruned         INTEGER NOT NULL DEFAULT 0,  -- answer dropped: only id, trans_id, payment_method kept
-	CHECK (phase <> 'captured' OR answer IS NOT NULL OR pruned)
+	CHECK (phase <> 'captured' OR answer IS NOT NULL OR pruned),
+	-- A capture that may have reached secupay unsettled, or whose receipts are not spooled,
+	-- is always unfinished: the resolver finds it, and no prune takes it.
+	CHECK (unfinished OR phase IN ('refused','not_captured') OR phase = 'captured' AND spooled)
 );
 -- A start reads only unfinished work; a prune only finished records, oldest first.
 CREATE INDEX captures_unfinished ON captures (id) WHERE unfinished;

@@ -55,6 +55,12 @@ var (
 	// cannot trust must not answer whether a transaction was paid. docs/operations.md
 	// ("The state database is damaged") says how to recover.
 	ErrCorrupt = errors.New("store: the state database is damaged")
+	// ErrDiskFailed: a commit's write or flush failed with an I/O error. What the kernel
+	// then holds of SQLite's log is unknown — Linux may drop the pages a failed fsync could
+	// not write and report the next fsync as a success, so a later "flushed" commit could
+	// be lost at a power cut. Nothing more is written in this process; the daemon stops and
+	// its next start recovers the database from the disk (as PostgreSQL does).
+	ErrDiskFailed = errors.New("store: the state directory's disk failed a write")
 )
 
 // Store is one state directory's database. It is safe for concurrent use.
@@ -67,6 +73,7 @@ type Store struct {
 
 	flushed, unflushed atomic.Int64 // commits, for tests and metrics
 	corrupt            atomic.Bool  // latched on the first ErrCorrupt
+	diskFailed         atomic.Bool  // latched on the first ErrDiskFailed
 
 	// Observe, if set before the store is used, is told about every commit: op "fsync" for
 	// a flushed one, "commit" for one that is not, how long it took, and its error.
@@ -74,6 +81,9 @@ type Store struct {
 	// OnCorrupt, if set before the store is used, is called once, when the store first finds
 	// the database damaged (the daemon stops on it).
 	OnCorrupt func(error)
+	// OnDiskFailed, if set before the store is used, is called once, when a commit first
+	// fails with an I/O error (ErrDiskFailed; the daemon stops on it).
+	OnDiskFailed func(error)
 }
 
 // Open opens (creating if needed) the database in state directory dir and brings its schema
@@ -93,7 +103,14 @@ func Open(dir string) (*Store, error) {
 	var err error
 	// journal_mode=WAL is a property of the file; busy_timeout covers the moment a reader
 	// (or ecrd store backup) holds a lock the writer needs.
-	if s.w, err = sql.Open("sqlite", dsn(path, "&_txlock=immediate")); err != nil {
+	extra := "&_txlock=immediate"
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		// A new database: free pages (pruned answers, forgotten jobs) can be returned to
+		// the file system (Shrink). It takes effect only before anything — journal_mode=WAL
+		// included — writes the first page; on an existing database it would cost a write.
+		extra = "&_pragma=auto_vacuum(INCREMENTAL)" + extra
+	}
+	if s.w, err = sql.Open("sqlite", dsn(path, extra)); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.w.SetMaxOpenConns(1)
@@ -103,7 +120,8 @@ func Open(dir string) (*Store, error) {
 		s.w.Close()
 		return nil, s.wrap("open "+path, err)
 	}
-	if s.r, err = sql.Open("sqlite", dsn(path, "&_pragma=query_only(1)")); err != nil {
+	// Readers set nothing that needs a lock: the writer made the file what it is.
+	if s.r, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=query_only(1)"); err != nil {
 		s.w.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -112,11 +130,9 @@ func Open(dir string) (*Store, error) {
 	return s, nil
 }
 
-// dsn opens path. auto_vacuum comes first: it takes effect only on a new database, before
-// anything (journal_mode=WAL included) writes its first page; then free pages — pruned
-// answers, forgotten jobs — can be returned to the file system (Shrink).
+// dsn opens path for writing; extra's pragmas run before journal_mode's.
 func dsn(path, extra string) string {
-	return "file:" + path + "?_pragma=auto_vacuum(INCREMENTAL)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" + extra
+	return "file:" + path + "?_pragma=busy_timeout(5000)" + extra + "&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 }
 
 // Path is the database file.
@@ -146,6 +162,9 @@ func (s *Store) Unflushed(fn func(*Tx) error) error { return s.commit(false, fn)
 func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 	if s.corrupt.Load() {
 		return ErrCorrupt
+	}
+	if s.diskFailed.Load() {
+		return ErrDiskFailed
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -181,6 +200,12 @@ func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 		s.Observe(op, time.Since(start), err)
 	}
 	if err != nil {
+		if isIOError(err) && !s.diskFailed.Swap(true) {
+			err = fmt.Errorf("%w: %w", ErrDiskFailed, err)
+			if s.OnDiskFailed != nil {
+				s.OnDiskFailed(err)
+			}
+		}
 		return s.wrap("commit", err)
 	}
 	if flush {
@@ -228,6 +253,9 @@ func (s *Store) wrap(op string, err error) error {
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt) {
 		return err
 	}
+	if errors.Is(err, ErrDiskFailed) {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
 	if IsCorrupt(err) {
 		err = fmt.Errorf("%w: %s: %w", ErrCorrupt, op, err)
 		s.damaged(err)
@@ -267,6 +295,13 @@ func (s *Store) damaged(err error) {
 	if s.OnCorrupt != nil {
 		s.OnCorrupt(err)
 	}
+}
+
+// isIOError reports whether err is SQLite's word for a write or flush the disk failed
+// (SQLITE_IOERR and its extended codes), not a full disk or a lock.
+func isIOError(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 10
 }
 
 // IsCorrupt reports whether err is SQLite saying the database is damaged or not a database.
@@ -323,7 +358,8 @@ func (s *Store) Backup(ctx context.Context, path string) error {
 		return fmt.Errorf("store: backup: %s exists", path)
 	}
 	// VACUUM INTO writes; the readers are query_only, so it runs on a connection of its own.
-	db, err := sql.Open("sqlite", dsn(s.path, ""))
+	// Only a reader's pragmas: auto_vacuum and journal_mode would ask for the write lock.
+	db, err := sql.Open("sqlite", "file:"+s.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}

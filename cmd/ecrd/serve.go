@@ -144,8 +144,13 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	case fatal = <-d.fatal:
 		// A journal that cannot be trusted must not answer whether a transaction was paid:
-		// stop, and stay stopped until a technician has recovered it (store.DamagedSuffix).
-		log.Error("ecrd stopping: the state database is damaged; see docs/operations.md, \"The state database is damaged\"", zap.Error(fatal))
+		// stop. A damaged database stays stopped until a technician has recovered it
+		// (store.DamagedSuffix); after a failed write the next start recovers from the disk.
+		msg := "ecrd stopping: the state database is damaged; see docs/operations.md, \"The state database is damaged\""
+		if errors.Is(fatal, store.ErrDiskFailed) {
+			msg = "ecrd stopping: a write to the state directory's disk failed; the next start recovers the database from the disk"
+		}
+		log.Error(msg, zap.Error(fatal))
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	log.Info("ecrd stopping: finishing the job on the paper and requests in flight")
@@ -301,6 +306,7 @@ func startDaemon(cfg serveConfig, log *zap.Logger, ln net.Listener) (*runningDae
 		default:
 		}
 	}
+	st.OnDiskFailed = st.OnCorrupt
 	p, opt, model, err := openPrinter(cfg, log)
 	if err != nil {
 		return nil, err

@@ -47,7 +47,7 @@ func logImport(log *zap.Logger, rep legacy.Report) {
 			log.Info("state import: a file of the older ecrd left out", fields...)
 		}
 	}
-	if rep.Resumed {
+	if rep.Resumed && !rep.Imported {
 		log.Info("state import: imported by an earlier start; the older ecrd's files are moved aside now",
 			zap.Strings("moved", rep.Moved), zap.String("to", rep.Aside), zap.ByteString("summary", rep.Summary))
 		return

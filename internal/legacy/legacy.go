@@ -50,8 +50,9 @@ var oldPaths = []string{"journal", "spool", "wal", "steady-clock.json"}
 
 // Report is what Import did. The zero Report: there was nothing to import.
 type Report struct {
-	// Imported: this call wrote the rows. Resumed: an earlier call had written them (the
-	// summary was in the store) and this one only moved the old files aside.
+	// Imported: this call wrote rows. Resumed: an earlier call had imported (the summary was
+	// in the store); this one imported only records newer than the rows (an older release
+	// run again after a rollback), if any, and moved the old files aside.
 	Imported, Resumed bool
 	// Moved are the old paths moved into Aside (the directory, absolute) by this call.
 	Moved []string
@@ -134,19 +135,20 @@ func Import(dir string, st *store.Store) (Report, error) {
 		return Report{}, nil
 	}
 	var rep Report
-	prev, err := st.Meta(MetaKey)
-	switch {
-	case err == nil:
-		// Imported by an earlier start that stopped before the move: finish it, nothing else.
-		rep.Resumed, rep.Summary = true, prev
-	case errors.Is(err, store.ErrNotFound):
-		if err := load(dir, st, &rep); err != nil {
-			return Report{}, err
-		}
-		rep.Imported = true
-	default:
+	// Old files beside an imported store: an earlier start stopped before the move (the
+	// files are what it imported: every row is kept), or an older release ran again after
+	// a rollback and wrote them anew (its records are newer, and its transactions may be
+	// unknown to the store). Importing again covers both: a row is replaced only by a newer
+	// record, and a capture is never taken back.
+	if _, err := st.Meta(MetaKey); err == nil {
+		rep.Resumed = true
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return Report{}, fmt.Errorf("legacy: %w", err)
 	}
+	if err := load(dir, st, &rep); err != nil {
+		return Report{}, err
+	}
+	rep.Imported = !rep.Resumed || rep.Captures+rep.PrintedJobs+rep.QueuedJobs > 0
 	if err := moveAside(dir, present, &rep); err != nil {
 		return rep, err
 	}
@@ -197,6 +199,13 @@ func load(dir string, st *store.Store, rep *Report) error {
 			if p.Damaged {
 				s.Damaged++
 			}
+		}
+		if rep.Resumed && rep.Captures+rep.PrintedJobs+rep.QueuedJobs == 0 {
+			// The files were imported before (a move the last start did not finish):
+			// the first import's summary stays.
+			prev, err := st.Meta(MetaKey)
+			rep.Summary = prev
+			return err
 		}
 		b, err := json.Marshal(s)
 		if err != nil {

@@ -284,9 +284,15 @@ func (w *captures) bucket(t *tree, file, name string) error {
 // put writes c unless the store holds a record of its id already.
 func (w *captures) put(c *store.Capture) error {
 	w.seen[c.ID] = true
-	if _, err := w.st.Capture(c.ID); err == nil {
-		w.rep.Kept++
-		return nil
+	if cur, err := w.st.Capture(c.ID); err == nil {
+		// Imported before. The file's record replaces the row only when it is newer — an
+		// older release run again after a rollback wrote it — and never takes a capture
+		// back: a captured row stays captured, whatever a later record of an ecrd that did
+		// not know of it says.
+		if !c.Updated.After(cur.Updated) || cur.Phase == phaseCaptured && c.Phase != phaseCaptured {
+			w.rep.Kept++
+			return nil
+		}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
