@@ -1,10 +1,10 @@
 // Package api is ecrd's local HTTP API, served over a Unix socket to the POS app on the till
 // (docs/api.md, docs/openapi.yaml). It validates requests, calls the capture service and the
-// spool through the small interfaces it declares (Captures, LinePrinter, Spool), and owns the
-// JSON the POS reads: its wire types (wire.go, status.go) are mapped once from the other
-// packages' types, and every error onto one HTTP status, code and outcome. It must never talk
-// to secupay or to a printer itself, and never answer "captured" for a payment the journal
-// does not hold.
+// spool through the small interfaces it declares (Captures, LinePrinter, Spool; JobLister and
+// JobReprinter, which it finds on the same two), and owns the JSON the POS reads: its wire
+// types (wire.go, status.go) are mapped once from the other packages' types, and every error
+// onto one HTTP status, code and outcome. It must never talk to secupay or to a printer
+// itself, and never answer "captured" for a payment the journal does not hold.
 package api
 
 import (
@@ -48,6 +48,10 @@ const (
 	// and about 1 MiB of strip and PNG encoder. But that receipt takes a minute of CPU, so
 	// previews have slots of their own and never hold up the POS's receipts.
 	previewsAtOnce = 2
+	// DefaultJobsLimit and MaxJobsLimit bound GET /v1/jobs?limit=N: the newest 50 jobs unless
+	// told, at most 1000 (a technician's screen, not an export: sqlite3 reads the rest).
+	DefaultJobsLimit = 50
+	MaxJobsLimit     = 1000
 )
 
 // Captures is what the API asks of the capture service (capture.Service).
@@ -68,11 +72,28 @@ type Spool interface {
 	Pending() []spool.Info
 }
 
+// JobLister lists the newest print jobs the spool remembers, queued or printed, newest first
+// (spool.Spool.Recent), for GET /v1/jobs.
+type JobLister interface {
+	Recent(n int) ([]spool.Info, error)
+}
+
+// JobReprinter prints a job's bytes once more as a new job, never with a drawer pulse
+// (capture.Service.ReprintJob), for POST /v1/jobs/{id}/reprint.
+type JobReprinter interface {
+	ReprintJob(ctx context.Context, jobID string) (*capture.Result, error)
+}
+
 // Config wires the API. Capture, Lines and Spool are required.
 type Config struct {
 	Capture Captures
 	Lines   LinePrinter
 	Spool   Spool
+	// Jobs answers GET /v1/jobs and Reprinter POST /v1/jobs/{id}/reprint. Nil: Spool and
+	// Capture themselves, when they have the method (the daemon's spool.Spool and
+	// capture.Service do); else that path answers 404.
+	Jobs      JobLister
+	Reprinter JobReprinter
 	// CaptureTimeout bounds one capture, including the wait for the receipt to print. The
 	// capture does not end when the POS hangs up: a half-done capture is worse than a late one.
 	CaptureTimeout time.Duration
@@ -102,6 +123,12 @@ func Handler(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Jobs == nil {
+		cfg.Jobs, _ = cfg.Spool.(JobLister)
+	}
+	if cfg.Reprinter == nil {
+		cfg.Reprinter, _ = cfg.Capture.(JobReprinter)
+	}
 	h := &handler{cfg: cfg, log: cfg.Logger, renderSlots: make(chan struct{}, receiptsAtOnce),
 		previewSlots: make(chan struct{}, previewsAtOnce)}
 	mux := http.NewServeMux()
@@ -109,6 +136,12 @@ func Handler(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/transactions/{id}/reprint", h.reprint)
 	mux.HandleFunc("POST /v1/receipts", h.receipts)
 	mux.HandleFunc("GET /v1/jobs/{id}", h.job)
+	if cfg.Jobs != nil {
+		mux.HandleFunc("GET /v1/jobs", h.jobs)
+	}
+	if cfg.Reprinter != nil {
+		mux.HandleFunc("POST /v1/jobs/{id}/reprint", h.reprintJob)
+	}
 	if cfg.Preview != nil {
 		mux.HandleFunc("GET /v1/jobs/{id}/preview.png", h.preview)
 	}
@@ -435,6 +468,63 @@ func (h *handler) job(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, jobOf(in))
+}
+
+// jobs lists the newest jobs, queued or printed, newest first: what `ecrd jobs` shows.
+func (h *handler) jobs(w http.ResponseWriter, r *http.Request) {
+	limit := DefaultJobsLimit
+	if vs, ok := r.URL.Query()["limit"]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if len(vs) != 1 || err != nil || n < 1 || n > MaxJobsLimit {
+			writeError(w, http.StatusBadRequest, "bad_request",
+				fmt.Sprintf("limit must be one whole number from 1 to %d, not %q", MaxJobsLimit, strings.Join(vs, ",")), nil)
+			return
+		}
+		limit = n
+	}
+	infos, err := h.cfg.Jobs.Recent(limit)
+	if err != nil {
+		h.log.Error("api: list jobs", zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "storage", err.Error(), nil)
+		return
+	}
+	out := JobList{Jobs: make([]Job, 0, len(infos))}
+	for _, in := range infos {
+		out.Jobs = append(out.Jobs, jobOf(in))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reprintJob prints a job once more as a new job: a technician's or a POS's "print that
+// again", by the job's id, for any job whose bytes ecrd still has. Never a drawer pulse.
+func (h *handler) reprintJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !spool.ValidJobID(id) {
+		writeError(w, http.StatusBadRequest, "invalid_id", "invalid job id", nil)
+		return
+	}
+	if _, ok := readBody(w, r, MaxCaptureBody); !ok {
+		return
+	}
+	ctx, cancel := h.detached(r)
+	defer cancel()
+	res, err := h.cfg.Reprinter.ReprintJob(ctx, id)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, JobReprint{Status: "ok", ReprintOf: id, TransactionID: res.TransactionID,
+			Job: jobResultOf(res.Job)})
+	case errors.Is(err, capture.ErrNoJob):
+		writeError(w, http.StatusNotFound, "not_found", err.Error(), nil)
+	case errors.Is(err, capture.ErrJobBytesGone):
+		writeError(w, http.StatusGone, "job_bytes_gone", err.Error(), nil)
+	case errors.Is(err, capture.ErrReceiptPruned):
+		writeError(w, http.StatusGone, "receipt_pruned", err.Error(), nil)
+	case errors.Is(err, capture.ErrStorage):
+		writeError(w, http.StatusInternalServerError, "storage", err.Error(), nil)
+	default:
+		h.log.Error("api: unexpected error", zap.String("job", id), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal", err.Error(), nil)
+	}
 }
 
 // preview answers a job's picture: what a POS developer or technician looks at instead of

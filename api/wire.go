@@ -52,6 +52,20 @@ type Job struct {
 	Printed       time.Time `json:"printed,omitzero"`
 }
 
+// JobList is the answer to GET /v1/jobs: the newest jobs, queued or printed, newest first.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// JobReprint is the answer to POST /v1/jobs/{id}/reprint: the new job that prints the bytes of
+// job ReprintOf once more.
+type JobReprint struct {
+	Status        string    `json:"status"` // always "ok"
+	ReprintOf     string    `json:"reprint_of"`
+	TransactionID string    `json:"transaction_id,omitempty"` // the original's; none for a POS's own receipt
+	Job           JobResult `json:"job"`
+}
+
 // PrinterStatus is the answer to GET /v1/printer.
 type PrinterStatus struct {
 	URI     string       `json:"uri"`
