@@ -20,6 +20,9 @@ Usage:
   ecrd serve   [flags]                                  run the daemon (every flag also as ECRD_<FLAG>)
   ecrd capture [--socket PATH] STX_ID                   ask the daemon to capture and print; exit 0 only if captured
   ecrd status  [--socket PATH]                          the daemon's health and the printer's state
+  ecrd jobs    [--socket PATH] [--limit N] [--json]     the print queue and the jobs printed lately, newest first
+  ecrd reprint [--socket PATH] STX_ID|JOB_ID            print a transaction's receipt, or any job, once more
+  ecrd store   check|backup [--state-dir DIR] [FILE]    check the state database, or copy it to FILE
   ecrd pair    [--env-file PATH]                        the browser listener's URL and token, for a POS in a browser
   ecrd demo                                             the whole flow on this machine: fake secupay, file printer
   ecrd printers [MODEL]                                 the printer models --model takes, or one model's profile
@@ -82,6 +85,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		"serve":    cmdServe,
 		"capture":  cmdCapture,
 		"status":   cmdStatus,
+		"jobs":     cmdJobs,
+		"reprint":  cmdReprint,
+		"store":    cmdStore,
 		"pair":     cmdPair,
 		"demo":     cmdDemo,
 		"printers": cmdPrinters,
