@@ -67,6 +67,20 @@ func TestSecupayImportsOnlyInternal(t *testing.T) {
 	}
 }
 
+// internal/escposread is the one ESC/POS interpreter, shared by receipt's preview,
+// printer/printertest and the till's printersim, which must not import each other: it
+// imports nothing of ecrd's. Its tests may: they read what receipt.Render makes.
+func TestTheESCPOSInterpreterIsALeaf(t *testing.T) {
+	t.Parallel()
+	bad := map[string]string{}
+	for _, pkg := range deptest.Packages(t, mod+"/...") {
+		if pkg != mod+"/internal/escposread" && pkg != mod {
+			bad[pkg] = "internal/escposread is the ESC/POS interpreter receipt and printer/printertest share: it may import nothing of ecrd's"
+		}
+	}
+	deptest.DepChecker{Pkg: "./internal/escposread", BadDeps: bad}.Check(t)
+}
+
 func TestSpoolKnowsJobsNotPayments(t *testing.T) {
 	t.Parallel()
 	deptest.DepChecker{Pkg: "./spool", BadDeps: map[string]string{

@@ -3,6 +3,7 @@ package receipt
 import (
 	"fmt"
 
+	"github.com/ecrd-pos/ecrd/internal/escposread"
 	"github.com/ecrd-pos/ecrd/profile"
 )
 
@@ -84,7 +85,9 @@ const maxStrip = 64
 const maxPictureDots = maxColumns * cellW
 
 // jobReader is the printer's state while it reads a job: where it is, the selected code
-// page and print mode, the line being printed and how the paper ends.
+// page and print mode, the line being printed and how the paper ends. The commands are read
+// by escposread, the interpreter the simulated printers share; jobReader does what they do
+// to the paper.
 type jobReader struct {
 	job        []byte
 	prof       *profile.Profile
@@ -115,17 +118,16 @@ func newJobReader(job []byte, prof *profile.Profile) *jobReader {
 // its width.
 func (r *jobReader) next() (s paperStrip, ok bool, err error) {
 	for r.feeds == 0 && r.feedDots == 0 && r.pic == nil && r.i < len(r.job) {
-		if r.job[r.i] == '\n' {
-			r.i++
-			return paperStrip{cells: r.take()}, true, nil
-		}
-		n, err := r.step(r.i)
+		c, err := r.read(r.i)
 		if err != nil {
 			return paperStrip{}, false, err
 		}
-		r.i += n
-		if len(r.cur) > maxColumns {
-			return paperStrip{}, false, fmt.Errorf("receipt: a line wider than %d characters at byte %d", maxColumns, r.i)
+		r.i += c.Len()
+		if c.Op == escposread.OpLF {
+			return paperStrip{cells: r.take()}, true, nil
+		}
+		if err := r.apply(c); err != nil {
+			return paperStrip{}, false, err
 		}
 	}
 	switch {
@@ -171,26 +173,26 @@ func (r *jobReader) codePage(slot byte) *codePage {
 	return nil
 }
 
-// commandBytes returns the n bytes of the command at i, or an error if the job ends inside it.
-func (r *jobReader) commandBytes(i, n int) ([]byte, error) {
-	if i+n > len(r.job) {
-		return nil, fmt.Errorf("receipt: job truncated in the command at byte %d", i)
+// read reads the command at i.
+func (r *jobReader) read(i int) (escposread.Cmd, error) {
+	c, err := escposread.At(r.job, i)
+	if e, ok := err.(*escposread.Error); ok {
+		if e.Truncated {
+			return c, fmt.Errorf("receipt: job truncated in the command at byte %d", e.Off)
+		}
+		return c, fmt.Errorf("receipt: cannot draw command % x at byte %d", e.Cmd, e.Off)
 	}
-	return r.job[i : i+n], nil
+	return c, err
 }
 
-// step reads the character or command at i (not a line feed: line reads those) and returns
-// how many bytes it took.
+// step reads the characters or the command at i (not a line feed: next reads those), does
+// what they do to the paper and returns how many bytes it took.
 func (r *jobReader) step(i int) (int, error) {
-	switch b := r.job[i]; {
-	case b == 0x1B || b == 0x1D || b == 0x10:
-		return r.command(i)
-	case b < 0x20 || b == 0x7F:
-		// control bytes print nothing
-	default:
-		r.cur = append(r.cur, drawnCell{r: r.char(b), bold: r.bold, tall: r.tall})
+	c, err := r.read(i)
+	if err != nil {
+		return 0, err
 	}
-	return 1, nil
+	return c.Len(), r.apply(c)
 }
 
 // char is the character b prints in the selected code page.
@@ -204,106 +206,57 @@ func (r *jobReader) char(b byte) rune {
 	return r.page.decode[b]
 }
 
-// command interprets the ESC, GS or DLE command at i and returns its length.
-func (r *jobReader) command(i int) (int, error) {
-	c, err := r.commandBytes(i, 2)
-	if err != nil {
-		return 0, err
-	}
-	n, err := r.apply(c, i)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := r.commandBytes(i, n); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-// apply does what command c (its prefix and letter) at i does to the paper and returns the
-// command's length.
-func (r *jobReader) apply(c []byte, i int) (int, error) {
-	switch string(c) {
-	case "\x1b@":
+// apply does what command c does to the paper. A line feed is next's; control bytes, ESC R,
+// ESC a, ESC M, ESC p, GS r and DLE EOT change nothing on paper.
+func (r *jobReader) apply(c escposread.Cmd) error {
+	switch c.Op {
+	case escposread.OpText:
+		for k, b := range c.Data {
+			if len(r.cur) == maxColumns {
+				return fmt.Errorf("receipt: a line wider than %d characters at byte %d", maxColumns, c.Off+k+1)
+			}
+			r.cur = append(r.cur, drawnCell{r: r.char(b), bold: r.bold, tall: r.tall})
+		}
+	case escposread.OpInit:
 		r.page, r.bold, r.tall = r.codePage(0), false, false
-		return 2, nil
-	case "\x1bR", "\x1ba", "\x1bM", "\x1dr", "\x10\x04":
-		return 3, nil // one parameter that changes nothing on paper
-	case "\x1bp":
-		return 5, nil // the drawer kick: nothing on paper
-	case "\x1bt", "\x1bE", "\x1d!", "\x1bd", "\x1dV", "\x1bJ":
-		p, err := r.commandBytes(i, 3)
-		if err != nil {
-			return 0, err
-		}
-		if c[1] == 'J' && len(r.cur) > 0 {
-			return 0, fmt.Errorf("receipt: cannot draw ESC J after text at byte %d", i)
-		}
-		return r.applyParameter(string(c), p[2]), nil
-	case "\x1dv":
-		return r.raster(i)
-	}
-	return 0, fmt.Errorf("receipt: cannot draw command % x at byte %d", c, i)
-}
-
-// raster reads GS v 0 m xL xH yL yH and its dots at i: a picture the printer prints at once,
-// at the left edge, where no text is waiting in the line (Render draws a whole line so).
-func (r *jobReader) raster(i int) (int, error) {
-	h, err := r.commandBytes(i, 8)
-	if err != nil {
-		return 0, err
-	}
-	m := h[3]
-	stride, rows := int(h[4])|int(h[5])<<8, int(h[6])|int(h[7])<<8
-	sx, sy := 1+int(m&1), 1+int(m>>1&1)
-	switch {
-	case h[2] != '0' && h[2] != 0 || m > 3 && (m < 48 || m > 51):
-		return 0, fmt.Errorf("receipt: cannot draw GS v % x at byte %d", h[2:4], i)
-	case len(r.cur) > 0:
-		return 0, fmt.Errorf("receipt: cannot draw a picture beside text at byte %d", i)
-	case stride == 0 || rows == 0:
-		return 0, fmt.Errorf("receipt: an empty picture at byte %d", i)
-	case stride*8*sx > maxPictureDots:
-		return 0, fmt.Errorf("receipt: a picture wider than %d dots at byte %d", maxPictureDots, i)
-	}
-	n := 8 + stride*rows
-	data, err := r.commandBytes(i, n)
-	if err != nil {
-		return 0, err
-	}
-	r.pic, r.picRow = &rasterPic{bits: data[8:], stride: stride, height: rows, sx: sx, sy: sy}, 0
-	return n, nil
-}
-
-// applyParameter does what a command with parameter p does and returns its length.
-func (r *jobReader) applyParameter(c string, p byte) int {
-	switch c {
-	case "\x1bt":
-		r.page = r.codePage(p)
-	case "\x1bE":
-		r.bold = p&1 != 0
-	case "\x1d!":
-		r.tall = p&0x0F != 0
-	case "\x1bd":
-		r.feeds += int(p)
+	case escposread.OpCodePage:
+		r.page = r.codePage(c.N)
+	case escposread.OpEmphasis:
+		r.bold = c.N&1 != 0
+	case escposread.OpSize:
+		r.tall = c.N&0x0F != 0
+	case escposread.OpFeedLines:
+		r.feeds += int(c.N)
 		r.end = endTear
-	case "\x1bJ":
-		r.feedDots += int(p)
-	case "\x1dV":
-		return r.cut(p)
+	case escposread.OpFeedDots:
+		if len(r.cur) > 0 {
+			return fmt.Errorf("receipt: cannot draw ESC J after text at byte %d", c.Off)
+		}
+		r.feedDots += int(c.N)
+	case escposread.OpCut:
+		// m 0, 48 and 65 cut fully, any other partially.
+		r.end = endPartial
+		if c.N == 0 || c.N == 48 || c.N == 65 {
+			r.end = endFull
+		}
+	case escposread.OpRaster:
+		return r.raster(c)
 	}
-	return 3
+	return nil
 }
 
-// cut reads GS V m [n]: m 0, 48 and 65 cut fully, any other partially; 65 and 66 take a feed n.
-func (r *jobReader) cut(m byte) int {
-	if m == 0 || m == 48 || m == 65 {
-		r.end = endFull
-	} else {
-		r.end = endPartial
+// raster takes GS v 0 picture c: a picture the printer prints at once, at the left edge,
+// where no text is waiting in the line (Render draws a whole line so).
+func (r *jobReader) raster(c escposread.Cmd) error {
+	sx, sy := 1+int(c.N&1), 1+int(c.N>>1&1)
+	switch {
+	case len(r.cur) > 0:
+		return fmt.Errorf("receipt: cannot draw a picture beside text at byte %d", c.Off)
+	case c.Width == 0 || c.Height == 0:
+		return fmt.Errorf("receipt: an empty picture at byte %d", c.Off)
+	case c.Width*8*sx > maxPictureDots:
+		return fmt.Errorf("receipt: a picture wider than %d dots at byte %d", maxPictureDots, c.Off)
 	}
-	if m == 65 || m == 66 {
-		return 4
-	}
-	return 3
+	r.pic, r.picRow = &rasterPic{bits: c.Data, stride: c.Width, height: c.Height, sx: sx, sy: sy}, 0
+	return nil
 }

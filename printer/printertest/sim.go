@@ -12,6 +12,8 @@ package printertest
 import (
 	"bytes"
 	"sync"
+
+	"github.com/ecrd-pos/ecrd/internal/escposread"
 )
 
 // Status bytes a healthy printer answers to DLE EOT 1, 2 and 4 (fixed bits 0xx1xx10).
@@ -21,17 +23,20 @@ var (
 	CoverOpen = [3]byte{0x16 | 0x08, 0x12 | 0x04, 0x12}
 )
 
-// Sim interprets the bytes a printer receives. Safe for concurrent use.
+// Sim interprets the bytes a printer receives, with escposread's Stream: where the commands
+// are, and which are status requests. Safe for concurrent use.
 type Sim struct {
 	mu        sync.Mutex
 	status    map[byte]byte // DLE EOT n -> answer; missing: silent
 	inOrder   bool          // answers GS r 1
 	hold      bool          // receive but do not process (print) anything
-	pending   []byte        // a command split across reads
-	buffer    []byte        // received, not yet processed
-	paper     []byte        // printed job bytes, markers removed
-	markers   int           // GS r 1 answered
-	queryAt   []int         // len(paper) at each DLE EOT
+	line      escposread.Stream
+	buffer    []byte // received, not yet processed
+	taken     int    // bytes ever processed from the buffer
+	marks     []int  // where each GS r 1 in the buffer is, counted as taken counts
+	paper     []byte // printed job bytes, markers removed
+	markers   int    // GS r 1 answered
+	queryAt   []int  // len(paper) at each DLE EOT
 	unplugged int
 }
 
@@ -87,7 +92,8 @@ func (s *Sim) Release() []byte {
 func (s *Sim) Unplug() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buffer, s.pending = nil, nil
+	s.buffer, s.marks = nil, nil
+	s.line.Reset()
 	s.unplugged++
 }
 
@@ -131,42 +137,29 @@ func (s *Sim) feed(b []byte) (answer, printed []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := len(s.paper)
-	s.pending = append(s.pending, b...)
-	for len(s.pending) > 0 {
-		p := s.pending
-		// DLE EOT n is real-time: answered on arrival, ahead of the buffer.
-		if p[0] == 0x10 {
-			if len(p) < 3 {
-				break
+	s.line.Feed(b, func(e escposread.Event) {
+		switch {
+		case e.Kind == escposread.Request && e.Cmd.Op == escposread.OpRealTimeStatus:
+			// DLE EOT n is real-time: answered on arrival, ahead of the buffer.
+			s.queryAt = append(s.queryAt, len(s.paper))
+			if a, ok := s.status[e.Cmd.N]; ok {
+				answer = append(answer, a)
 			}
-			if p[1] == 0x04 {
-				s.queryAt = append(s.queryAt, len(s.paper))
-				if a, ok := s.status[p[2]]; ok {
-					answer = append(answer, a)
-				}
-				s.pending = p[3:]
-				continue
-			}
+			return
+		case e.Kind == escposread.Request && (e.Cmd.N == 1 || e.Cmd.N == '1'):
+			s.marks = append(s.marks, s.taken+len(s.buffer))
+			s.buffer = append(s.buffer, e.Cmd.Raw...)
+		case e.Kind == escposread.Request:
+			s.buffer = append(s.buffer, e.Cmd.Raw...) // another GS r n: job bytes
+		case e.Kind == escposread.Data:
+			s.buffer = append(s.buffer, e.Data...)
+		default:
+			return // the end of a command: nothing to answer
 		}
-		n := 1
-		if p[0] == 0x1D {
-			if len(p) < 3 {
-				break // maybe GS r n: wait for the rest
-			}
-			if p[1] == 'r' {
-				n = 3 // the whole command, so processing sees it whole
-			}
-		} else if p[0] != 0x10 {
-			// A run of plain bytes (text, most of a job) goes to the buffer at once: nothing
-			// in it asks for an answer, so it is the same as taking it byte by byte.
-			n = plainRun(p)
-		}
-		s.buffer = append(s.buffer, p[:n]...)
-		s.pending = p[n:]
 		// Processed in arrival order, so an in-order answer and a real-time one leave in
 		// the order the printer would send them.
 		answer = append(answer, s.processLocked()...)
-	}
+	})
 	return answer, bytes.Clone(s.paper[before:])
 }
 
@@ -174,7 +167,7 @@ func (s *Sim) feed(b []byte) (answer, printed []byte) {
 func (s *Sim) dropPartial() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pending = nil
+	s.line.Reset()
 }
 
 // processLocked prints the buffer unless held, answering GS r 1 when it comes to it.
@@ -183,29 +176,27 @@ func (s *Sim) processLocked() (answer []byte) {
 		return nil
 	}
 	for len(s.buffer) > 0 {
-		b := s.buffer
-		if len(b) >= 3 && b[0] == 0x1D && b[1] == 'r' && (b[2] == 1 || b[2] == '1') {
+		if len(s.marks) > 0 && s.marks[0] == s.taken {
 			if s.inOrder {
 				answer = append(answer, 0x00) // paper present; bits 4 and 7 clear
 				s.markers++
 			}
-			s.buffer = b[3:]
+			s.marks = s.marks[1:]
+			s.take(3)
 			continue
 		}
-		n := 1 + plainRun(b[1:]) // b[0] prints, and the plain bytes after it
-		s.paper = append(s.paper, b[:n]...)
-		s.buffer = b[n:]
+		n := len(s.buffer)
+		if len(s.marks) > 0 {
+			n = s.marks[0] - s.taken
+		}
+		s.paper = append(s.paper, s.buffer[:n]...)
+		s.take(n)
 	}
 	return answer
 }
 
-// plainRun is how many bytes at the start of b are neither DLE nor GS: bytes that the Sim
-// neither answers nor holds back.
-func plainRun(b []byte) int {
-	for i, c := range b {
-		if c == 0x10 || c == 0x1D {
-			return i
-		}
-	}
-	return len(b)
+// take drops n processed bytes from the buffer.
+func (s *Sim) take(n int) {
+	s.buffer = s.buffer[n:]
+	s.taken += n
 }
