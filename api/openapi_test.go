@@ -270,6 +270,10 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 		{method: "POST", path: "/v1/receipts", body: `[]`, status: 400, code: "bad_receipt"},
 		{method: "POST", path: "/v1/receipts", body: string(hugeReceipt()), status: 413, code: "too_many_lines"},
 		{method: "GET", path: "/v1/jobs/nope", status: 404, code: "not_found"},
+		{method: "GET", path: "/v1/jobs", status: 200},
+		{method: "GET", path: "/v1/jobs?limit=0", status: 400, code: "bad_request"},
+		{method: "POST", path: "/v1/jobs/" + res.Job.ID + "/reprint", status: 200},
+		{method: "POST", path: "/v1/jobs/nope/reprint", status: 404, code: "not_found"},
 		{method: "GET", path: "/v1/jobs/..%2Fqueue", status: 400, code: "invalid_id"},
 		{method: "GET", path: "/v2/nothing", status: 404, code: "not_found"},
 		{method: "GET", path: "/v1/transactions/STX_A/../STX_B/cash", status: 404, code: "not_found"},
@@ -345,6 +349,10 @@ func TestAnswersMatchOpenAPI(t *testing.T) {
 	}
 	stub.err = fmt.Errorf("reprint STX_A: %w", capture.ErrReceiptPruned)
 	c.send(t, sh, probe{method: "POST", path: "/v1/transactions/STX_A/reprint", status: 410, code: "receipt_pruned"})
+	gone := Handler(Config{Capture: stub, Lines: stub, Spool: stub, Reprinter: reprinterFunc(func(context.Context, string) (*capture.Result, error) {
+		return nil, fmt.Errorf("reprint job pos-1: %w", capture.ErrJobBytesGone)
+	})})
+	c.send(t, gone, probe{method: "POST", path: "/v1/jobs/pos-1/reprint", status: 410, code: "job_bytes_gone"})
 	stub.ps = spool.PrinterStatus{URI: "usb:04b8:0e15", Status: printer.Status{State: printer.StateOnline,
 		Completion: "in-order (GS r 1)", Model: "TM-T20II", ModelSource: "Device ID MFG:EPSON;MDL:TM-T20II"}, Checked: time.Now()}
 	c.send(t, sh, probe{method: "GET", path: "/v1/printer", status: 200})

@@ -268,7 +268,8 @@ func (s *Service) JobBytes(id string) ([]byte, error) {
 	if err == nil || !errors.Is(err, spool.ErrNotFound) {
 		return data, err
 	}
-	txID, kind, _ := strings.Cut(id, ".")
+	// A copy (ReprintJob) that printed: its bytes were its original's.
+	txID, kind, _ := strings.Cut(copySuffix.ReplaceAllString(id, ""), ".")
 	if !secupay.ValidID(txID) || (kind != kindReceipt && kind != kindMerchant && !strings.HasPrefix(kind, "reprint-")) {
 		return nil, err // a POS's own receipt, printed: its bytes are gone
 	}

@@ -24,7 +24,7 @@ var (
 )
 
 // copySuffix matches the ".copy-N" a job's copy is named with (ReprintJob).
-var copySuffix = regexp.MustCompile(`\.copy-[0-9]+$`)
+var copySuffix = regexp.MustCompile(`(\.copy-[0-9]+)+$`)
 
 // copyMu makes choosing a copy's number and queueing it one step: two copies asked for at
 // once must not both take ".copy-1" (the spool would keep the first and drop the second as
@@ -50,15 +50,8 @@ func (s *Service) ReprintJob(ctx context.Context, id string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reprint job %s: %w: %w", id, ErrStorage, err)
 	}
-	base := id
-	for copySuffix.MatchString(base) {
-		base = copySuffix.ReplaceAllString(base, "")
-	}
+	base := copySuffix.ReplaceAllString(id, "")
 	data, err := s.JobBytes(id)
-	if errors.Is(err, spool.ErrNotFound) && base != id {
-		// A copy that printed: its bytes were its original's.
-		data, err = s.JobBytes(base)
-	}
 	switch {
 	case errors.Is(err, spool.ErrNotFound):
 		if orig.TransactionID != "" {

@@ -660,7 +660,7 @@ func TestStagedJobsAreQueuedOnlyAfterCommit(t *testing.T) {
 	if err := st.Flushed(again.AddTo); err != nil {
 		t.Fatal(err)
 	}
-	if j := row(t, st, "STX_A.receipt"); j.State != store.Printed || j.Bytes != 0 {
+	if j := row(t, st, "STX_A.receipt"); j.State != store.Printed || j.Bytes != 8 || len(j.Data) != 0 {
 		t.Fatalf("printed row after AddTo of its id: %+v; want it unchanged", j)
 	}
 	again.Enqueue()
@@ -849,7 +849,7 @@ func TestRecentListsNewestFirst(t *testing.T) {
 			t.Fatalf("queued job in Recent: %+v; want held, its reason and 2 bytes", in)
 		}
 	}
-	if b := got[2]; b.State != StatePrinted || b.Held || b.Reason != "" || b.Printed.IsZero() || b.Bytes != 0 {
+	if b := got[2]; b.State != StatePrinted || b.Held || b.Reason != "" || b.Printed.IsZero() || b.Bytes != 1 {
 		t.Fatalf("printed job in Recent: %+v", b)
 	}
 	all, err := s.Recent(10)
@@ -879,8 +879,8 @@ func TestKickFollowsTheJobOnce(t *testing.T) {
 	if got := p.printed(); len(got) != 2 || string(got[0]) != "receipt" || string(got[1]) != "KICK" {
 		t.Fatalf("printed %q, want the receipt then the pulse", got)
 	}
-	if j := row(t, s.st, "j"); j.State != store.Printed || len(j.Kick) != 0 || j.KickLife != "" || j.Bytes != 0 {
-		t.Fatalf("printed row %+v: the pulse and the bytes must not outlive the job", j)
+	if j := row(t, s.st, "j"); j.State != store.Printed || len(j.Kick) != 0 || j.KickLife != "" || j.Bytes != len("receipt") {
+		t.Fatalf("printed row %+v: the pulse and the bytes must not outlive the job, their length must", j)
 	}
 	var dataNull, kickNull, lifeNull bool
 	err = openDB(t, dir).QueryRow(`SELECT data IS NULL, kick IS NULL, kick_life IS NULL FROM jobs WHERE id = 'j'`).

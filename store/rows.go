@@ -133,9 +133,9 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 // AddJob adds j as queued at the end of the queue, unless a job of its id exists (queued or
 // printed): then it changes nothing and reports false. j.Seq is set when it was added.
 func (tx *Tx) AddJob(j *Job) (bool, error) {
-	res, err := tx.tx.Exec(`INSERT INTO jobs (id, transaction_id, kind, state, data, kick, kick_life, created)
-VALUES (?,?,?,'queued',?,?,?,?) ON CONFLICT (id) DO NOTHING`,
-		j.ID, nullString(j.TransactionID), j.Kind, j.Data, nullBytes(j.Kick), nullString(j.KickLife), text(j.Created))
+	res, err := tx.tx.Exec(`INSERT INTO jobs (id, transaction_id, kind, state, data, bytes, kick, kick_life, created)
+VALUES (?,?,?,'queued',?,?,?,?,?) ON CONFLICT (id) DO NOTHING`,
+		j.ID, nullString(j.TransactionID), j.Kind, j.Data, len(j.Data), nullBytes(j.Kick), nullString(j.KickLife), text(j.Created))
 	if err != nil {
 		return false, err
 	}
@@ -144,6 +144,20 @@ VALUES (?,?,?,'queued',?,?,?,?) ON CONFLICT (id) DO NOTHING`,
 	}
 	j.Seq, err = res.LastInsertId()
 	return true, err
+}
+
+// AddPrinted adds j as a job printed at at, without bytes (j.Bytes says how many it had),
+// unless a job of its id exists: then it changes nothing and reports false. For the import
+// of an older ecrd's printed jobs, whose bytes were dropped when they printed.
+func (tx *Tx) AddPrinted(j *Job, at time.Time) (bool, error) {
+	res, err := tx.tx.Exec(`INSERT INTO jobs (id, transaction_id, kind, state, bytes, attempts, created, printed)
+VALUES (?,?,?,'printed',?,?,?,?) ON CONFLICT (id) DO NOTHING`,
+		j.ID, nullString(j.TransactionID), j.Kind, j.Bytes, j.Attempts, text(j.Created), text(at))
+	if err != nil {
+		return false, err
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // SetKickLife names the life that may send queued job id's drawer pulse ("": handed over).
@@ -274,7 +288,7 @@ func (s *Store) Meta(key string) ([]byte, error) {
 	return v, s.wrap("read meta "+key, err)
 }
 
-const jobColumns = `seq, id, transaction_id, kind, state, length(data), kick, kick_life, attempts, created, printed`
+const jobColumns = `seq, id, transaction_id, kind, state, bytes, kick, kick_life, attempts, created, printed`
 
 func scanJob(row interface{ Scan(...any) error }) (*Job, error) {
 	var j Job

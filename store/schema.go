@@ -55,6 +55,7 @@ CREATE TABLE jobs (
 	kind           TEXT NOT NULL,        -- receipt, merchant, reprint, lines
 	state          TEXT NOT NULL CHECK (state IN ('queued','printed')),
 	data           BLOB,                 -- the ESC/POS bytes; NULL once printed
+	bytes          INTEGER NOT NULL DEFAULT 0,  -- their length, kept when they are dropped
 	kick           BLOB,                 -- the drawer pulse sent after data, at most once
 	kick_life      TEXT,                 -- the daemon's life that may send it ('' handed over)
 	attempts       INTEGER NOT NULL DEFAULT 0,

@@ -93,7 +93,7 @@ func TestJobsAndReprintCommands(t *testing.T) {
 	}
 	for i, want := range []string{
 		`^STX_JOBSQUEUED\.receipt +queued +receipt +STX_JOBSQUEUED +[0-9]+ +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +paper_out`,
-		`^` + receiptJob + `\.copy-1 +printed +reprint +` + secupaytest.SeedID + ` +- +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +-$`,
+		`^` + receiptJob + `\.copy-1 +printed +reprint +` + secupaytest.SeedID + ` +[1-9][0-9]* +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +-$`,
 		`^` + secupaytest.SeedID + `\.reprint-1 +printed +reprint +` + secupaytest.SeedID + ` `,
 		`^` + receiptJob + ` +printed +receipt +` + secupaytest.SeedID + ` `,
 	} {

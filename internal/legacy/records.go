@@ -498,23 +498,19 @@ func writeJobs(tx *store.Tx, sf *spoolFiles, rep *Report) error {
 		return j.Created
 	}
 	for _, j := range sf.printed {
-		// The store adds a job queued, with bytes; a printed job's are dropped by
-		// MarkPrinted in the same transaction: one byte stands for the old record's none.
-		row := &store.Job{ID: j.ID, TransactionID: j.TransactionID, Kind: j.Kind, Data: []byte{0}, Created: created(j)}
-		added, err := tx.AddJob(row)
+		// An old done record kept neither the bytes nor their length.
+		at := j.Printed
+		if at.IsZero() {
+			at = j.mod
+		}
+		row := &store.Job{ID: j.ID, TransactionID: j.TransactionID, Kind: j.Kind, Created: created(j)}
+		added, err := tx.AddPrinted(row, at)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
 		if !added {
 			rep.KeptJobs++
 			continue
-		}
-		at := j.Printed
-		if at.IsZero() {
-			at = j.mod
-		}
-		if err := tx.MarkPrinted(j.ID, at, 0); err != nil {
-			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
 		rep.PrintedJobs++
 	}
