@@ -362,19 +362,6 @@ func TestStateDirectoryReadOnlyOrFull(t *testing.T) {
 	})
 }
 
-// fillingSecupay runs after once secupay's answer has arrived, before capture journals it.
-// (A wrapper, not a fake: the real client and the loopback secupay still do the work.)
-type fillingSecupay struct {
-	Secupay
-	after func()
-}
-
-func (f fillingSecupay) CaptureCash(ctx context.Context, id string) (*secupay.Transaction, error) {
-	tx, err := f.Secupay.CaptureCash(ctx, id)
-	f.after()
-	return tx, err
-}
-
 // Neither the OAuth client secret nor any token ever appears in a log line, across captures
 // that obtain, use and renew tokens, a refusal and an unknown outcome.
 func TestSecretsNeverLogged(t *testing.T) {

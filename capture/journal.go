@@ -30,9 +30,6 @@ const (
 	// PhaseNotCaptured: settled without a refusal — nothing was sent, or a capture in doubt
 	// was read back as not captured after the in-doubt wait. A new attempt may be made.
 	PhaseNotCaptured Phase = "not_captured"
-
-	// phaseUnknown is what journals written before the in-doubt rule called PhaseInDoubt.
-	phaseUnknown Phase = "unknown"
 )
 
 // Record is one transaction's line in the journal.
@@ -219,7 +216,7 @@ func (j *Journal) commit(flush bool, r *Record, jobs *spool.Staged) error {
 func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (release func(), ok bool)) (int, error) {
 	now, wall := j.clock.Now(), j.clock.Wall()
 	pruned := 0
-	skip := map[string]bool{} // claimed by a request: left for the next prune
+	skip := map[string]bool{} // claimed by a request, or young after all: left for the next prune
 	for {
 		// Records a request holds stay candidates: ask for as many more.
 		limit := pruneBatch + len(skip)
@@ -241,52 +238,16 @@ func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (relea
 					continue
 				}
 			}
-			// Read again, whole, under the claim: a capture may have changed the row since
-			// the candidates were read (a refused id captured meanwhile is not old, and must
-			// not be removed).
-			c, rerr := j.st.Capture(c.ID)
-			var r *Record
-			if rerr == nil {
-				r, rerr = recordOf(c)
-			}
-			if rerr != nil || r.unfinished() || c.Unfinished || c.Pruned ||
-				c.SteadyClock == j.clock.Epoch() && now.Sub(steady.Instant(c.UpdatedSteady)) < keep ||
-				c.SteadyClock != j.clock.Epoch() && wall.Sub(c.Updated) < keep {
+			row, ok := j.prunable(c.ID, now, wall, keep)
+			if !ok {
 				release()
 				skip[c.ID] = true
 				continue
 			}
-			if c.Phase == string(PhaseCaptured) {
-				// What is kept of a paid capture: its id, trans_id and payment method
-				// (taken from the answer when an older ecrd did not note it).
-				if c.PaymentMethod == "" {
-					var tx secupay.Transaction
-					if json.Unmarshal(c.Answer, &tx) == nil {
-						c.PaymentMethod = tx.PaymentMethod
-					}
-				}
-				c.Answer, c.Pruned = nil, true
-			}
 			held = append(held, release)
-			take = append(take, c)
+			take = append(take, row)
 		}
-		err = nil
-		if len(take) > 0 {
-			err = j.st.Unflushed(func(tx *store.Tx) error {
-				for _, c := range take {
-					var err error
-					if c.Pruned {
-						err = tx.PutCapture(c)
-					} else {
-						err = tx.DeleteCapture(c.ID)
-					}
-					if err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-		}
+		err = j.commitPrune(take)
 		for _, r := range held {
 			r()
 		}
@@ -298,6 +259,61 @@ func (j *Journal) PruneFinished(keep time.Duration, claim func(id string) (relea
 			return pruned, nil
 		}
 	}
+}
+
+// prunable reads the row of id again, whole, under the prune's claim — a capture may have
+// changed it since the candidates were read (a refused id captured meanwhile is not old, and
+// must not be removed) — and says whether the prune takes it, as the row the prune writes: a
+// captured one without its answer, keeping its payment method (taken from the answer when an
+// older ecrd did not note it).
+func (j *Journal) prunable(id string, now steady.Instant, wall time.Time, keep time.Duration) (*store.Capture, bool) {
+	c, err := j.st.Capture(id)
+	if err != nil {
+		return nil, false
+	}
+	r, err := recordOf(c)
+	if err != nil || r.unfinished() || c.Unfinished || c.Pruned {
+		return nil, false // the phase decides, not the flag alone; unreadable: kept for a technician
+	}
+	age := wall.Sub(c.Updated)
+	if c.SteadyClock == j.clock.Epoch() {
+		age = now.Sub(steady.Instant(c.UpdatedSteady))
+	}
+	if age < keep {
+		return nil, false
+	}
+	if c.Phase == string(PhaseCaptured) {
+		if c.PaymentMethod == "" {
+			var tx secupay.Transaction
+			if json.Unmarshal(c.Answer, &tx) == nil {
+				c.PaymentMethod = tx.PaymentMethod
+			}
+		}
+		c.Answer, c.Pruned = nil, true
+	}
+	return c, true
+}
+
+// commitPrune writes a prune's batch in one unflushed commit: a captured row without its
+// answer, any other removed. Losing it to a power cut only leaves the rows for the next prune.
+func (j *Journal) commitPrune(take []*store.Capture) error {
+	if len(take) == 0 {
+		return nil
+	}
+	return j.st.Unflushed(func(tx *store.Tx) error {
+		for _, c := range take {
+			var err error
+			if c.Pruned {
+				err = tx.PutCapture(c)
+			} else {
+				err = tx.DeleteCapture(c.ID)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // pruneBatch is how many records one of a prune's commits changes.

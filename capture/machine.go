@@ -60,58 +60,57 @@ type walk struct {
 	asked   bool     // a POS request (else the resolver)
 	sent    bool     // this walk sent a start/cash
 	refusal *Refusal // this walk's start/cash was refused so, pending proof
+
+	tx      *secupay.Transaction // secupay's answer, or the transaction read back
+	callErr error                // this walk's start/cash error
+	v       verdict              // the last read-back's
 }
 
 // next is the state machine: the step after ev, for rec as journaled now.
 func next(rec *Record, ev event, w walk) step {
 	switch ev {
-	case asked:
-		switch {
-		case rec.Phase == PhaseCaptured:
-			return stepAnswer
-		case rec.inDoubt():
-			return stepReadBack
-		}
-		return stepSend // new, refused or not captured: asking again is allowed
-	case resumed:
-		switch {
-		case rec.inDoubt():
-			return stepReadBack
-		case rec.Phase == PhaseCaptured && !rec.Spooled:
-			return stepSpool
-		}
-		return stepDone
+	case asked, resumed:
+		return nextFor(rec, ev)
 	case sentCaptured, readCaptured:
 		return stepRecord
 	case sentNotSent:
 		return stepUnreachable
 	case sentRefused, sentInDoubt:
 		return stepReadBack
-	case readEnded:
-		switch {
-		case w.refusal != nil:
-			return stepRefuse
-		case w.asked:
-			return stepNotCaptured
-		}
-		return stepDone
-	case readNotCaptured:
-		switch {
-		case w.refusal != nil:
-			return stepRefuse
-		case w.asked && !w.sent:
-			return stepSend // an older doubt is settled: this request may send its own
-		case w.asked:
-			return stepNotCaptured
-		}
-		return stepDone
-	case readInDoubt:
-		if w.asked {
-			return stepInDoubt
-		}
-		return stepDone
+	case readEnded, readNotCaptured, readInDoubt:
+		return nextAfterRead(ev, w)
 	}
 	panic("capture: no step for the event")
+}
+
+// nextFor is where a walk starts: from the record alone.
+func nextFor(rec *Record, ev event) step {
+	switch {
+	case rec.inDoubt():
+		return stepReadBack // nothing is sent before an earlier start/cash is settled
+	case ev == asked && rec.Phase == PhaseCaptured:
+		return stepAnswer
+	case ev == asked:
+		return stepSend // new, refused or not captured: asking again is allowed
+	case rec.Phase == PhaseCaptured && !rec.Spooled:
+		return stepSpool
+	}
+	return stepDone
+}
+
+// nextAfterRead is the step after a read-back that found no capture.
+func nextAfterRead(ev event, w walk) step {
+	switch {
+	case w.refusal != nil && ev != readInDoubt:
+		return stepRefuse // the refusal is proven
+	case !w.asked:
+		return stepDone // the resolver answers nobody; a doubt waits for its next pass
+	case ev == readInDoubt:
+		return stepInDoubt
+	case ev == readNotCaptured && !w.sent:
+		return stepSend // an older doubt is settled: this request may send its own
+	}
+	return stepNotCaptured
 }
 
 // drive walks rec from ev until the walk has an answer (a POS request) or nothing more to do
@@ -119,38 +118,17 @@ func next(rec *Record, ev event, w walk) step {
 func (s *Service) drive(ctx context.Context, log *zap.Logger, rec *Record, ev event) (*Result, error) {
 	w := walk{asked: ev == asked}
 	replayed := ev == asked && rec.Phase == PhaseCaptured
-	var (
-		tx      *secupay.Transaction // secupay's answer, or the transaction read back
-		callErr error                // this walk's start/cash error
-		v       verdict              // the last read-back's
-	)
 	for {
-		switch next(rec, ev, w) {
+		switch st := next(rec, ev, w); st {
 		case stepSend:
 			var err error
-			w.sent, w.refusal = true, nil
-			if tx, callErr, ev, err = s.attempt(ctx, log, rec); err != nil {
+			if ev, err = s.send(ctx, log, rec, &w); err != nil {
 				return nil, err
 			}
-			if ev == sentRefused {
-				var se *secupay.Error
-				errors.As(callErr, &se)
-				r := refusalOf(se)
-				w.refusal = &r
-			}
 		case stepReadBack:
-			rctx := ctx
-			if w.sent {
-				// Right after this walk's own call: the read-back finishes even if the POS
-				// went away, so that the journal learns the outcome now.
-				var cancel context.CancelFunc
-				rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
-				defer cancel()
-			}
-			v = s.readBack(rctx, log, rec, w)
-			tx, ev = v.tx, v.event
+			ev = s.read(ctx, log, rec, &w)
 		case stepRecord:
-			if err := s.recordCaptured(log, rec, tx); err != nil {
+			if err := s.recordCaptured(log, rec, w.tx); err != nil {
 				return nil, err
 			}
 			if !w.asked {
@@ -165,23 +143,62 @@ func (s *Service) drive(ctx context.Context, log *zap.Logger, rec *Record, ev ev
 		case stepSpool:
 			s.spoolResumed(log, rec)
 			return nil, nil
-		case stepUnreachable:
-			s.notSent(log, rec, callErr)
-			return nil, errUnreachable(rec.TransactionID, callErr)
-		case stepRefuse:
-			return nil, s.refuse(log, rec, *w.refusal)
-		case stepNotCaptured:
-			if v.err != nil {
-				return nil, v.err
-			}
-			return nil, &RefusedError{TransactionID: rec.TransactionID, Refusal: *rec.Refusal}
-		case stepInDoubt:
-			return nil, s.inDoubt(v, w, callErr)
 		case stepDone:
 			if !rec.unfinished() {
 				s.track(rec.TransactionID, false)
 			}
 			return nil, nil
+		default:
+			return nil, s.refusedOrInDoubt(st, log, rec, &w)
 		}
 	}
+}
+
+// send is stepSend: this walk's start/cash (attempt.go).
+func (s *Service) send(ctx context.Context, log *zap.Logger, rec *Record, w *walk) (event, error) {
+	w.sent, w.refusal = true, nil
+	tx, callErr, ev, err := s.attempt(ctx, log, rec)
+	if err != nil {
+		return 0, err
+	}
+	w.tx, w.callErr = tx, callErr
+	if ev == sentRefused {
+		var se *secupay.Error
+		errors.As(callErr, &se)
+		r := refusalOf(se)
+		w.refusal = &r
+	}
+	return ev, nil
+}
+
+// read is stepReadBack (settle.go). Right after this walk's own call the read-back finishes
+// even if the POS went away, so that the journal learns the outcome now.
+func (s *Service) read(ctx context.Context, log *zap.Logger, rec *Record, w *walk) event {
+	if w.sent {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), readBackTimeout)
+		defer cancel()
+	}
+	w.v = s.readBack(ctx, log, rec, *w)
+	w.tx = w.v.tx
+	return w.v.event
+}
+
+// refusedOrInDoubt is the POS's answer at the steps that end a walk without a capture.
+func (s *Service) refusedOrInDoubt(st step, log *zap.Logger, rec *Record, w *walk) error {
+	switch st {
+	case stepUnreachable:
+		s.notSent(log, rec, w.callErr)
+		return errUnreachable(rec.TransactionID, w.callErr)
+	case stepRefuse:
+		return s.refuse(log, rec, *w.refusal)
+	case stepNotCaptured:
+		if w.v.err != nil {
+			return w.v.err
+		}
+		return &RefusedError{TransactionID: rec.TransactionID, Refusal: *rec.Refusal}
+	case stepInDoubt:
+		return s.inDoubt(w.v, *w, w.callErr)
+	}
+	panic("capture: no answer for the step")
 }

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ErrNoDatabase: there is no state database where one was to be read. A read-only open never
-// creates one.
+// ErrNoDatabase is returned when there is no state database where one was to be read. A
+// read-only open never creates one.
 var ErrNoDatabase = errors.New("store: no state database")
 
 // OpenReadOnly opens the database of state directory dir for reading only: what `ecrd store
