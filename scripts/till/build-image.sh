@@ -23,8 +23,9 @@ t0=$(date +%s)
 # What a till needs besides the .deb's own dependency (libusb-1.0-0, installed by apt from
 # the .deb): a kernel with dummy_hcd/usb_f_printer/usblp, systemd with udev, curl for the POS.
 # The .deb's Recommends (unifont, the glyphs of characters no code page has) are here too: the
-# guest has no network, and apt installs a package's Recommends.
-pkgs=systemd,systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,curl,libusb-1.0-0,usbutils,procps,acl,passwd,unifont
+# guest has no network, and apt installs a package's Recommends. sqlite3: the scenarios read
+# (and change, for a control) ecrd's state database as a technician would.
+pkgs=systemd,systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,curl,libusb-1.0-0,usbutils,procps,acl,passwd,unifont,sqlite3
 if ! debootstrap --variant=minbase --include="$pkgs" "$rel" "$root" "$mirror" >"$out/debootstrap.log" 2>&1; then
 	echo "till: debootstrap $rel $mirror failed; last lines of $out/debootstrap.log:" >&2
 	tail -n 20 "$out/debootstrap.log" >&2

@@ -20,16 +20,13 @@ cache=$top/.cache/till
 export PATH="$PATH:/usr/local/go/bin"
 
 # The write points, in the order a capture passes them: internal/crashpoint.Hit's names
-# (grep 'crashpoint.Hit' for the list). wal-appended and wal-committed are passed at every
-# change of the write-ahead log: #1 is the capture's intent, #2 secupay's answer with the
-# receipt job, #3 the job recorded printed (not flushed: the drawer pulse needs no flush). The
-# log's checkpoint (wal-switched, -synced, -removed, -prepared) comes every few hundred captures;
-# at these points the crash-point build is given a 1 KiB log limit, so that it comes within the
-# capture: switched at the answer's change (the intent's stays under the limit), then synced,
-# the old log removed and the next one prepared in the background, beside one more capture the
-# guest makes before the cut. A point
+# (grep 'crashpoint.Hit' for the list). store-commit (before SQLite's COMMIT) and
+# store-committed (after it returned) are passed at every transaction of the state database,
+# numbered per process: #1 is the capture's intent (flushed), #2 secupay's answer with the
+# receipt job (flushed), #3 the job marked printed (not flushed: the drawer pulse needs no
+# flush). SQLite checkpoints its log inside a commit, so it has no point of its own. A point
 # added to the code must be added here: the run fails while one is missing.
-all_points="wal-appended#1 wal-committed#1 before-start after-answer wal-appended#2 wal-committed#2 after-journal after-spool before-print mid-print after-print wal-appended#3 wal-committed#3 before-kick wal-switched#1 wal-synced#1 wal-removed#1 wal-prepared#1"
+all_points="store-commit#1 store-committed#1 before-start after-answer store-commit#2 store-committed#2 after-journal after-spool before-print mid-print after-print store-commit#3 store-committed#3 before-kick"
 POWER_CUT_POINTS=${POWER_CUT_POINTS:-$all_points}
 
 till_host_deps || exit 1

@@ -76,6 +76,9 @@ set_env() { # set_env VAR VALUE in the conffile, as an admin would edit it
 	fi
 }
 restart_ecrd() { systemctl restart ecrd.service; wait_for 30 systemctl is-active -q ecrd.service; }
+# db SQL: the state database as ecrd's user reads (and, with ecrd stopped, writes) it, one
+# row a line, columns split by '|'.
+db() { runuser -u ecrd -- sqlite3 -batch -noheader -cmd '.timeout 5000' /var/lib/ecrd/ecrd.db "$1"; }
 lp_present() { [ -c /dev/usb/lp0 ]; }
 
 # --- the test bed's own parts (not the package) ---------------------------------------------

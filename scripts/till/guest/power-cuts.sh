@@ -30,25 +30,42 @@ DROPIN=/run/systemd/system/ecrd.service.d/power-cut.conf
 
 point_of() { sed -n "${1}p" "$POINTS"; }
 npoints() { grep -c . "$POINTS"; }
-# checkpoint_point POINT: a step of the write-ahead log's checkpoint (internal/wal).
-checkpoint_point() { case "$1" in wal-prepared* | wal-switched* | wal-synced* | wal-removed*) return 0 ;; esac; return 1; }
-# follows_up POINT: a checkpoint step held in the background, beside which captures go on
-# (the switch holds the log's lock: nothing is committed while it holds).
-follows_up() { checkpoint_point "$1" && [ "${1%%#*}" != wal-switched ]; }
 # read_backs POINT: how many read-backs (GET) the capture cut at POINT may take: "0" where the
-# change holding secupay's answer was flushed before the cut (replay must bring it back: reading
-# it back from secupay would mean the log lost a flushed change, which the in-doubt rule hides
-# from the money but not from this test), "1+" where only the intent was flushed (in doubt: never
-# decided blind), "any" where the cut races the flushes.
+# commit holding secupay's answer was flushed before the cut (the database must bring it back:
+# reading it back from secupay would mean a flushed commit was lost, which the in-doubt rule
+# hides from the money but not from this test), "1+" where only the intent was flushed (in
+# doubt: never decided blind), "any" where the intent was not committed (nothing was sent, and
+# the POS's repeat is a new capture).
 read_backs() {
 	case "$1" in
-	wal-appended#1) echo any ;;
-	wal-committed#1 | before-start | after-answer | wal-appended#2) echo 1+ ;;
+	store-commit#1) echo any ;;
+	store-committed#1 | before-start | after-answer | store-commit#2) echo 1+ ;;
 	*) echo 0 ;;
 	esac
 }
+# paper_of POINT: "WHOLE_MIN WHOLE_MAX TORN PULSES_MAX" the paper must show for the capture cut
+# at POINT, once the next boot printed it (docs/durability.md, "Power cuts, flush by flush"):
+# - before the answer's flush, the job is made by the next life, which owns its pulse: one
+#   whole copy, the drawer opened (at most) once;
+# - from the answer's flush on, the job names the life the cut ended: the next life prints it
+#   without a pulse; after-spool races the worker of the dying life, which may have printed
+#   and pulsed before the cut;
+# - mid-print leaves a torn copy, then a whole one;
+# - after the printer took the job, its printed mark (not flushed) is lost: it prints again,
+#   the documented duplicate (before-kick: the mark may or may not have reached the disk).
+paper_of() {
+	case "$1" in
+	store-commit#1 | store-committed#1 | before-start | after-answer | store-commit#2) echo 1 1 0 1 ;;
+	store-committed#2 | after-journal | before-print) echo 1 1 0 0 ;;
+	after-spool) echo 1 2 0 1 ;;
+	mid-print) echo 1 1 1 0 ;;
+	after-print | store-commit#3 | store-committed#3) echo 2 2 0 0 ;;
+	before-kick) echo 1 2 0 0 ;;
+	*) echo 1 2 any 1 ;;
+	esac
+}
 # id_of POINT: the transaction captured at POINT, named after it so the paper shows whose
-# receipt is whose (wal-appended#2 → STX_PCWALAPPENDEDN2).
+# receipt is whose (store-commit#2 → STX_PCSTORECOMMITN2).
 id_of() { echo "STX_PC$(echo "$1" | tr -d '#-' | tr a-z A-Z | sed 's/\([A-Z]\)\([0-9]\)$/\1N\2/')"; }
 
 # tally ID: "WHOLE TORN PULSES" of ID's receipts on the whole paper. A job starts with
@@ -150,16 +167,11 @@ arm() {
 	sysctl -q -w vm.dirty_expire_centisecs=360000 vm.dirty_writeback_centisecs=0
 	grep ' / ' /proc/mounts
 	mkdir -p "$(dirname "$DROPIN")"
-	# The write-ahead log's checkpoint comes every few hundred captures; a 1 KiB limit (read
-	# only by the crash-point build) makes it fall inside this capture: the intent's change
-	# stays under it, the answer's crosses it.
-	local limit=""
-	checkpoint_point "$point" && limit="ECRD_WAL_LIMIT=1024"
 	cat >"$DROPIN" <<CONF
 [Service]
 ExecStart=
 ExecStart=/usr/local/sbin/ecrd-crashpoints serve
-Environment=ECRD_CRASHPOINT=$point ECRD_CRASHPOINT_HOLD=1 ECRD_IN_DOUBT_WAIT=5s $limit
+Environment=ECRD_CRASHPOINT=$point ECRD_CRASHPOINT_HOLD=1 ECRD_IN_DOUBT_WAIT=5s
 CONF
 	systemctl daemon-reload
 	t0=$(date +%s)
@@ -172,13 +184,6 @@ CONF
 		if ! wait_for 120 sh -c "journalctl -u ecrd.service --since @$t0 -o cat --no-pager | grep -qF 'ecrd crashpoint $point reached'"; then
 			echo "FAIL cut-$point 0 the point was never reached (see point-$k.armed-journal)" >>"$R/results.txt"
 			touch "$R/point-$k.failed"
-		elif follows_up "$point"; then
-			# A checkpoint step held in the background stops no capture. One more, answered
-			# before the cut, flushes the new log — and with it the file system's journal,
-			# which holds what the step did (the old log's removal): a step done too early
-			# (a log removed before the files were flushed) is on disk for the cut to show.
-			capture "${id}F" >"$R/point-$k.follow-up" 2>&1
-			echo "follow-up ${id}F before the cut: $(cat "$R/point-$k.follow-up")"
 		fi
 	fi
 	# What the paper and secupay show at the cut, for the report.
@@ -229,33 +234,25 @@ verify() {
 	[ "$whole" -ge 1 ] || fail "the receipt is not on the paper whole: lost"
 	[ "$whole" -le 2 ] || fail "the receipt is on the paper $whole times"
 	[ "$pulses" -le 1 ] || fail "the drawer opened $pulses times"
-	if follows_up "$point"; then
-		# The capture answered after the point, before the cut: answered means kept.
-		grep -q '"status":"ok"' "$R/point-$k.follow-up" || fail "the follow-up capture was not answered ok: $(cat "$R/point-$k.follow-up")"
-		settled "${id}F" || fail "the follow-up capture, asked again: $answer"
-		wait_for 60 job_printed "${id}F" || fail "the follow-up's receipt job is not printed"
-		starts=$(start_count "${id}F")
-		gets=$(get_count "${id}F")
-		read -r whole torn pulses <<<"$(tally "${id}F")"
-		note "follow-up ${id}F: start/cash $starts, read-backs $gets, whole $whole, torn $torn, drawer $pulses"
-		[ "$starts" = 1 ] || fail "the follow-up: start/cash called $starts times"
-		[ "$gets" = 0 ] || fail "the follow-up was answered before the cut, yet read back: its flushed answer was lost"
-		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "the follow-up: whole $whole, drawer $pulses"
-	fi
+	# What this point leaves on the paper, given what was flushed before the cut.
+	local wmin wmax want_torn pmax
+	read -r wmin wmax want_torn pmax <<<"$(paper_of "$point")"
+	[ "$whole" -ge "$wmin" ] && [ "$whole" -le "$wmax" ] || fail "$whole whole copies on the paper, want $wmin to $wmax at $point"
+	[ "$want_torn" = any ] || [ "$torn" = "$want_torn" ] || fail "$torn torn copies on the paper, want $want_torn at $point"
+	[ "$pulses" -le "$pmax" ] || fail "the drawer opened $pulses times, want at most $pmax at $point"
 	every_capture_remembered "$k"
 }
 
-# every_capture_remembered K: every capture before the cut at point K (the one without a cut,
-# each earlier point's and their follow-ups) is still known: the POS asking again hears its
-# stored answer, and secupay sees no new start/cash. A checkpoint that dropped a change the
-# files had not flushed would show here as a second start/cash.
+# every_capture_remembered K: every capture before the cut at point K (the one without a cut
+# and each earlier point's) is still known: the POS asking again hears its stored answer, and
+# secupay sees no new start/cash. A cut that took a commit flushed before it would show here
+# as a second start/cash.
 every_capture_remembered() {
 	local k=$1 j ids=STX_PCNOCUT id2 out
 	for j in $(seq 1 "$k"); do
 		[ -e "$R/point-$j.failed" ] && continue
 		id2=$(id_of "$(point_of "$j")")
 		ids="$ids $id2"
-		follows_up "$(point_of "$j")" && ids="$ids ${id2}F"
 	done
 	for id2 in $ids; do
 		out=$(capture "$id2" 2>&1) || true
@@ -282,15 +279,11 @@ s_whole_run() {
 		read -r whole torn pulses <<<"$(tally "$id")"
 		echo "$point $id: whole $whole torn $torn drawer $pulses"
 		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point: whole $whole, drawer $pulses over the run"
-		follows_up "$point" || continue
-		read -r whole torn pulses <<<"$(tally "${id}F")"
-		echo "$point ${id}F: whole $whole torn $torn drawer $pulses"
-		[ "$whole" -ge 1 ] && [ "$whole" -le 2 ] && [ "$pulses" -le 1 ] || fail "$point follow-up: whole $whole, drawer $pulses over the run"
 	done
 	total=$(total_start_cash)
 	local captures
-	captures=$(($(ls "$R"/point-*.env | wc -l) + $(ls "$R"/point-*.follow-up 2>/dev/null | wc -l) + 1))
-	note "start/cash total $total for $captures captures (one per point, the follow-ups, the one without a cut)"
+	captures=$(($(ls "$R"/point-*.env | wc -l) + 1))
+	note "start/cash total $total for $captures captures (one per point, the one without a cut)"
 	[ "$total" = "$captures" ] || fail "$total start/cash calls for $captures captures"
 	runuser -u pos -- ecrd status
 }

@@ -270,10 +270,11 @@ s_clock_steps() {
 	# may make it send a second start/cash while secupay still works on the first, nor prune a
 	# paid capture so that a repeat reaches secupay again. secupay takes 25 s to apply the
 	# start/cash; ecrd gives up on the call after 2 s.
-	local id=STX_CLOCKSTEP1 out retry up_call u notes="" lp_copies since up_r step t_last
-	local rec=/var/lib/ecrd/journal/finished/STX_TILLLP1.json m0 m1
+	local id=STX_CLOCKSTEP1 out retry up_call u notes="" lp_copies lost_copies since up_r step t_last
+	local lost=STX_CLOCKLOST1 got
 	CS_WALL0=$(date +%s) CS_UP0=$(boot_seconds) CS_ENV=/root/ecrd.env.clock-steps CS_STOPPED=""
-	m0=$(stat -c %Y "$rec") || fail "no finished journal record of STX_TILLLP1"
+	command -v sqlite3 >/dev/null || fail "no sqlite3 in the image (scripts/till/build-image.sh)"
+	[ "$(db "SELECT phase FROM captures WHERE id = 'STX_TILLLP1'")" = captured ] || fail "no captured journal record of STX_TILLLP1"
 	cp /etc/ecrd/ecrd.env "$CS_ENV"
 	trap clock_steps_restore EXIT
 	# Nothing else may set the clock meanwhile, nor act on the steps: a time service, and the
@@ -286,6 +287,9 @@ s_clock_steps() {
 		fi
 	done
 	note "stopped:${CS_STOPPED:- nothing}"
+	# The control of the prune below: a paid capture made now, before the steps.
+	out=$(capture $lost)
+	echo "$out" | grep -q '"state":"printed"' || fail "the control capture $lost: $out"
 	set_env ECRD_SECUPAY_TIMEOUT 2s
 	restart_ecrd
 	fake_fault "{\"Op\":\"start\",\"ID\":\"$id\",\"Processing\":25000000000}" || fail "the fake took no fault"
@@ -329,24 +333,33 @@ s_clock_steps() {
 
 	# With the clock 91 days on, past --journal-keep (90 days): a new life of ecrd and its
 	# background prune (30 s after start) keep the paid capture of s_capture_lp; a repeat is
-	# replayed from its record, not from the paid index, and reaches neither secupay nor paper.
-	# The prune reads a record whose file time is past --journal-keep on the wall clock and,
-	# finding it young on the steady clock, dates the file by its steady age: its file time
-	# moving 91 days on shows the prune ran, and judged the record on the steady clock.
-	# (The life started above may have pruned already: the steps came before its 30 s.)
+	# replayed from its record, not from its pruned remains, and reaches neither secupay nor
+	# paper. The control shows that the prune ran and judged each record by its own clock: the
+	# record of $lost, made before the steps, is stamped on no steady clock in the database
+	# (as an older ecrd left its records, sqlite3 while ecrd is stopped), so it is judged by
+	# its wall time, 91 days past, and pruned to its id, trans_id and payment method; every
+	# record on the steady clock is young and kept. (The life started above pruned nothing it
+	# could: the steps came before its 30 s, and every record was on the steady clock then.)
 	lp_copies=$(copies STX_TILLLP1)
+	lost_copies=$(copies $lost)
+	systemctl stop ecrd.service
+	got=$(db "UPDATE captures SET steady_clock = NULL, sent_steady = NULL, updated_steady = NULL WHERE id = '$lost'; SELECT changes();")
+	[ "$got" = 1 ] || fail "the control's record not changed ($got)"
 	since=$(date +%s)
 	restart_ecrd
 	up_r=$(boot_seconds)
-	until m1=$(stat -c %Y "$rec") && [ "$m1" -gt $((m0 + 80 * 86400)) ]; do
-		[ "$(boot_seconds)" -lt $((up_r + 120)) ] || fail "no prune seen within 120 s of the start (STX_TILLLP1's file time $m0, now ${m1:-gone})"
+	until [ "$(db "SELECT pruned FROM captures WHERE id = '$lost'")" = 1 ]; do
+		[ "$(boot_seconds)" -lt $((up_r + 120)) ] || fail "no prune seen within 120 s of the start ($lost's record: $(db "SELECT phase, pruned, steady_clock IS NULL, updated FROM captures WHERE id = '$lost'"))"
 		sleep 1
 	done
-	note "a prune at +91 days read STX_TILLLP1's record and kept it (file dated $(((m1 - m0) / 86400)) days on)"
+	got=$(db "SELECT group_concat(id, ' ') FROM captures WHERE pruned")
+	[ "$got" = "$lost" ] || fail "the prune at +91 days took '$got', want $lost alone"
+	got=$(db "SELECT phase, pruned, answer IS NOT NULL FROM captures WHERE id = 'STX_TILLLP1'")
+	[ "$got" = "captured|0|1" ] || fail "STX_TILLLP1's record after the prune: '$got', want captured|0|1"
+	note "a prune at +91 days pruned the control on no steady clock and kept STX_TILLLP1's record whole ($(db "SELECT count(*) FROM captures WHERE NOT pruned") records kept)"
 	until_boot_seconds $((up_r + 40))
 	journalctl -u ecrd -o cat --no-pager --since "@$since" >/tmp/clockstep.life
 	[ -s /tmp/clockstep.life ] || fail "no journal lines of ecrd's new life"
-	grep 'finished records pruned' /tmp/clockstep.life && fail "the prune took records 91 days on the wall clock"
 	out=$(capture_http STX_TILLLP1)
 	echo "$out"
 	echo "$out" | grep -q '"replayed":true' || fail "repeat of STX_TILLLP1 not replayed: $out"
@@ -355,8 +368,16 @@ s_clock_steps() {
 	[ "$(copies STX_TILLLP1)" = "$lp_copies" ] || fail "STX_TILLLP1 printed again"
 	journalctl -u ecrd -o cat --no-pager --since "@$since" | grep 'STX_TILLLP1' | tee -a /tmp/clockstep.life
 	grep -q 'STX_TILLLP1: capture replayed from journal' /tmp/clockstep.life || fail "STX_TILLLP1 not replayed from its journal record"
-	grep -q 'STX_TILLLP1: .*paid index' /tmp/clockstep.life && fail "STX_TILLLP1's record was pruned"
-	note "91 days on, after the prune: STX_TILLLP1 replayed from its record, start/cash 1, no new copy"
+	grep -q "STX_TILLLP1: capture answered from the journal's pruned record" /tmp/clockstep.life && fail "STX_TILLLP1's record was pruned"
+	# The control, asked again: answered from what the prune kept, with no start/cash or copy.
+	out=$(capture_http $lost)
+	echo "$out"
+	echo "$out" | grep -q '"replayed":true' || fail "repeat of the pruned $lost not replayed: $out"
+	[ "$(start_count $lost)" = 1 ] || fail "$lost: start/cash called $(start_count $lost) times"
+	sleep 1
+	[ "$(copies $lost)" = "$lost_copies" ] || fail "$lost printed again"
+	journalctl -u ecrd -o cat --no-pager --since "@$since" | grep -q "$lost: capture answered from the journal's pruned record" || fail "$lost not answered from its pruned record"
+	note "91 days on, after the prune: STX_TILLLP1 replayed from its record, $lost from its pruned record, start/cash 1 each, no new copy"
 }
 
 s_power_cut_setup() {
@@ -436,7 +457,7 @@ s_purge() {
 	! test -e /etc/systemd/system/sockets.target.wants/ecrd.socket || fail "enable symlink left"
 	! test -S "$SOCK" || fail "socket left"
 	! getent group ecrd-pos || fail "ecrd-pos left"
-	test -d /var/lib/ecrd/journal || fail "journal removed without being asked"
+	test -s /var/lib/ecrd/ecrd.db || fail "the state database removed without being asked"
 	getent passwd ecrd || fail "ecrd user removed while its state is kept"
 	test -e /etc/ecrd/token || fail "the admin's token was removed"
 	# Asked: state and user go too.
