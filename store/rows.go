@@ -240,9 +240,9 @@ func (s *Store) UnfinishedCaptures() ([]*Capture, error) {
 	return s.captures(`SELECT `+captureColumns+` FROM captures WHERE unfinished ORDER BY id`, "unfinished captures")
 }
 
-// PrunableCaptures reads up to limit finished, unpruned rows last changed before steadyBefore
-// on the steady clock of epoch, or — rows read on another clock, or on none — before
-// wallBefore on the wall clock. Their answers are left out.
+// PrunableCaptures reads up to limit finished, unpruned rows last changed at or before
+// steadyBefore on the steady clock of epoch, or — rows read on another clock, or on none — at
+// or before wallBefore on the wall clock, in no particular order. Their answers are left out.
 func (s *Store) PrunableCaptures(epoch string, steadyBefore int64, wallBefore time.Time, limit int) ([]*Capture, error) {
 	q := `SELECT ` + captureColumns + ` FROM (
 	SELECT * FROM captures WHERE NOT unfinished AND NOT pruned AND steady_clock = ? AND updated_steady <= ?

@@ -185,6 +185,9 @@ func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 	if err != nil {
 		return s.wrap("commit", err)
 	}
+	// Also when fn panics: conn.Close (deferred above) waits for the transaction to end, and
+	// would wait forever, holding wmu. After Commit it does nothing.
+	defer tx.Rollback()
 	if err := fn(&Tx{tx: tx, s: s}); err != nil {
 		tx.Rollback()
 		return s.wrap("commit", err)
@@ -222,6 +225,12 @@ func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 // free pages, but never gives them back by itself). It is a write, not flushed, and takes
 // about a millisecond per megabyte freed; the daemon calls it after each prune.
 func (s *Store) Shrink() error {
+	if s.corrupt.Load() {
+		return ErrCorrupt
+	}
+	if s.diskFailed.Load() {
+		return ErrDiskFailed
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	ctx := context.Background()
