@@ -243,19 +243,21 @@ func rssParts(t testing.TB, pid int) string {
 
 // Sequential load: a leak shows as growth between a warm-up and the end of a run.
 //
-// What the daemon legitimately keeps per capture: the spool remembers the last 1,000 printed
-// jobs in memory (an Info of ~300 bytes with its map entry, 0.3 MiB at most) and when each of
-// today's receipts printed (24 bytes); everything older is read from disk on demand. With the
-// GC's headroom (GOGC=50 in the daemon) that is well under 1 MiB for any run. Anything else
-// kept per capture is a leak.
+// What the daemon legitimately keeps per capture: nothing in its own memory. The spool holds
+// the queued jobs alone (and, for a job whose printed mark the store could not write, up to
+// 1,000 of those); finished captures and printed jobs are rows of the state database, read on
+// demand. What grows over a run is SQLite's, and bounded: each connection's page cache (up to
+// SQLite's default 2 MiB; one writer and up to four readers) fills as ecrd.db grows, and
+// modernc's allocator keeps what SQLite frees for reuse. Anything else kept per capture is a
+// leak.
 //
 // `make test` runs 1 000 captures (900 measured): a leaked connection per capture (its
 // goroutine and stack plus 8 KiB of read and write buffers, over 10 KiB) adds more than 9 MiB,
 // and a leaked descriptor per capture 900 open files; RSS bound 4 MiB. Leaks of a few KiB per
-// capture hide in the noise of so short a run: `make soak` runs 10 000 (9 000 measured; +0.7
-// MiB measured), where a leak of 1 KiB per capture (say the secupay answer or the rendered
-// receipt) adds 8.8 MiB of live heap and a leaked goroutine 35–70 MiB; RSS bound 5 MiB
-// catches both.
+// capture hide in the noise of so short a run: `make soak` runs 10 000 (9 000 measured;
+// +0.8–3.8 MiB measured, docs/performance.md), where a leak of 1 KiB per capture (say the
+// secupay answer or the rendered receipt) adds 8.8 MiB of live heap and a leaked goroutine
+// 35–70 MiB; RSS bound 5 MiB catches both.
 type leakRun struct {
 	warmup, total int
 	maxRSSGrow    int64
@@ -276,7 +278,8 @@ func TestLoadSequentialCapturesNoLeak(t *testing.T) {
 	testSequentialCapturesNoLeak(t, leakRunShort)
 }
 
-func testSequentialCapturesNoLeak(t *testing.T, run leakRun) {
+// testSequentialCapturesNoLeak runs run and returns the daemon's VmRSS at its end.
+func testSequentialCapturesNoLeak(t *testing.T, run leakRun) (rss int64) {
 	e := newDaemonEnv(t)
 	e.extraEnv = []string{"ECRD_LOG_LEVEL=info"}
 	evictBinary(t) // started as on a till after boot, so the figures are a till's
@@ -331,4 +334,5 @@ func testSequentialCapturesNoLeak(t *testing.T, run leakRun) {
 		}
 	}
 	checkPaper(t, e, ids, true)
+	return rssEnd
 }
