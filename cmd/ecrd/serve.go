@@ -228,6 +228,9 @@ func runtimeForATill() {
 // TestMeasureIdleAfterPrune). One forced collection of a heap of a few MiB: milliseconds.
 func returnMemory() { debug.FreeOSMemory() }
 
+// checkDelay is how long after the start the state database's integrity check begins.
+const checkDelay = 5 * time.Second
+
 // runningDaemon is ecrd's parts, started: spool worker, API server.
 type runningDaemon struct {
 	log        *zap.Logger
@@ -473,11 +476,16 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
-		// The whole database is checked once per start, beside the API: it reads every
-		// page (seconds on a large journal and a slow card). A failure stops the daemon
+		// The whole database is checked once per start, beside the API, once the start is
+		// done: it reads every page (seconds on a large journal and a slow card), and with
+		// one P it would hold the first requests back. A failure stops the daemon
 		// (store.OnCorrupt).
-		if err := d.store.Check(wctx); err != nil && !errors.Is(err, store.ErrCorrupt) && wctx.Err() == nil {
-			log.Warn("state database: the integrity check could not run", zap.Error(err))
+		select {
+		case <-wctx.Done():
+		case <-time.After(checkDelay):
+			if err := d.store.Check(wctx); err != nil && !errors.Is(err, store.ErrCorrupt) && wctx.Err() == nil {
+				log.Warn("state database: the integrity check could not run", zap.Error(err))
+			}
 		}
 		// Pruning: later, not while the till starts, then once a day for a till that runs
 		// for months; then the pages it freed go back to the file system.
