@@ -31,6 +31,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ecrd-pos/ecrd/internal/escposread"
 )
 
 func main() {
@@ -90,11 +92,13 @@ func main() {
 type sim struct {
 	paper   *os.File
 	control string
-	// pending holds the first bytes of a DLE EOT or GS r split across reads.
-	pending []byte
-	printed int  // job bytes put on paper during the current take
-	esc     bool // the last job byte on paper was ESC: a 'p' next is a drawer pulse
-	pulses  int  // drawer pulses seen since printersim started
+	// line reads what arrives (escposread, the interpreter the preview and the tests'
+	// printer share): the DLE EOT and GS r requests among the job bytes, split across reads
+	// or not, and the drawer pulses.
+	line    escposread.Stream
+	printed int   // job bytes put on paper during the current take
+	pulseAt []int // where in the job bytes not yet on paper each drawer pulse there begins (< 0: before them)
+	pulses  int   // drawer pulses seen since printersim started
 }
 
 func (s *sim) flag(name string) bool {
@@ -181,36 +185,28 @@ func (s *sim) serve(f *os.File) error {
 // take appends job bytes to the paper and answers the DLE EOT and GS r queries among them.
 // The queries themselves are not paper. It returns how many job bytes it appended.
 func (s *sim) take(b []byte, answers chan<- byte) int {
-	data := append(s.pending, b...)
-	s.pending = nil
 	s.printed = 0
-	job := make([]byte, 0, len(data))
-	for i := 0; i < len(data); i++ {
-		if data[i] == 0x10 || data[i] == 0x1d {
+	var job []byte
+	s.line.Feed(b, func(e escposread.Event) {
+		switch e.Kind {
+		case escposread.Data:
+			job = append(job, e.Data...)
+		case escposread.Request:
 			// DLE EOT n (real-time status) or GS r n (status in order, after what came
-			// before it: ecrd's "on paper" marker). Both may be split across reads.
-			second := byte(0x04)
-			if data[i] == 0x1d {
-				second = 'r'
+			// before it: ecrd's "on paper" marker).
+			if e.Cmd.Op == escposread.OpTransmitStatus {
+				// In order: the job bytes before it reach the paper first.
+				job = s.print(job)
 			}
-			if i+1 >= len(data) || (data[i+1] == second && i+2 >= len(data)) {
-				s.pending = append([]byte(nil), data[i:]...)
-				break
+			if !s.flag("mute") {
+				answers <- s.answer(e.Cmd.Op, e.Cmd.N)
 			}
-			if data[i+1] == second {
-				if data[i] == 0x1d {
-					// In order: the job bytes before it reach the paper first.
-					job = s.print(job)
-				}
-				if !s.flag("mute") {
-					answers <- s.answer(data[i], data[i+2])
-				}
-				i += 2
-				continue
+		case escposread.Done:
+			if e.Cmd.Op == escposread.OpPulse {
+				s.pulseAt = append(s.pulseAt, len(job)-e.Cmd.Len())
 			}
 		}
-		job = append(job, data[i])
-	}
+	})
 	s.print(job)
 	return s.printed
 }
@@ -229,22 +225,19 @@ func (s *sim) print(job []byte) []byte {
 			log.Fatal(fmt.Errorf("paper: %w", err))
 		}
 		s.printed += len(job)
-		for i, b := range job {
-			if s.esc && b == 'p' {
-				s.pulses++
-				log.Printf("printersim: drawer pulse %d (ESC p) at paper offset %d", s.pulses, at+int64(i)-1)
-			}
-			s.esc = b == 0x1b
+		for _, i := range s.pulseAt {
+			s.pulses++
+			log.Printf("printersim: drawer pulse %d (ESC p) at paper offset %d", s.pulses, at+int64(i))
 		}
+		s.pulseAt = s.pulseAt[:0]
 	}
 	return job[:0]
 }
 
-// answer is the reply to DLE EOT n (cmd 0x10) or GS r n (cmd 0x1d). GS r 1 is the paper
-// sensor status, which an Epson sends only once it has processed everything before it:
-// 0x00 while there is paper.
-func (s *sim) answer(cmd, n byte) byte {
-	if cmd == 0x10 {
+// answer is the reply to DLE EOT n or GS r n. GS r 1 is the paper sensor status, which an
+// Epson sends only once it has processed everything before it: 0x00 while there is paper.
+func (s *sim) answer(op escposread.Op, n byte) byte {
+	if op == escposread.OpRealTimeStatus {
 		return s.status(n)
 	}
 	if s.flag("paper-out") {
