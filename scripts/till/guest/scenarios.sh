@@ -85,6 +85,16 @@ whole_after() {
 		tail -c +$(($1 + 1)) "$PAPER" | grep -a -q "END OF $2"
 }
 
+# receipt_after_long OFFSET: after OFFSET, the long job CUT is on the paper whole and the
+# capture's receipt follows its last copy.
+receipt_after_long() {
+	local end rcpt
+	whole_after "$1" CUT || return 1
+	end=$(tail -c +$(($1 + 1)) "$PAPER" | grep -a -b -o 'END OF CUT' | tail -n 1 | cut -d: -f1)
+	rcpt=$(tail -c +$(($1 + 1)) "$PAPER" | grep -a -b -o 'STX_TILLCUT1' | tail -n 1 | cut -d: -f1)
+	[ -n "$end" ] && [ -n "$rcpt" ] && [ "$rcpt" -gt "$end" ]
+}
+
 s_unplug_mid_job() {
 	# The printer is pulled while ecrd is writing a job to it (the printer has taken 8 KB and
 	# stopped, ecrd's write is blocked), with a capture's receipt queued behind.
@@ -403,16 +413,13 @@ s_power_cut_reboot() {
 	local before
 	before=$(cat "$S/results/cut.offset")
 	wait_for 60 systemctl is-active -q ecrd.service || fail "ecrd not started at boot"
-	# The long job is printed again, whole, then the capture's receipt behind it.
-	wait_for 120 printed STX_TILLCUT1 || fail "the queued receipt did not print after boot"
+	# The long job is printed again, whole, then the capture's receipt behind it. Waited for
+	# on the paper, not by the receipt alone: between the scenario's end and the cut the
+	# printer may have been released and printed both, with their printed marks (not flushed)
+	# lost to the cut — then a second copy of each is still printing now (the documented
+	# duplicate, never a loss).
+	wait_for 120 receipt_after_long "$before" || fail "the queued receipt did not print after the long job after boot"
 	whole_after "$before" CUT || fail "the long job was not printed whole after boot"
-	# In order: a whole copy of the receipt follows the last copy of the long job. (A copy
-	# printed before the cut whose printed mark the cut took comes out again: the documented
-	# duplicate, never a loss.)
-	local end rcpt
-	end=$(tail -c +$((before + 1)) "$PAPER" | grep -a -b -o 'END OF CUT' | tail -n 1 | cut -d: -f1)
-	rcpt=$(tail -c +$((before + 1)) "$PAPER" | grep -a -b -o 'STX_TILLCUT1' | tail -n 1 | cut -d: -f1)
-	[ -n "$end" ] && [ -n "$rcpt" ] && [ "$rcpt" -gt "$end" ] || fail "not in order after boot (long job ends at $end, receipt at $rcpt)"
 	note "receipt copies $(copies STX_TILLCUT1)"
 	# The POS asks again: replayed, not captured.
 	local out
