@@ -166,34 +166,46 @@ func (s *Store) Flushed(fn func(*Tx) error) error { return s.commit(true, fn) }
 // crash of the daemon, and power loss once anything later is flushed.
 func (s *Store) Unflushed(fn func(*Tx) error) error { return s.commit(false, fn) }
 
-func (s *Store) commit(flush bool, fn func(*Tx) error) error {
+// writer takes the one writer connection at a synchronous level (FULL when flush), for a
+// write that holds wmu; release gives it back. A store found damaged, or whose disk failed a
+// write, writes nothing more.
+func (s *Store) writer(ctx context.Context, flush bool) (conn *sql.Conn, release func(), err error) {
 	if s.corrupt.Load() {
-		return ErrCorrupt
+		return nil, nil, ErrCorrupt
 	}
 	if s.diskFailed.Load() {
-		return ErrDiskFailed
+		return nil, nil, ErrDiskFailed
 	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	ctx := context.Background()
-	conn, err := s.w.Conn(ctx)
-	if err != nil {
-		return s.wrap("commit", err)
+	if conn, err = s.w.Conn(ctx); err != nil {
+		s.wmu.Unlock()
+		return nil, nil, err
 	}
-	defer conn.Close()
+	release = func() { conn.Close(); s.wmu.Unlock() }
 	level := "NORMAL"
 	if flush {
 		level = "FULL"
 	}
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous="+level); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return conn, release, nil
+}
+
+func (s *Store) commit(flush bool, fn func(*Tx) error) error {
+	ctx := context.Background()
+	conn, release, err := s.writer(ctx, flush)
+	if err != nil {
 		return s.wrap("commit", err)
 	}
+	defer release()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap("commit", err)
 	}
-	// Also when fn panics: conn.Close (deferred above) waits for the transaction to end, and
-	// would wait forever, holding wmu. After Commit it does nothing.
+	// Also when fn panics: release (deferred above) closes the connection, which waits for
+	// the transaction to end, and would wait forever, holding wmu. After Commit it does nothing.
 	defer tx.Rollback()
 	if err := fn(&Tx{tx: tx, s: s}); err != nil {
 		tx.Rollback()
@@ -232,23 +244,12 @@ func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 // free pages, but never gives them back by itself). It is a write, not flushed, and takes
 // about a millisecond per megabyte freed; the daemon calls it after each prune.
 func (s *Store) Shrink() error {
-	if s.corrupt.Load() {
-		return ErrCorrupt
-	}
-	if s.diskFailed.Load() {
-		return ErrDiskFailed
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
 	ctx := context.Background()
-	conn, err := s.w.Conn(ctx)
+	conn, release, err := s.writer(ctx, false)
 	if err != nil {
 		return s.wrap("shrink", err)
 	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
-		return s.wrap("shrink", err)
-	}
+	defer release()
 	_, err = conn.ExecContext(ctx, "PRAGMA incremental_vacuum")
 	return s.wrap("shrink", err)
 }
