@@ -228,9 +228,6 @@ func runtimeForATill() {
 // TestMeasureIdleAfterPrune). One forced collection of a heap of a few MiB: milliseconds.
 func returnMemory() { debug.FreeOSMemory() }
 
-// checkDelay is how long after the start the state database's integrity check begins.
-const checkDelay = 5 * time.Second
-
 // runningDaemon is ecrd's parts, started: spool worker, API server.
 type runningDaemon struct {
 	log        *zap.Logger
@@ -476,39 +473,9 @@ func (d *runningDaemon) start(cfg serveConfig, svc *capture.Service, ln net.List
 	go func() {
 		defer d.wg.Done()
 		svc.Resume(wctx)
-		// The whole database is checked once per start, beside the API, once the start is
-		// done: it reads every page (seconds on a large journal and a slow card), and with
-		// one P it would hold the first requests back. A failure stops the daemon
-		// (store.OnCorrupt).
-		select {
-		case <-wctx.Done():
-		case <-time.After(checkDelay):
-			if err := d.store.Check(wctx); err != nil && !errors.Is(err, store.ErrCorrupt) && wctx.Err() == nil {
-				log.Warn("state database: the integrity check could not run", zap.Error(err))
-			}
-		}
-		// Pruning: later, not while the till starts, then once a day for a till that runs
-		// for months; then the pages it freed go back to the file system.
-		pruned := make(chan struct{})
-		go func() {
-			defer close(pruned)
-			t := time.NewTimer(30 * time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-wctx.Done():
-					return
-				case <-t.C:
-				}
-				svc.Prune()
-				if err := d.store.Shrink(); err != nil {
-					log.Warn("state database: shrink", zap.Error(err))
-				}
-				returnMemory()
-				t.Reset(24 * time.Hour)
-			}
-		}()
-		defer func() { <-pruned }()
+		maintained := make(chan struct{})
+		go func() { defer close(maintained); d.maintainState(wctx, svc) }()
+		defer func() { <-maintained }()
 		if cfg.resolveEvery > 0 {
 			svc.RunResolver(wctx, cfg.resolveEvery)
 		} else {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -58,4 +61,38 @@ func logImport(log *zap.Logger, rep legacy.Report) {
 		zap.Int("queued_jobs", rep.QueuedJobs), zap.Int("kept_jobs", rep.KeptJobs), zap.Strings("rerender", rep.Rerender),
 		zap.Int("log_frames", rep.Frames), zap.Int("skipped_frames", rep.SkippedFrames), zap.Int("problems", len(rep.Problems)),
 		zap.Strings("moved", rep.Moved), zap.String("to", rep.Aside))
+}
+
+// checkDelay is how long after the start the state database's integrity check begins.
+const checkDelay = 5 * time.Second
+
+// maintainState looks after the state database until ctx ends, beside the API and the
+// resolver (which never wait for it). The whole database is checked once per start, once
+// the start is done: it reads every page (seconds on a large journal and a slow card), and
+// with one P it would hold the first requests back; a failure stops the daemon
+// (store.OnCorrupt). The journal is pruned 30 s after the start, not while the till starts,
+// then once a day for a till that runs for months; the pages a prune freed go back to the
+// file system.
+func (d *runningDaemon) maintainState(ctx context.Context, svc *capture.Service) {
+	check := time.NewTimer(checkDelay)
+	defer check.Stop()
+	prune := time.NewTimer(30 * time.Second)
+	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-check.C:
+			if err := d.store.Check(ctx); err != nil && !errors.Is(err, store.ErrCorrupt) && ctx.Err() == nil {
+				d.log.Warn("state database: the integrity check could not run", zap.Error(err))
+			}
+		case <-prune.C:
+			svc.Prune()
+			if err := d.store.Shrink(); err != nil {
+				d.log.Warn("state database: shrink", zap.Error(err))
+			}
+			returnMemory()
+			prune.Reset(24 * time.Hour)
+		}
+	}
 }
