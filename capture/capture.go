@@ -356,7 +356,9 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 	rec.Answer = append(json.RawMessage(nil), tx.Raw...)
 	rec.TransID, rec.PaymentMethod = tx.TransID, tx.PaymentMethod
 	rec.Refusal, rec.Doubt = nil, ""
-	if err := s.commitReceipts(log, rec, tx, true); err != nil {
+	// The drawer opens for a capture this till sent; a record rebuilt from its id by
+	// `ecrd store recover` knows of no call (recovered.go), and its customer is long gone.
+	if err := s.commitReceipts(log, rec, tx, rec.Attempts > 0); err != nil {
 		// The payment is captured at secupay but this till cannot remember it. The intent
 		// on disk makes the resolver (and a repeated request) read the transaction back, so
 		// nothing is captured twice; the receipt prints once the disk takes it.

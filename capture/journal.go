@@ -169,15 +169,7 @@ func (j *Journal) PutUnflushed(r *Record) error { return j.commit(false, r, nil)
 // steady clock's mark, in one transaction: the mark is a few bytes, so that the next life's
 // clock loses at most the time since the journal last changed.
 func (j *Journal) commit(flush bool, r *Record, jobs *spool.Staged) error {
-	now := j.clock.Wall().UTC()
-	if r.Created.IsZero() {
-		r.Created = now
-	}
-	if r.Clock != j.clock.Epoch() {
-		r.SentAt = 0 // read on a lost clock: unknown from now on
-	}
-	r.Updated, r.UpdatedAt, r.Clock = now, j.clock.Now(), j.clock.Epoch()
-	row := rowOf(r)
+	row := j.stamp(r)
 	write := func(tx *store.Tx) error {
 		if err := tx.PutCapture(row); err != nil {
 			return err
@@ -198,6 +190,19 @@ func (j *Journal) commit(flush bool, r *Record, jobs *spool.Staged) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// stamp sets r's times to now, on both clocks, and returns its row.
+func (j *Journal) stamp(r *Record) *store.Capture {
+	now := j.clock.Wall().UTC()
+	if r.Created.IsZero() {
+		r.Created = now
+	}
+	if r.Clock != j.clock.Epoch() {
+		r.SentAt = 0 // read on a lost clock: unknown from now on
+	}
+	r.Updated, r.UpdatedAt, r.Clock = now, j.clock.Now(), j.clock.Epoch()
+	return rowOf(r)
 }
 
 // PruneFinished prunes the finished records whose last change is at least keep ago on the

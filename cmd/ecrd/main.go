@@ -22,7 +22,7 @@ Usage:
   ecrd status  [--socket PATH]                          the daemon's health and the printer's state
   ecrd jobs    [--socket PATH] [--limit N] [--json]     the print queue and the jobs printed lately, newest first
   ecrd reprint [--socket PATH] STX_ID|JOB_ID            print a transaction's receipt, or any job, once more
-  ecrd store   check|backup [--state-dir DIR] [FILE]    check the state database, or copy it to FILE
+  ecrd store   check|backup|recover [--state-dir DIR] [FILE]  check the state database, copy it to FILE, or recover it
   ecrd pair    [--env-file PATH]                        the browser listener's URL and token, for a POS in a browser
   ecrd demo                                             the whole flow on this machine: fake secupay, file printer
   ecrd printers [MODEL]                                 the printer models --model takes, or one model's profile

@@ -19,25 +19,31 @@ const defaultStateDir = "/var/lib/ecrd"
 const storeUsage = `Usage:
   ecrd store check  [--state-dir DIR] [FILE]   the database's counts and SQLite's integrity check; exit 1 if damaged
   ecrd store backup [--state-dir DIR] FILE     a consistent copy of the database in FILE (VACUUM INTO), checked
+  ecrd store recover [--state-dir DIR]         replace a damaged database by what can still be read of it
 
-Both work on the state database directly, with the daemon running or stopped, and never
-change it. DIR is --state-dir, else ECRD_STATE_DIR, else ECRD_STATE_DIR in --env-file
+check and backup work on the state database directly, with the daemon running or stopped,
+and never change it. recover needs the daemon stopped (systemctl stop ecrd.socket ecrd): it
+copies every readable row into a new database, makes each capture it could not read a
+capture in doubt (read back from secupay before anything is sent), prints again the queued
+receipts it lost, and sets the damaged files aside in DIR/damaged-TIME. DIR is --state-dir, else ECRD_STATE_DIR, else ECRD_STATE_DIR in --env-file
 (/etc/ecrd/ecrd.env), else /var/lib/ecrd: the daemon's. 'check FILE' checks a database file
 instead, such as a backup before it is restored.
 `
 
-// cmdStore is `ecrd store check` and `ecrd store backup`: the state database for a technician
+// cmdStore is `ecrd store check`, `backup` and `recover`: the state database for a technician
 // (docs/operations.md, "The state database").
 func cmdStore(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, storeUsage)
-		return fmt.Errorf("%w: need check or backup", errUsage)
+		return fmt.Errorf("%w: need check, backup or recover", errUsage)
 	}
 	switch args[0] {
 	case "check":
 		return storeCheck(args[1:], stdout, stderr)
 	case "backup":
 		return storeBackup(args[1:], stdout, stderr)
+	case "recover":
+		return storeRecover(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, storeUsage)
 		return flag.ErrHelp
