@@ -115,7 +115,8 @@ func salvage(t *testing.T, path string) (*Salvaged, *Store) {
 // A damaged leaf page of the captures table: its rows are lost, each named by its id with
 // whether it was unfinished; every other row is copied as it was, and nothing is both.
 func TestSalvageDamagedLeafNamesEveryLostRecord(t *testing.T) {
-	path, want := salvageFixture(t, 1500)
+	t.Parallel()
+	path, want := salvageFixture(t, 400)
 	leaves := pagesOf(t, path, "captures", "leaf")
 	overwrite(t, path, leaves[len(leaves)/2])
 	overwrite(t, path, pagesOf(t, path, "jobs", "leaf")[1])
@@ -172,7 +173,8 @@ func TestSalvageDamagedLeafNamesEveryLostRecord(t *testing.T) {
 // The table's root page damaged: no row of it can be read, and every id is still named from
 // the index, so no capture is forgotten.
 func TestSalvageDamagedRootStillNamesEveryID(t *testing.T) {
-	path, want := salvageFixture(t, 1500)
+	t.Parallel()
+	path, want := salvageFixture(t, 400)
 	db, _ := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	var root int64
 	if err := db.QueryRow("SELECT rootpage FROM sqlite_schema WHERE name = 'captures'").Scan(&root); err != nil {
@@ -198,6 +200,7 @@ func TestSalvageDamagedRootStillNamesEveryID(t *testing.T) {
 // A whole database is copied whole; a database of another schema version, or whose first
 // page is gone, is refused.
 func TestSalvageWholeAndRefused(t *testing.T) {
+	t.Parallel()
 	path, want := salvageFixture(t, 100)
 	sv, _ := salvage(t, path)
 	if sv.Copied["captures"] != len(want) || sv.Copied["jobs"] != len(want) || sv.Copied["meta"] != 1 ||
