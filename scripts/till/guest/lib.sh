@@ -76,6 +76,50 @@ set_env() { # set_env VAR VALUE in the conffile, as an admin would edit it
 	fi
 }
 restart_ecrd() { systemctl restart ecrd.service; wait_for 30 systemctl is-active -q ecrd.service; }
+# save_env: keep ecrd.env as it is now, for restore_env; a scenario that changes the config
+# calls it first. Its EXIT trap puts the config back (and ecrd running on it) if the scenario
+# ends, passed or failed, without having called restore_env: no scenario leaves it changed.
+ENV_SAVED=/root/ecrd.env.saved
+save_env() {
+	cp /etc/ecrd/ecrd.env "$ENV_SAVED"
+	trap restore_env_on_exit EXIT
+}
+restore_env() { # ecrd.env as save_env kept it, ecrd restarted on it
+	cp "$ENV_SAVED" /etc/ecrd/ecrd.env
+	rm -f "$ENV_SAVED"
+	systemctl reset-failed ecrd.service 2>/dev/null || true
+	restart_ecrd
+}
+restore_env_on_exit() {
+	local rc=$?
+	set +e
+	if [ -e "$ENV_SAVED" ]; then
+		restore_env || rc=1
+		note "config put back"
+	fi
+	exit "$rc"
+}
+# ecrd_check [FLAG...]: `ecrd serve --check` as ecrd.service runs `ecrd serve`: as its user and
+# groups, with its EnvironmentFile= and its LoadCredential= (ECRD_TOKEN_FILE=token is a bare
+# credential name), read from the installed unit and its drop-ins. Its findings on stdout, its
+# exit status. (A oneshot unit, whose start job ends with the process: the image has no D-Bus
+# daemon, which systemd-run --wait and --pipe need.)
+ecrd_check() {
+	local props=() line unit rc=0
+	unit=ecrd-check-$(date +%s%N)
+	while IFS= read -r line; do
+		props+=(-p "$line")
+	done < <(systemctl cat ecrd.service | grep -E '^(User|Group|SupplementaryGroups|EnvironmentFile|LoadCredential)=')
+	if ! systemd-run --quiet --unit="$unit" -p Type=oneshot -p StandardOutput="truncate:/run/$unit.out" "${props[@]}" \
+		/usr/bin/ecrd serve --check "$@"; then
+		rc=$(systemctl show -p ExecMainStatus --value "$unit.service")
+		[ "${rc:-0}" != 0 ] || rc=1
+	fi
+	cat "/run/$unit.out" 2>/dev/null
+	rm -f "/run/$unit.out"
+	systemctl reset-failed "$unit.service" 2>/dev/null || true
+	return "$rc"
+}
 # db SQL: the state database as ecrd's user reads (and, with ecrd stopped, writes) it, one
 # row a line, columns split by '|'.
 db() { runuser -u ecrd -- sqlite3 -batch -noheader -cmd '.timeout 5000' /var/lib/ecrd/ecrd.db "$1"; }

@@ -8,10 +8,16 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 # --- phase main ----------------------------------------------------------------------------
+# exposure: systemd-analyze security's overall exposure level of ecrd.service.
+exposure() {
+	systemd-analyze security ecrd.service >/tmp/sec.txt
+	grep -o 'Overall exposure level for ecrd.service: [0-9.]*' /tmp/sec.txt | awk '{print $NF}'
+}
+
 s_security() {
-	systemd-analyze security ecrd.service | tee /tmp/sec.txt | tail -n 25
 	local score
-	score=$(grep -o 'Overall exposure level for ecrd.service: [0-9.]*' /tmp/sec.txt | awk '{print $NF}')
+	score=$(exposure)
+	tail -n 25 /tmp/sec.txt
 	note "score $score"
 	awk "BEGIN{exit !($score <= 1.5)}" || fail "exposure $score > 1.5"
 }
@@ -243,6 +249,186 @@ s_oauth() {
 	systemctl reset-failed ecrd.service || true
 	restart_ecrd
 	[ $rc = 0 ] || fail "OAuth as ecrd.env describes it did not capture"
+}
+
+# refused_start REASON: `systemctl restart ecrd` on the config as it is fails: ecrd exits 2
+# before it is ready, systemd does not start it again (RestartPreventExitStatus=2), and ecrd's
+# error line of that start in the journal names REASON.
+refused_start() {
+	local since rc=0 msg
+	since=$(date +%s)
+	systemctl restart ecrd.service || rc=$?
+	[ $rc != 0 ] || fail "systemctl restart ecrd succeeded on a config --check refuses"
+	systemctl is-failed -q ecrd.service || fail "ecrd.service is $(systemctl is-active ecrd.service), not failed"
+	[ "$(systemctl show -p ExecMainStatus --value ecrd.service)" = 2 ] ||
+		fail "ecrd exited $(systemctl show -p ExecMainStatus --value ecrd.service), not 2"
+	# (journald may store the line a moment after systemd saw the process exit.)
+	wait_for 10 sh -c "journalctl -u ecrd SYSLOG_IDENTIFIER=ecrd --since @$since -p err -o verbose --no-pager | grep -q -F -e '$1'" ||
+		fail "no error naming '$1' in the journal of the start: $(journalctl -u ecrd --since "@$since" -o verbose --no-pager | tail -n 40)"
+	# What `journalctl -u ecrd` and `systemctl status ecrd` show an admin: the message.
+	msg=$(journalctl -u ecrd SYSLOG_IDENTIFIER=ecrd --since "@$since" -p err -o cat --no-pager | tail -n 1)
+	echo "$msg" | grep -q -F -e "$1" || msg="$msg (the reason in ERROR= only)"
+	note "start: exit 2, journal '$msg'"
+}
+
+s_serve_check() {
+	# `ecrd serve --check` with the installed config, as the unit runs the daemon; then the
+	# typos an admin makes, each refused by --check (exit 2, a line naming it) and by the start
+	# (issue 21); the config put back, ecrd captures again.
+	local out rc
+	save_env
+	rc=0
+	out=$(ecrd_check) || rc=$?
+	echo "$out"
+	[ $rc = 0 ] || fail "--check of the installed config exits $rc"
+	echo "$out" | grep -q '^error' && fail "an error in the installed config"
+	echo "$out" | grep -q "^ok  *--secupay-url: $FAKE: a secupay fake on this machine$" || fail "--check does not name the fake secupay: $out"
+	echo "$out" | grep -q '^ok  *--token-file: .* is readable and holds a token$' || fail "--check did not read the credential"
+	echo "$out" | grep -q '^ok  *--printer: lp:/dev/usb/lp0$' || fail "printer: $out"
+	# The package's own URL (the conffile as shipped), given as a flag: the testing system.
+	out=$(ecrd_check --secupay-url https://connect-testing.secuconnect.com)
+	echo "$out"
+	echo "$out" | grep -q "^ok  *--secupay-url: https://connect-testing.secuconnect.com: secupay's testing system: no real money moves$" ||
+		fail "--check does not name the testing system: $out"
+	note "--check of the installed config: exit 0, the fake secupay (local); of the package's URL: testing"
+	# Without the unit: ecrd.env read into a root shell (no credentials directory).
+	rc=0
+	out=$(set -a && . /etc/ecrd/ecrd.env && set +a && ecrd serve --check 2>&1) || rc=$?
+	echo "$out"
+	note "--check with ecrd.env sourced by root: exit $rc$(echo "$out" | grep -m1 '^error' | sed 's/^error  */: /')"
+
+	# A file printer in a directory that is not there.
+	set_env ECRD_PRINTER file:/no/such/dir/p.bin
+	rc=0
+	out=$(ecrd_check) || rc=$?
+	echo "$out"
+	[ $rc = 2 ] || fail "--check with a printer in a missing directory exits $rc"
+	note "printer file:/no/such/dir/p.bin: --check exit 2"
+	echo "$out" | grep -q '^error  *--printer: printer file:/no/such/dir/p.bin: directory /no/such/dir does not exist$' ||
+		fail "--check does not name the printer's directory: $out"
+	refused_start 'directory /no/such/dir does not exist'
+	cp "$ENV_SAVED" /etc/ecrd/ecrd.env
+
+	# https typed as http.
+	set_env ECRD_SECUPAY_URL http://connect-testing.secuconnect.com
+	rc=0
+	out=$(ecrd_check) || rc=$?
+	echo "$out"
+	[ $rc = 2 ] || fail "--check with an http secupay URL exits $rc"
+	note "secupay URL http://connect-testing…: --check exit 2"
+	echo "$out" | grep -q '^error  *--secupay-url: base URL "http://connect-testing.secuconnect.com": plain http is allowed only to loopback; use https$' ||
+		fail "--check does not name the URL: $out"
+	refused_start 'plain http is allowed only to loopback; use https'
+
+	restore_env
+	out=$(capture STX_TILLCHECK1)
+	echo "$out"
+	echo "$out" | grep -q '"state":"printed"' || fail "no capture after the config was put back: $out"
+	[ "$(start_count STX_TILLCHECK1)" = 1 ] || fail "start/cash called $(start_count STX_TILLCHECK1) times"
+
+	# Which secupay system the running till talks to: ecrd status, --json, /v1/status, the
+	# info metric (the package enables no metrics listener: /metrics on the socket).
+	out=$(runuser -u pos -- ecrd status) || true
+	echo "$out"
+	echo "$out" | grep -q '^secupay:  local (a secupay fake on this machine)$' || fail "ecrd status: $out"
+	out=$(runuser -u pos -- ecrd status --json) || true
+	echo "$out" | grep -q '"environment": *"local"' || fail "ecrd status --json: $out"
+	pos_curl http://ecrd/v1/status | tee /tmp/status.json | grep -q '"environment": *"local"' || fail "/v1/status: $(cat /tmp/status.json)"
+	pos_curl http://ecrd/metrics | grep '^ecrd_secupay_environment_info' | tee /tmp/envinfo.txt
+	grep -q '^ecrd_secupay_environment_info{environment="local"} 1$' /tmp/envinfo.txt || fail "no environment info metric"
+	grep -q '^ECRD_METRICS_LISTEN=' /etc/ecrd/ecrd.env && note "ecrd.env sets a metrics listener: not checked"
+	note "status, --json, /v1/status and the metric: local"
+}
+
+# web_curl ORIGIN CURL-ARGS...: a request to the browser listener as a page from ORIGIN sends
+# it ('-': no Origin, as curl or a script): the answer's headers, its body, then a line
+# "HTTP <status>".
+WEB=http://127.0.0.1:8765
+web_curl() {
+	local origin=()
+	[ "$1" = - ] || origin=(-H "Origin: $1")
+	shift
+	curl -sS --max-time 90 -D - -w '\nHTTP %{http_code}\n' "${origin[@]}" "$@"
+}
+
+# refused_at_gate ID STATUS CODE ORIGIN CURL-ARGS...: a capture of ID through the browser
+# listener is answered STATUS with error CODE by the gate, before the API: nothing journaled,
+# nothing sent to secupay. The answer is left in out.
+refused_at_gate() {
+	local id=$1 want=$2 code=$3 o=$4
+	shift 4
+	out=$(web_curl "$o" -X POST "$@" "$WEB/v1/transactions/$id/cash")
+	echo "$out"
+	[ "$(echo "$out" | tail -n1)" = "HTTP $want" ] || fail "$id: want $want: $out"
+	echo "$out" | grep -q "\"code\":\"$code\"" || fail "$id: want $code: $out"
+	curl -s "$FAKE/_fake/counts" | grep -q "$id" && fail "$id reached secupay"
+	[ "$(db "SELECT count(*) FROM captures WHERE id = '$id'")" = 0 ] || fail "$id was journaled"
+}
+
+# preflight ORIGIN: the CORS preflight Chromium sends before a page from ORIGIN may POST to the
+# listener, asking for Private Network Access (a public page calling a loopback address).
+preflight() {
+	web_curl "$1" -X OPTIONS -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization' \
+		-H 'Access-Control-Request-Private-Network: true' "$WEB/v1/transactions/STX_TILLWEB5/cash"
+}
+
+s_browser_listener() {
+	# The browser listener as ecrd.env documents it (issue 22): on, `ecrd pair` as the POS's
+	# user, then what a browser page from the allowed origin and from another can do.
+	local out tok pos=https://pos.example.com evil=https://evil.example.net score_off score_on
+	save_env
+	set_env ECRD_HTTP_LISTEN 127.0.0.1:8765
+	set_env ECRD_HTTP_TOKEN_FILE /etc/ecrd/http-token
+	set_env ECRD_ALLOW_ORIGIN $pos
+	grep '^ECRD_HTTP\|^ECRD_ALLOW' /etc/ecrd/ecrd.env
+	restart_ecrd || fail "ecrd did not start with the listener on"
+	out=$(runuser -u pos -- ecrd pair 2>&1)
+	echo "$out"
+	echo "$out" | grep -q "^url: *$WEB$" || fail "ecrd pair: $out"
+	echo "$out" | grep -q "^origins: *$pos$" || fail "ecrd pair: $out"
+	echo "$out" | grep -q '^ecrd pair:' && fail "ecrd pair warns: $out"
+	tok=$(echo "$out" | sed -n 's/^token: *//p')
+	[ -n "$tok" ] && [ "$tok" = "$(cat /etc/ecrd/http-token)" ] || fail "ecrd pair's token is not /etc/ecrd/http-token's"
+
+	# The allowed page with pair's token: captured and printed, once.
+	out=$(web_curl $pos -X POST -H "Authorization: Bearer $tok" $WEB/v1/transactions/STX_TILLWEB1/cash)
+	echo "$out"
+	[ "$(echo "$out" | tail -n1)" = "HTTP 200" ] || fail "the allowed origin with the token: $out"
+	echo "$out" | grep -q '"status":"ok"' || fail "not captured: $out"
+	echo "$out" | grep -qi "^Access-Control-Allow-Origin: $pos" || fail "no CORS header for the allowed page"
+	wait_for 30 printed STX_TILLWEB1 || fail "not printed"
+	[ "$(copies STX_TILLWEB1)" = 1 ] || fail "$(copies STX_TILLWEB1) copies"
+	[ "$(start_count STX_TILLWEB1)" = 1 ] || fail "start/cash called $(start_count STX_TILLWEB1) times"
+
+	# Refused at the gate, before the API: nothing journaled, nothing sent to secupay.
+	refused_at_gate STX_TILLWEB2 403 origin_not_allowed $evil -H "Authorization: Bearer $tok"
+	echo "$out" | grep -qi '^Access-Control-Allow-Origin' && fail "a CORS header for a foreign page"
+	refused_at_gate STX_TILLWEB3 421 host_not_allowed $pos -H "Authorization: Bearer $tok" -H 'Host: till.evil.example.net:8765'
+	refused_at_gate STX_TILLWEB4 401 unauthorized $pos
+	echo "$out" | grep -qi '^WWW-Authenticate: Bearer realm="ecrd"' || fail "401 without WWW-Authenticate"
+
+	# Preflights, as Chromium sends them before a public page may call a loopback address.
+	out=$(preflight $pos)
+	echo "$out"
+	[ "$(echo "$out" | tail -n1)" = "HTTP 204" ] || fail "preflight from the allowed origin: $out"
+	echo "$out" | grep -qi "^Access-Control-Allow-Origin: $pos" || fail "preflight: no Allow-Origin"
+	echo "$out" | grep -qi '^Access-Control-Allow-Methods: GET, POST' || fail "preflight: no Allow-Methods"
+	echo "$out" | grep -qi '^Access-Control-Allow-Headers: .*Authorization' || fail "preflight: no Allow-Headers"
+	echo "$out" | grep -qi '^Access-Control-Allow-Private-Network: true' || fail "preflight: no Allow-Private-Network"
+	out=$(preflight $evil)
+	echo "$out"
+	[ "$(echo "$out" | tail -n1)" = "HTTP 403" ] || fail "preflight from a foreign origin: $out"
+	echo "$out" | grep -qi '^Access-Control-Allow-' && fail "preflight from a foreign origin got CORS headers: $out"
+
+	# The sandbox with the listener on: no worse than security-score's, with it off.
+	score_on=$(exposure)
+	score_off=$(sed -n 's/^[A-Z]* security-score [0-9.]* score \([0-9.]*\).*/\1/p' "$R/results.txt")
+	note "exposure: listener off $score_off (security-score), on $score_on"
+	awk "BEGIN{exit !($score_on <= ${score_off:-1.5})}" || fail "exposure $score_on with the listener on > $score_off"
+
+	restore_env
+	web_curl - $WEB/healthz && fail "the listener still answers with ecrd.env put back"
+	note "listener off again"
 }
 
 # in_doubt_answer OUT WHAT: OUT (capture_http's) is the in-doubt answer — 504, outcome
@@ -532,6 +718,8 @@ main)
 	scenario journal-errors s_journal_errors
 	scenario missing-credential s_missing_credential
 	scenario oauth-as-documented s_oauth
+	scenario serve-check s_serve_check
+	scenario browser-listener s_browser_listener
 	scenario clock-steps s_clock_steps
 	scenario power-cut s_power_cut_setup
 	echo done >"$R/main.done"
