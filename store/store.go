@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,7 @@ var (
 	// cannot trust must not answer whether a transaction was paid. docs/operations.md
 	// ("The state database is damaged") says how to recover.
 	ErrCorrupt = errors.New("store: the state database is damaged")
-	// ErrDiskFailed: a commit's write or flush failed with an I/O error. What the kernel
+	// ErrDiskFailed: a commit's or a checkpoint's write or flush failed with an I/O error. What the kernel
 	// then holds of SQLite's log is unknown — Linux may drop the pages a failed fsync could
 	// not write and report the next fsync as a success, so a later "flushed" commit could
 	// be lost at a power cut. Nothing more is written in this process; the daemon stops and
@@ -66,12 +67,14 @@ var (
 // Store is one state directory's database. It is safe for concurrent use.
 type Store struct {
 	path string
-	w    *sql.DB // the one writer connection
-	r    *sql.DB // readers
+	w    *sql.DB       // the one writer connection
+	r    *sql.DB       // readers
+	ckpt *checkpointer // the checkpoints, in the background (checkpoint.go); nil if read-only
 
 	wmu sync.Mutex // one write transaction at a time, each with its own synchronous level
 
 	flushed, unflushed atomic.Int64 // commits, for tests and metrics
+	seq                atomic.Int64 // commits, for the checkpointer
 	corrupt            atomic.Bool  // latched on the first ErrCorrupt
 	diskFailed         atomic.Bool  // latched on the first ErrDiskFailed
 
@@ -81,8 +84,9 @@ type Store struct {
 	// OnCorrupt, if set before the store is used, is called once, when the store first finds
 	// the database damaged (the daemon stops on it).
 	OnCorrupt func(error)
-	// OnDiskFailed, if set before the store is used, is called once, when a commit first
-	// fails with an I/O error (ErrDiskFailed; the daemon stops on it).
+	// OnDiskFailed, if set before the store is used, is called once, when a commit or a
+	// checkpoint first fails with an I/O error (ErrDiskFailed; the daemon stops on it). It may
+	// be called from the checkpointer's goroutine.
 	OnDiskFailed func(error)
 }
 
@@ -127,13 +131,20 @@ func Open(dir string) (*Store, error) {
 	}
 	s.r.SetMaxOpenConns(4)
 	s.r.SetMaxIdleConns(4)
+	if err := s.startCheckpointer(); err != nil {
+		s.r.Close()
+		s.w.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// dsn opens path for writing; extra's pragmas run before journal_mode's.
+// dsn opens path for writing; extra's pragmas run before journal_mode's. The checkpoints
+// are the checkpointer's (checkpoint.go), not SQLite's inside a commit.
 func dsn(path, extra string) string {
 	return "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=cache_size(" + cacheKiB + ")" + extra +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)" +
+		"&_pragma=journal_size_limit(" + strconv.FormatInt(walKeepLimit, 10) + ")"
 }
 
 // cacheKiB is each connection's page cache (SQLite's default is 2 MiB, on each of the five):
@@ -145,9 +156,11 @@ const cacheKiB = "-256"
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database. SQLite checkpoints its log on the last close.
+// Close closes the database: the checkpointer first, so that none runs after it; then
+// SQLite checkpoints its log on the last close, the writer's, and removes it.
 func (s *Store) Close() error {
-	err := s.r.Close()
+	err := s.stopCheckpointer()
+	err = errors.Join(err, s.r.Close())
 	return errors.Join(err, s.w.Close())
 }
 
@@ -158,8 +171,8 @@ type Tx struct {
 }
 
 // Flushed runs fn in one transaction and flushes it: when Flushed returns nil, the change
-// survives power loss. It costs one fsync of SQLite's log (and, every thousand pages or so,
-// SQLite's checkpoint: see docs/performance.md).
+// survives power loss. It costs one fsync of SQLite's log; the checkpoints are the
+// checkpointer's, beside it (checkpoint.go, docs/performance.md).
 func (s *Store) Flushed(fn func(*Tx) error) error { return s.commit(true, fn) }
 
 // Unflushed runs fn in one transaction without a flush of its own: the change survives a
@@ -170,11 +183,8 @@ func (s *Store) Unflushed(fn func(*Tx) error) error { return s.commit(false, fn)
 // write that holds wmu; release gives it back. A store found damaged, or whose disk failed a
 // write, writes nothing more.
 func (s *Store) writer(ctx context.Context, flush bool) (conn *sql.Conn, release func(), err error) {
-	if s.corrupt.Load() {
-		return nil, nil, ErrCorrupt
-	}
-	if s.diskFailed.Load() {
-		return nil, nil, ErrDiskFailed
+	if err := s.latched(); err != nil {
+		return nil, nil, err
 	}
 	s.wmu.Lock()
 	if conn, err = s.w.Conn(ctx); err != nil {
@@ -222,21 +232,30 @@ func (s *Store) commit(flush bool, fn func(*Tx) error) error {
 		s.Observe(op, time.Since(start), err)
 	}
 	if err != nil {
-		if isIOError(err) && !s.diskFailed.Swap(true) {
-			err = fmt.Errorf("%w: %w", ErrDiskFailed, err)
-			if s.OnDiskFailed != nil {
-				s.OnDiskFailed(err)
-			}
-		}
-		return s.wrap("commit", err)
+		return s.failed("commit", err)
 	}
 	if flush {
 		s.flushed.Add(1)
 	} else {
 		s.unflushed.Add(1)
 	}
+	s.committed()
 	crashpoint.Hit("store-committed")
 	return nil
+}
+
+// failed is wrap for a write to the database's files — a commit's, or a checkpoint's copy
+// into ecrd.db — which also latches ErrDiskFailed on an I/O error: what the kernel then holds
+// of the log and of ecrd.db is unknown, and a later write that seemed to succeed (a flushed
+// commit, a checkpoint that starts the log again) could stand on pages that were lost.
+func (s *Store) failed(op string, err error) error {
+	if err != nil && isIOError(err) && !s.diskFailed.Swap(true) {
+		err = fmt.Errorf("%w: %w", ErrDiskFailed, err)
+		if s.OnDiskFailed != nil {
+			s.OnDiskFailed(err)
+		}
+	}
+	return s.wrap(op, err)
 }
 
 // Shrink returns the database's free pages — left by pruned answers and forgotten jobs — to
