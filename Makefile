@@ -10,7 +10,7 @@ HOST_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 ARCH    := $(HOST_ARCH)
 DEB     := dist/ecrd_$(VERSION)_$(ARCH).deb
 
-.PHONY: all build deps cross-deps test-arm test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb deb-repro lintian test-till test-power-cuts
+.PHONY: all build deps cross-deps test-arm test test-browser vet fmt-check lint bench fuzz soak measure-storage demo clean deb deb-repro lintian test-till test-till-arm64 test-power-cuts
 
 all: build
 
@@ -134,6 +134,14 @@ test-arm: deps
 # TILL_RELEASES="bookworm" runs one release.
 test-till: deps
 	scripts/till/test-till.sh
+
+# The arm64 package on an emulated ARM till: Debian 12 arm64 (its own kernel) under
+# qemu-system-aarch64 with TCG, the cross-built .deb installed by apt, captures printed over
+# lp: and libusb on the same USB printer gadget; a shorter scenario list than test-till's
+# (TILL_PHASES="main after-cut" for the whole one). Image cached in .cache/till/bookworm-arm64.
+test-till-arm64: deps
+	scripts/install-cross arm64
+	TILL_ARCH=arm64 scripts/till/test-till.sh
 
 # The power-cut suite of the test bed: QEMU killed at each of ecrd's write points (the
 # crash-point build holding there, the kernel writing nothing back on its own) and the same

@@ -1,19 +1,39 @@
 # The host side of the till test bed shared by test-till.sh and power-cuts.sh (sourced, not
 # run; kept apart from lib.sh, whose content keys the cached images): building what goes into
 # the guest, choosing KVM or TCG, preparing a run's disk and share, booting it, and reading the
-# guest's PASS/FAIL lines. The caller sets top (the repository) and cache (.cache/till).
+# guest's PASS/FAIL lines. The caller sets top (the repository) and cache (.cache/till), and
+# till_arch, the guest's Debian architecture: amd64 (the default) or arm64, an emulated ARM
+# till (qemu-system-aarch64, its own kernel, always TCG). A function's REL is the name of an
+# image in $cache: the release for amd64 (bookworm), RELEASE-ARCH for another (bookworm-arm64).
+till_arch=${till_arch:-amd64}
 
-# till_build_guest_parts: the .deb (path in $deb) and the test bed's own programs in
-# $cache/bin, built from this tree.
+# till_guest_bin: where the test bed's own programs for till_arch are built (cgo-free, so any
+# architecture is a plain cross-build).
+till_guest_bin() {
+	if [ "$till_arch" = amd64 ]; then echo "$cache/bin"; else echo "$cache/bin-$till_arch"; fi
+}
+
+# till_build_guest_parts: the .deb of till_arch (path in $deb; another architecture's
+# cross-built, as make deb ARCH=arm64 builds it) and the test bed's own programs in
+# till_guest_bin, built from this tree.
 till_build_guest_parts() {
-	local version
+	local version bin p
 	version=$(scripts/version)
-	echo "till: building ecrd $version"
-	deb=$(scripts/build-deb.sh "$version" dist) || return 1
-	mkdir -p "$cache/bin"
-	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/printersim" ./scripts/till/printersim || return 1
-	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/fakesecupay" ./scripts/till/fakesecupay || return 1
-	CGO_ENABLED=0 go build -trimpath -o "$cache/bin/posload" ./scripts/till/posload || return 1
+	echo "till: building ecrd $version for $till_arch"
+	deb=$(DEB_HOST_ARCH=$till_arch scripts/build-deb.sh "$version" dist) || return 1
+	bin=$(till_guest_bin)
+	mkdir -p "$bin"
+	for p in printersim fakesecupay posload; do
+		CGO_ENABLED=0 GOARCH=$(till_goarch) go build -trimpath -o "$bin/$p" "./scripts/till/$p" || return 1
+	done
+}
+
+# till_goarch: Go's name for till_arch.
+till_goarch() {
+	case "$till_arch" in
+	armhf) echo arm ;;
+	*) echo "$till_arch" ;;
+	esac
 }
 
 # kvm_works KERNEL: /dev/kvm can be opened yet still not run a guest (nested virtualisation
@@ -29,10 +49,14 @@ kvm_works() {
 }
 
 # till_accel REL: sets accel once (TILL_ACCEL, else KVM if it really runs REL's kernel, else TCG).
+# An arm64 guest on this amd64 machine is TCG always; pauth-impdef: QEMU's own pointer
+# authentication, far cheaper to emulate than the architected QARMA the max CPU has otherwise.
 till_accel() {
 	[ -n "${accel:-}" ] && return 0
 	accel=${TILL_ACCEL:-}
-	if [ -z "$accel" ]; then
+	if [ -z "$accel" ] && [ "$till_arch" = arm64 ]; then
+		accel="-accel tcg -cpu max,pauth-impdef=on"
+	elif [ -z "$accel" ]; then
 		if kvm_works "$cache/$1/vmlinuz"; then accel="-accel kvm -cpu host"; else accel="-accel tcg"; fi
 	fi
 	echo "till: qemu $accel"
@@ -47,7 +71,7 @@ till_prepare() {
 	mkdir -p "$dir/share/dist" "$dir/share/bin" "$dir/share/results"
 	cp -r scripts/till/guest "$dir/share/guest"
 	cp "$deb" "$dir/share/dist/"
-	cp "$cache/bin/printersim" "$cache/bin/fakesecupay" "$cache/bin/posload" "$dir/share/bin/"
+	cp "$(till_guest_bin)/printersim" "$(till_guest_bin)/fakesecupay" "$(till_guest_bin)/posload" "$dir/share/bin/"
 	cp --sparse=always "$cache/$rel/root.img" "$dir/disk.img"
 }
 
@@ -56,16 +80,21 @@ till_prepare() {
 # the guest asks for a power cut (it touches the share's killme), or at $boot_timeout
 # (status 1). cut_after holds the seconds from start to the cut, or is empty.
 boot() {
-	local rel=$1 dir=$2 phase=$3 qpid t0 rc=0
+	local rel=$1 dir=$2 phase=$3 qpid t0 rc=0 qemu machine console
+	# The virtio disk and 9p share are PCI devices on both machines.
+	case "$till_arch" in
+	arm64) qemu=qemu-system-aarch64 machine=virt console=ttyAMA0 ;;
+	*) qemu=qemu-system-x86_64 machine=q35 console=ttyS0 ;;
+	esac
 	echo "$phase" >"$dir/share/phase"
 	rm -f "$dir/share/killme"
 	cut_after=
 	t0=$(date +%s)
 	# shellcheck disable=SC2086
-	qemu-system-x86_64 $accel -machine q35 -m 2048 -smp 2 -no-reboot \
+	"$qemu" $accel -machine "$machine" -m 2048 -smp 2 -no-reboot \
 		-display none -monitor none -serial "file:$dir/console-$phase.log" \
 		-kernel "$cache/$rel/vmlinuz" -initrd "$cache/$rel/initrd.img" \
-		-append "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=auto" \
+		-append "root=/dev/vda rw console=$console panic=-1 systemd.show_status=auto" \
 		-drive "file=$dir/disk.img,format=raw,if=virtio" \
 		-virtfs "local,path=$dir/share,mount_tag=host,security_model=none,id=host" \
 		-nic none >"$dir/qemu-$phase.log" 2>&1 &
