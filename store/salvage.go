@@ -71,6 +71,13 @@ func Salvage(ctx context.Context, path string, to *Store) (*Salvaged, error) {
 		return nil, fmt.Errorf("store: salvage: %w", err)
 	}
 	defer conn.Close()
+	// The writer's checkpoints are the checkpointer's, which only commits wake (checkpoint.go);
+	// this copy commits on the connection itself, row by row. SQLite's own checkpoint, for
+	// the copy's length, keeps the log from holding the whole salvaged database until Close.
+	if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint=1000"); err != nil {
+		return nil, fmt.Errorf("store: salvage: %w", err)
+	}
+	defer conn.ExecContext(context.Background(), "PRAGMA wal_autocheckpoint=0")
 	// The copy runs as SQL on the new database's writer: INSERT … SELECT from the damaged
 	// one, attached read-only, so every column is copied as it is stored, and the new
 	// database's CHECKs judge each row.
