@@ -269,8 +269,11 @@ func (s *Store) Shrink() error {
 		return s.wrap("shrink", err)
 	}
 	defer release()
-	_, err = conn.ExecContext(ctx, "PRAGMA incremental_vacuum")
-	return s.wrap("shrink", err)
+	if _, err = conn.ExecContext(ctx, "PRAGMA incremental_vacuum"); err != nil {
+		return s.failed("shrink", err) // a write to the log like a commit's, and as untrusted after EIO
+	}
+	s.committed() // its frames are the checkpointer's to copy, as a commit's
+	return nil
 }
 
 // Commits returns how many flushed and unflushed transactions the store committed.
