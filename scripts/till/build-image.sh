@@ -21,7 +21,7 @@ mirror=$(till_mirror)
 host_arch=$(dpkg --print-architecture)
 # A build killed half-way leaves debootstrap's mounts (proc, sys) in the root: off first, so
 # that rm stays in the image's own files.
-findmnt -rn -o TARGET | grep "^$out/" | sort -r | xargs -r umount -l
+findmnt -rn -o TARGET | { grep "^$out/" || true; } | sort -r | xargs -r umount -l
 rm -rf --one-file-system "$out"
 mkdir -p "$out"
 root="$out/rootfs"
