@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -51,10 +52,57 @@ func withoutCheckFlag(args []string) ([]string, bool) {
 	return out, check
 }
 
-// checkServe runs every check and prints the findings to w.
-func checkServe(cfg serveConfig, w io.Writer) error {
+// serveSettingsFromFile sets every flag of flags that neither the command line nor the
+// environment set from the env file at path, as systemd's EnvironmentFile= would have, so that
+// `sudo ecrd serve --check` on a till checks what the unit starts with. It returns the finding
+// that says which file was read. A missing file is an error only when it was named.
+func serveSettingsFromFile(flags *flag.FlagSet, path string) (finding, error) {
+	set := map[string]bool{}
+	flags.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	vars, err := readEnvFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && !set["env-file"]:
+		return finding{"ok", "--env-file", path + " does not exist: the flags and the environment only"}, nil
+	case err != nil:
+		return finding{}, fmt.Errorf("%w: --env-file: %v", errUsage, err)
+	}
+	var bad []string
+	flags.VisitAll(func(f *flag.Flag) {
+		v, ok := vars[envName(f.Name)]
+		if !ok || set[f.Name] || f.Name == "env-file" {
+			return
+		}
+		if err := flags.Set(f.Name, v); err != nil {
+			bad = append(bad, fmt.Sprintf("%s=%q: %v", envName(f.Name), v, err))
+		}
+	})
+	if len(bad) > 0 {
+		// The daemon refuses such a value at start as a usage error (exit 2) too.
+		return finding{"error", "--env-file", path + ": " + strings.Join(bad, "; ")}, nil
+	}
+	return finding{"ok", "--env-file", path + " read"}, nil
+}
+
+// asTheUnit resolves a bare credential name (ECRD_TOKEN_FILE=token) where the unit's
+// LoadCredential= takes it from, beside the env file (/etc/ecrd/token), when this is not the
+// unit (no $CREDENTIALS_DIRECTORY): a root shell then checks the file the daemon will be given,
+// not a "token" in the current directory. ecrd pair resolves it the same way.
+func asTheUnit(cfg serveConfig, credDir string) serveConfig {
+	if os.Getenv("CREDENTIALS_DIRECTORY") != "" {
+		return cfg
+	}
+	for _, p := range []*string{&cfg.tokenFile, &cfg.oauthSecretFile} {
+		if *p != "" && !strings.Contains(*p, "/") {
+			*p = filepath.Join(credDir, *p)
+		}
+	}
+	return cfg
+}
+
+// checkServe runs every check and prints the findings to w, read (the env file's) first.
+func checkServe(cfg serveConfig, read finding, w io.Writer) error {
 	refused := false
-	for _, f := range serveFindings(cfg) {
+	for _, f := range append([]finding{read}, serveFindings(cfg)...) {
 		fmt.Fprintf(w, "%-7s  %s: %s\n", f.level, f.setting, f.msg)
 		refused = refused || f.level == "error"
 	}

@@ -123,7 +123,7 @@ func TestJournaldNativeLogging(t *testing.T) {
 		defer mu.Unlock()
 		for _, e := range entries {
 			// A capture's lines carry the transaction id in the text too: "STX_…: job printed".
-			if e["MESSAGE"] == msg || e["MESSAGE"] == e["TRANSACTION_ID"]+": "+msg {
+			if e["MESSAGE"] == msg || e["MESSAGE"] == e["TRANSACTION_ID"]+": "+msg || strings.HasPrefix(e["MESSAGE"], msg+": ") {
 				return e
 			}
 		}
@@ -196,10 +196,23 @@ func TestJournaldNativeLogging(t *testing.T) {
 	if refused["PRIORITY"] != "4" || refused["TRANSACTION_ID"] != "STX_REFUSED2" || refused["SUPPORT_ID"] != "abc123" {
 		t.Errorf("secupay call failed: %v", refused)
 	}
-	if notStarted["PRIORITY"] != "3" || !strings.Contains(notStarted["ERROR"], "in use by another ecrd") {
+	// The reason is in the message (what journalctl -u ecrd and systemctl status show), once,
+	// and still in ERROR= for filters.
+	if notStarted["PRIORITY"] != "3" || !strings.Contains(notStarted["ERROR"], "in use by another ecrd") ||
+		!strings.HasPrefix(notStarted["MESSAGE"], "ecrd not started: state directory ") ||
+		strings.Count(notStarted["MESSAGE"], "in use by another ecrd") != 1 {
 		t.Errorf("ecrd not started: %v", notStarted)
 	}
 	mu.Lock()
+	n := 0
+	for _, ent := range entries {
+		if strings.HasPrefix(ent["MESSAGE"], "ecrd not started") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d entries say the start was refused, want 1", n)
+	}
 	for _, err := range bad {
 		t.Errorf("malformed entry: %v", err)
 	}
@@ -213,7 +226,8 @@ func TestJournaldNativeLogging(t *testing.T) {
 	mu.Unlock()
 	// No log line went to stderr as JSON: the journal took every one. (The failed second
 	// start's exit message is the command's, not a log line.)
-	if b, _ := os.ReadFile(stderr.Name()); bytes.Contains(b, []byte(`{"level"`)) {
+	// Nor the refused start's reason: stderr is the journal's stream, where it would show twice.
+	if b, _ := os.ReadFile(stderr.Name()); bytes.Contains(b, []byte(`{"level"`)) || bytes.Contains(b, []byte("in use by another ecrd")) {
 		t.Errorf("stderr got log lines: %q", b)
 	}
 }

@@ -90,7 +90,13 @@ func serveUsage(w io.Writer) {
 	fmt.Fprint(w, "Usage: ecrd serve [flags]\n\n"+
 		"Every flag is also an environment variable (systemd reads them from /etc/ecrd/ecrd.env);\n"+
 		"a flag on the command line wins. Secrets are never settings, only paths to files.\n"+
-		"A bare --token-file or --oauth-client-secret-file name is looked up in $CREDENTIALS_DIRECTORY.\n\n")
+		"A bare --token-file or --oauth-client-secret-file name is looked up in $CREDENTIALS_DIRECTORY.\n\n"+
+		"ecrd serve --check [--env-file PATH] [flags] checks a configuration without starting:\n"+
+		"one line per finding, exit 0, or 2 when the daemon would refuse to start. It reads the\n"+
+		"settings no flag or variable sets from --env-file (default "+defaultEnvFile+"), and outside\n"+
+		"the unit (no $CREDENTIALS_DIRECTORY) looks a bare credential name up beside that file, where\n"+
+		"the unit's LoadCredential= takes it from: sudo ecrd serve --check checks what the next\n"+
+		"systemctl restart ecrd would use.\n\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		def := ""
 		if f.DefValue != "" {
@@ -106,6 +112,12 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cfg.register(fs)
 	fs.Usage = func() { serveUsage(stderr) }
 	args, check := withoutCheckFlag(args)
+	// Only the check reads the env file itself: the daemon gets its settings from systemd
+	// (EnvironmentFile=), and a second source there could disagree with what the unit says.
+	var envFile *string
+	if check {
+		envFile = fs.String("env-file", defaultEnvFile, "with --check: the daemon's settings, read for every setting no flag or environment variable sets")
+	}
 	if err := parse(fs, args, true); err != nil {
 		return err
 	}
@@ -113,7 +125,11 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q (secrets are read from files, never from the command line)", errUsage, fs.Arg(0))
 	}
 	if check {
-		return checkServe(cfg, stdout)
+		read, err := serveSettingsFromFile(fs, *envFile)
+		if err != nil {
+			return err
+		}
+		return checkServe(asTheUnit(cfg, filepath.Dir(*envFile)), read, stdout)
 	}
 	again, hugePagesErr := withoutHugePages() // executes the daemon again, unless already done
 	runtimeForATill()
@@ -133,7 +149,9 @@ func cmdServe(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	defer stop()
 	d, err := startDaemon(cfg, log, nil)
 	if err != nil {
-		log.Error("ecrd not started", zap.Error(err))
+		// The reason in the message itself: `systemctl status ecrd` and `journalctl -u ecrd`
+		// show MESSAGE only, and a technician reads them first. ERROR= keeps it for filters.
+		log.Error("ecrd not started: "+strings.TrimPrefix(err.Error(), errUsage.Error()+": "), zap.Error(err))
 		return logged{err} // the log line says it; the exit status still tells a usage error
 	}
 	daemon.SdNotify(false, daemon.SdNotifyReady)
