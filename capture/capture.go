@@ -355,10 +355,11 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 	rec.Phase = PhaseCaptured
 	rec.Answer = append(json.RawMessage(nil), tx.Raw...)
 	rec.TransID, rec.PaymentMethod = tx.TransID, tx.PaymentMethod
+	// The drawer opens for a capture this till sent, not for one ecrd store recover left in
+	// doubt: its customer is long gone (recovered.go).
+	drawer := rec.Attempts > 0 && !rec.recovered()
 	rec.Refusal, rec.Doubt = nil, ""
-	// The drawer opens for a capture this till sent; a record rebuilt from its id by
-	// `ecrd store recover` knows of no call (recovered.go), and its customer is long gone.
-	if err := s.commitReceipts(log, rec, tx, rec.Attempts > 0); err != nil {
+	if err := s.commitReceipts(log, rec, tx, drawer); err != nil {
 		// The payment is captured at secupay but this till cannot remember it. The intent
 		// on disk makes the resolver (and a repeated request) read the transaction back, so
 		// nothing is captured twice; the receipt prints once the disk takes it.
@@ -374,7 +375,22 @@ func (s *Service) recordCaptured(log *zap.Logger, rec *Record, tx *secupay.Trans
 func (s *Service) load(id string) (*Record, error) {
 	rec, err := s.cfg.Journal.Get(id)
 	if errors.Is(err, errNoRecord) {
-		return &Record{TransactionID: id}, nil
+		rec = &Record{TransactionID: id}
+		if at, ok := s.cfg.Journal.unnamedLoss(); ok && s.unnamedLossApplies(at) {
+			// ecrd store recover may have lost this id's record: a start/cash of an earlier
+			// life may have reached secupay. It is read back first, as a capture in doubt,
+			// whose wait counts from the recovery (recovered.go).
+			rec.Phase, rec.Doubted, rec.Doubt = PhaseInDoubt, true, doubtUnnamed
+			rec.SentAt, rec.Clock = at, s.cfg.Journal.Clock().Epoch()
+		}
+		return rec, nil
 	}
 	return rec, err
+}
+
+// unnamedLossApplies says whether a recovery's unnamed loss at at (zero: on a lost clock)
+// still makes unknown ids read back first: for as long as the journal keeps a finished
+// record, the window in which a POS asking again is answered from the journal at all.
+func (s *Service) unnamedLossApplies(at steady.Instant) bool {
+	return at == 0 || s.cfg.KeepFinished <= 0 || s.cfg.Journal.Clock().Now().Sub(at) < s.cfg.KeepFinished
 }

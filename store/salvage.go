@@ -21,6 +21,13 @@ type Salvaged struct {
 	LostJobs []LostJob
 	// Unreadable says, in SQLite's words, what could not be read.
 	Unreadable []string
+	// Reopened are journal records copied whole that the index of unfinished work says are
+	// unfinished, though the row reads finished: a page of the table older than the index
+	// (a write the card lost). The row cannot be trusted to say how far the capture got.
+	Reopened []string
+	// UnnamedLoss: part of the captures table could not be read, nor the index of every
+	// id whole — records may be lost that nothing names.
+	UnnamedLoss bool
 }
 
 // LostCapture is a journal record known only by its id: an index held the id, the table
@@ -37,7 +44,7 @@ type LostJob struct {
 	Seq           int64
 	ID            string
 	TransactionID string
-	Queued        bool // the index of queued jobs held it: it had not printed
+	Queued        bool // the index of queued jobs held it, or could not be read whole: it may not have printed
 }
 
 // salvageTables are the tables Salvage copies row by row.
@@ -108,6 +115,12 @@ func Salvage(ctx context.Context, path string, to *Store) (*Salvaged, error) {
 		if len(lost) > 0 {
 			sv.unreadable("%s: %d rows (rowid %d to %d): %v", table, len(lost), lost[0], lost[len(lost)-1], first)
 		}
+		if table == "captures" {
+			sv.UnnamedLoss = !keys.tableWhole && !keys.idWhole
+			if err := sv.reopened(ctx, conn, keys); err != nil {
+				return nil, fmt.Errorf("store: salvage: %w", err)
+			}
+		}
 	}
 	// meta is a few rows without a rowid: the steady clock's mark and the import's summary.
 	// Copied whole or not at all; without the mark, the clock starts a new epoch, and the
@@ -121,6 +134,26 @@ func Salvage(ctx context.Context, path string, to *Store) (*Salvaged, error) {
 		return nil, fmt.Errorf("store: salvage: %w", err)
 	}
 	return sv, nil
+}
+
+// reopened lists the copied records the index of unfinished work holds but whose row reads
+// finished.
+func (sv *Salvaged) reopened(ctx context.Context, conn *sql.Conn, k *rowKeys) error {
+	for rowid := range k.unfinished {
+		var id string
+		var unfinished bool
+		err := conn.QueryRowContext(ctx, "SELECT id, unfinished FROM main.captures WHERE rowid = ?", rowid).Scan(&id, &unfinished)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue // not copied: lost, and named so
+		case err != nil:
+			return err
+		case !unfinished:
+			sv.Reopened = append(sv.Reopened, id)
+		}
+	}
+	slices.Sort(sv.Reopened)
+	return nil
 }
 
 // copyRow copies one row by its rowid: a point lookup, which reads only the pages on the way
@@ -143,6 +176,10 @@ type rowKeys struct {
 	txn        map[int64]string // jobs.transaction_id
 	unfinished map[int64]bool   // captures_unfinished
 	queued     map[int64]bool   // jobs_queued
+
+	tableWhole  bool // the table's own scan met no damage
+	idWhole     bool // the index of ids was read whole: every row is named
+	queuedWhole bool // jobs_queued was read whole: a job it does not hold had printed
 }
 
 func (k *rowKeys) rowids() []int64 {
@@ -159,7 +196,7 @@ func (k *rowKeys) rowids() []int64 {
 func (sv *Salvaged) keys(ctx context.Context, db *sql.DB, table string) *rowKeys {
 	k := &rowKeys{seen: map[int64]bool{}, id: map[int64]string{}, txn: map[int64]string{},
 		unfinished: map[int64]bool{}, queued: map[int64]bool{}}
-	sv.scanRowids(ctx, db, table, k)
+	k.tableWhole = sv.scanRowids(ctx, db, table, k)
 	// Covering scans: each reads the index's own pages only. The index names are the
 	// schema's (schema.go); sqlite_autoindex_T_1 is the UNIQUE id's.
 	add := func(m map[int64]string) func(int64, string) {
@@ -170,23 +207,25 @@ func (sv *Salvaged) keys(ctx context.Context, db *sql.DB, table string) *rowKeys
 	}
 	switch table {
 	case "captures":
-		sv.scanIndex(ctx, db, "SELECT rowid, id FROM captures INDEXED BY sqlite_autoindex_captures_1", add(k.id))
+		k.idWhole = sv.scanIndex(ctx, db, "SELECT rowid, id FROM captures INDEXED BY sqlite_autoindex_captures_1", add(k.id))
 		sv.scanIndex(ctx, db, "SELECT rowid, id FROM captures INDEXED BY captures_unfinished WHERE unfinished",
 			func(rowid int64, id string) { add(k.id)(rowid, id); k.unfinished[rowid] = true })
 	case "jobs":
-		sv.scanIndex(ctx, db, "SELECT seq, id FROM jobs INDEXED BY sqlite_autoindex_jobs_1", add(k.id))
+		k.idWhole = sv.scanIndex(ctx, db, "SELECT seq, id FROM jobs INDEXED BY sqlite_autoindex_jobs_1", add(k.id))
 		sv.scanIndex(ctx, db, "SELECT seq, coalesce(transaction_id, '') FROM jobs INDEXED BY jobs_transaction", add(k.txn))
-		sv.scanIndex(ctx, db, "SELECT seq, '' FROM jobs INDEXED BY jobs_queued WHERE state = 'queued'", mark(k.queued))
+		k.queuedWhole = sv.scanIndex(ctx, db, "SELECT seq, '' FROM jobs INDEXED BY jobs_queued WHERE state = 'queued'", mark(k.queued))
 	}
 	return k
 }
 
-// scanRowids lists the table's rowids in order. A damaged page stops the scan; it goes on
-// past it by seeking ever further (1, 2, 4, … rowids on), so a damaged stretch costs at most
-// 64 seeks. Rows a seek skips over are still found through the indexes.
-func (sv *Salvaged) scanRowids(ctx context.Context, db *sql.DB, table string, k *rowKeys) {
+// scanRowids lists the table's rowids in order, and says whether it met no damage. A damaged
+// page stops the scan; it goes on past it by seeking ever further (1, 2, 4, … rowids on), so
+// a damaged stretch costs at most 64 seeks, and from the first row found so back down to
+// the damage, so that no readable row between is skipped.
+func (sv *Salvaged) scanRowids(ctx context.Context, db *sql.DB, table string, k *rowKeys) bool {
 	q := "SELECT rowid FROM " + table + " NOT INDEXED WHERE rowid > ? ORDER BY rowid"
 	after := int64(math.MinInt64)
+	whole := true
 	for {
 		err := func() error {
 			rows, err := db.QueryContext(ctx, q, after)
@@ -203,25 +242,29 @@ func (sv *Salvaged) scanRowids(ctx context.Context, db *sql.DB, table string, k 
 			return rows.Err()
 		}()
 		if err == nil {
-			return
+			return whole
 		}
+		whole = false
 		sv.unreadable("%s after row %d: %v", table, after, err)
-		if !sv.skip(ctx, db, q, &after) {
-			return
+		if !sv.skip(ctx, db, table, &after, k) {
+			return whole
 		}
 	}
 }
 
 // skip moves after past a damaged stretch of the table: to the rowid before the first row a
-// seek further on can read. False when no seek finds one.
-func (sv *Salvaged) skip(ctx context.Context, db *sql.DB, q string, after *int64) bool {
+// seek further on can read, having listed the readable rows between that row and the
+// damage. False when no seek finds one.
+func (sv *Salvaged) skip(ctx context.Context, db *sql.DB, table string, after *int64, k *rowKeys) bool {
+	q := "SELECT rowid FROM " + table + " NOT INDEXED WHERE rowid > ? ORDER BY rowid LIMIT 1"
 	for step := int64(1); step > 0 && *after <= math.MaxInt64-step; step *= 2 {
 		var next int64
-		err := db.QueryRowContext(ctx, q+" LIMIT 1", *after+step).Scan(&next)
+		err := db.QueryRowContext(ctx, q, *after+step).Scan(&next)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return false
 		case err == nil:
+			sv.scanBack(ctx, db, table, *after, next, k)
 			*after = next - 1
 			return true
 		}
@@ -229,12 +272,30 @@ func (sv *Salvaged) skip(ctx context.Context, db *sql.DB, q string, after *int64
 	return false
 }
 
-// scanIndex reads (rowid, text) pairs from one index as far as it can be read.
-func (sv *Salvaged) scanIndex(ctx context.Context, db *sql.DB, q string, add func(int64, string)) {
+// scanBack lists the rowids between from and to (both excluded), from to down, until the
+// damage stops it.
+func (sv *Salvaged) scanBack(ctx context.Context, db *sql.DB, table string, from, to int64, k *rowKeys) {
+	rows, err := db.QueryContext(ctx, "SELECT rowid FROM "+table+" NOT INDEXED WHERE rowid > ? AND rowid < ? ORDER BY rowid DESC", from, to)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rowid int64
+		if rows.Scan(&rowid) != nil {
+			return
+		}
+		k.seen[rowid] = true
+	}
+}
+
+// scanIndex reads (rowid, text) pairs from one index as far as it can be read, and says
+// whether it read it whole.
+func (sv *Salvaged) scanIndex(ctx context.Context, db *sql.DB, q string, add func(int64, string)) bool {
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		sv.unreadable("index: %v", err)
-		return
+		return false
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -242,13 +303,15 @@ func (sv *Salvaged) scanIndex(ctx context.Context, db *sql.DB, q string, add fun
 		var v string
 		if err := rows.Scan(&rowid, &v); err != nil {
 			sv.unreadable("index: %v", err)
-			return
+			return false
 		}
 		add(rowid, v)
 	}
 	if err := rows.Err(); err != nil {
 		sv.unreadable("index: %v", err)
+		return false
 	}
+	return true
 }
 
 // lost notes a row the table could not give, with what the indexes knew of it.
@@ -259,7 +322,9 @@ func (sv *Salvaged) lost(table string, k *rowKeys, rowid int64) {
 			sv.LostCaptures = append(sv.LostCaptures, LostCapture{ID: id, Unfinished: k.unfinished[rowid]})
 		}
 	case "jobs":
-		sv.LostJobs = append(sv.LostJobs, LostJob{Seq: rowid, ID: k.id[rowid], TransactionID: k.txn[rowid], Queued: k.queued[rowid]})
+		// Unknown is queued: a receipt printed twice, never one lost.
+		sv.LostJobs = append(sv.LostJobs, LostJob{Seq: rowid, ID: k.id[rowid], TransactionID: k.txn[rowid],
+			Queued: k.queued[rowid] || !k.queuedWhole})
 	}
 }
 
