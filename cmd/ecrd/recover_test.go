@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,33 +16,11 @@ import (
 // still in the table's index.
 func damageCapturesLeaf(t *testing.T, path string) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pages []int64
-	rows, err := db.Query("SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var p int64
-		rows.Scan(&p)
-		pages = append(pages, p)
-	}
-	rows.Close()
-	db.Close()
+	pages := dbPages(t, path, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
 	if len(pages) < 3 {
 		t.Fatalf("captures fill %d leaf pages; the test needs more", len(pages))
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt([]byte(strings.Repeat("\xffdamaged", 512)), (pages[len(pages)/2]-1)*4096); err != nil {
-		t.Fatal(err)
-	}
+	overwritePage(t, path, pages[len(pages)/2])
 }
 
 // `ecrd store recover` on a database whose captures lost a page: every capture it could not

@@ -50,8 +50,8 @@ func TestRedteamRecoverCopiedIntentOpensNoDrawer(t *testing.T) {
 
 	// And the card damaged a page of older captures.
 	db := filepath.Join(e.state, store.File)
-	leaves := redteamPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
-	redteamOverwrite(t, db, leaves[len(leaves)/2])
+	leaves := dbPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
+	overwritePage(t, db, leaves[len(leaves)/2])
 	code, out, errs := runCLI(t, "", "store", "recover", "--state-dir", e.state)
 	t.Logf("ecrd store recover: exit %d\n%s%s", code, out, errs)
 	if code != 0 {

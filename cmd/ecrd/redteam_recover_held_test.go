@@ -44,12 +44,12 @@ func TestRedteamRecoverWALAndTruncated(t *testing.T) {
 			case "leaf", "wal-leaf":
 				// dbstat reads through the log: the leaf it names may be in the log (wal-leaf
 				// damages the file's copy of the last leaf, which the log supersedes).
-				leaves := redteamPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
+				leaves := dbPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
 				pg := leaves[len(leaves)/3]
 				if damage == "wal-leaf" {
 					pg = leaves[len(leaves)-1]
 				}
-				redteamOverwrite(t, db, pg)
+				overwritePage(t, db, pg)
 			case "truncated":
 				fi, _ := os.Stat(db)
 				if err := os.Truncate(db, fi.Size()/2/4096*4096); err != nil {
@@ -78,7 +78,8 @@ func TestRedteamRecoverWALAndTruncated(t *testing.T) {
 	}
 }
 
-func redteamPages(t *testing.T, path, q string, args ...any) []int64 {
+// dbPages lists the pages a dbstat query names, from the database at path (read-only).
+func dbPages(t *testing.T, path, q string, args ...any) []int64 {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
@@ -99,7 +100,8 @@ func redteamPages(t *testing.T, path, q string, args ...any) []int64 {
 	return pages
 }
 
-func redteamOverwrite(t *testing.T, path string, p int64) {
+// overwritePage writes garbage over page p (numbered from 1), as a failing card would.
+func overwritePage(t *testing.T, path string, p int64) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -128,7 +130,7 @@ func TestRedteamRecoverLeavesWholeAndUnreadableAlone(t *testing.T) {
 		t.Fatalf("whole database: exit %d %q %q; unchanged %v", code, out, errs, bytes.Equal(before, after))
 	}
 
-	redteamOverwrite(t, db, 1)
+	overwritePage(t, db, 1)
 	before, _ = os.ReadFile(db)
 	code, out, errs = runCLI(t, "", "store", "recover", "--state-dir", state)
 	if after, _ := os.ReadFile(db); code != 1 || !bytes.Equal(before, after) || !strings.Contains(errs, "restore a backup") {

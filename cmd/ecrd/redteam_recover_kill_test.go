@@ -118,9 +118,9 @@ func redteamKillEach(t *testing.T, sc string) {
 // a few).
 func damageCapturesLeafSmall(t *testing.T, db string) {
 	t.Helper()
-	leaves := redteamPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
+	leaves := dbPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
 	if len(leaves) < 2 {
 		t.Fatalf("captures fill %d leaves", len(leaves))
 	}
-	redteamOverwrite(t, db, leaves[1])
+	overwritePage(t, db, leaves[1])
 }

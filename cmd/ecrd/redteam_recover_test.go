@@ -28,10 +28,10 @@ func TestRedteamRecoverTableAndIDIndexDamagedSendsNoSecondStartCash(t *testing.T
 	stopCleanly(t, p)
 
 	db := filepath.Join(e.state, store.File)
-	leaves := redteamPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
-	root := redteamPages(t, db, "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_captures_1'")
-	redteamOverwrite(t, db, leaves[len(leaves)/2])
-	redteamOverwrite(t, db, root[0])
+	leaves := dbPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'captures' AND pagetype = 'leaf' ORDER BY pageno")
+	root := dbPages(t, db, "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_captures_1'")
+	overwritePage(t, db, leaves[len(leaves)/2])
+	overwritePage(t, db, root[0])
 
 	// What the damaged file still gives by rowid.
 	readable := map[string]bool{}
@@ -92,13 +92,13 @@ func TestRedteamRecoverQueuedIndexDamagedLosesNoReceipt(t *testing.T) {
 			stopCleanly(t, p)
 
 			db := filepath.Join(e.state, store.File)
-			leaves := redteamPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'jobs' AND pagetype = 'leaf' ORDER BY pageno")
-			root := redteamPages(t, db, "SELECT rootpage FROM sqlite_schema WHERE name = ?", index)
+			leaves := dbPages(t, db, "SELECT pageno FROM dbstat WHERE name = 'jobs' AND pagetype = 'leaf' ORDER BY pageno")
+			root := dbPages(t, db, "SELECT rootpage FROM sqlite_schema WHERE name = ?", index)
 			if len(leaves) < 3 {
 				t.Fatalf("jobs fill %d leaves", len(leaves))
 			}
-			redteamOverwrite(t, db, leaves[len(leaves)/2])
-			redteamOverwrite(t, db, root[0])
+			overwritePage(t, db, leaves[len(leaves)/2])
+			overwritePage(t, db, root[0])
 
 			code, out, errs := runCLI(t, "", "store", "recover", "--state-dir", e.state)
 			t.Logf("ecrd store recover: exit %d\n%s%s", code, out, errs)
